@@ -1,0 +1,67 @@
+# promoe build: `make` builds build/promoe; `make test` builds and runs every test under tests/.
+# Everything under src/ except src/cli/ goes into one static library (float), and a second copy
+# compiled with -DPROMOE_F64 (double) serves the finite-difference gradient checks.
+
+CC      ?= gcc
+BLIS_INC = /usr/include/x86_64-linux-gnu/blis-openmp
+BLIS_LIB = /usr/lib/x86_64-linux-gnu/blis-openmp
+CFLAGS  ?= -O3 -march=native -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -fopenmp -Wall -Wextra -Isrc -I$(BLIS_INC)
+ifeq ($(CI),true)
+CFLAGS  += -Werror
+endif
+LDLIBS   = $(BLIS_LIB)/libblis.a -lsqlite3 -lyaml -lz -lpng -lcjson -lcrypto -lm -lpthread
+LDFLAGS += -fopenmp
+
+LIB_SRC  = $(filter-out src/cli/%,$(wildcard src/*/*.c))
+CLI_SRC  = $(wildcard src/cli/*.c)
+LIB_OBJ  = $(LIB_SRC:src/%.c=build/obj/%.o)
+LIB64_OBJ= $(LIB_SRC:src/%.c=build/obj64/%.o)
+CLI_OBJ  = $(CLI_SRC:src/%.c=build/obj/%.o)
+TEST_SRC = $(wildcard tests/test_*.c)
+F64_SRC  = $(wildcard tests/f64_*.c)
+TESTS    = $(TEST_SRC:tests/%.c=build/tests/%) $(F64_SRC:tests/%.c=build/tests/%)
+
+.PHONY: all test deps bench clean asan
+all: build/promoe
+
+deps:
+	@bash scripts/install-deps.sh
+
+build/obj/%.o: src/%.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+build/obj64/%.o: src/%.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DPROMOE_F64 -c $< -o $@
+
+build/obj/schema.o: src/store/schema.sql
+	@mkdir -p $(dir $@)
+	cd src/store && ld -r -b binary -z noexecstack -o ../../$@ schema.sql
+
+build/libpromoe.a: $(LIB_OBJ) build/obj/schema.o
+	ar rcs $@ $^
+
+build/libpromoe64.a: $(LIB64_OBJ) build/obj/schema.o
+	ar rcs $@ $^
+
+build/promoe: $(CLI_OBJ) build/libpromoe.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) build/libpromoe.a $(LDLIBS)
+
+build/tests/test_%: tests/test_%.c tests/check.h build/libpromoe.a
+	@mkdir -p build/tests
+	$(CC) $(CFLAGS) -Itests -o $@ $< build/libpromoe.a $(LDLIBS)
+
+build/tests/f64_%: tests/f64_%.c tests/check.h build/libpromoe64.a
+	@mkdir -p build/tests
+	$(CC) $(CFLAGS) -DPROMOE_F64 -Itests -o $@ $< build/libpromoe64.a $(LDLIBS)
+
+test: build/promoe $(TESTS)
+	@bash tests/run.sh $(TESTS)
+
+bench: build/promoe
+	@bash tests/bench/run.sh
+
+clean:
+	rm -rf build

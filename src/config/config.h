@@ -1,0 +1,95 @@
+// The resolved configuration of a run, and the one key table that drives YAML parsing, --set
+// overrides, validation, `promoe config --list`, the canonical text and the run id.
+// Keys are dotted ("model.hidden"); in YAML they may be nested mappings or dotted at top level.
+#ifndef PROMOE_CONFIG_H
+#define PROMOE_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum objective { OBJECTIVE_RF, OBJECTIVE_DDPM };
+
+enum { CONFIG_STRING_MAX = 512 };
+
+struct config {
+    // model.*
+    int hidden;            // model.hidden: width D
+    int depth;             // model.depth: number of blocks
+    int heads;             // model.heads
+    int patch;             // model.patch: p
+    int mlp_ratio;         // model.mlp_ratio: dense MLP width = ratio * D
+    int learn_sigma;       // model.learn_sigma: output 2*C channels (DiT default, also for rf)
+    double class_dropout;  // model.class_dropout: label dropout probability for CFG
+
+    // objective, diffusion.*
+    int objective;         // objective: rf | ddpm
+    double rf_logit_mean;  // rf.logit_mean
+    double rf_logit_std;   // rf.logit_std
+    int ddpm_steps;        // ddpm.steps: training diffusion steps (1000)
+    int ddpm_hybrid_loss;  // ddpm.hybrid_loss: mse + vb when model.learn_sigma (DiT's hybrid)
+
+    // data.*
+    char data_name[CONFIG_STRING_MAX];    // data.name: fashion-mnist | npy
+    char data_path[CONFIG_STRING_MAX];    // data.path: folder (fashion-mnist) or latents .npy
+    char data_labels[CONFIG_STRING_MAX];  // data.labels: labels .npy (npy only)
+    int channels;          // data.channels: C
+    int image_size;        // data.image_size: H = W after padding
+    int num_classes;       // data.num_classes
+    int pad_to;            // data.pad_to: 0 (none) or a size >= the stored size, zero-padded (-1 after scaling)
+    int flip;              // data.flip: random horizontal flip
+
+    // train.*
+    int64_t steps;         // train.steps
+    int batch_size;        // train.batch_size
+    double lr;             // train.lr
+    double weight_decay;   // train.weight_decay
+    double beta1;          // train.beta1
+    double beta2;          // train.beta2
+    double adam_eps;       // train.eps
+    double grad_clip;      // train.grad_clip: max global L2 norm, 0 = off
+    double ema_decay;      // train.ema_decay
+    uint64_t seed;         // train.seed
+    int threads;           // train.threads: 0 = all cores (does not affect results)
+
+    // log.*, ckpt.* (do not affect results)
+    int log_every;         // log.every: steps between metric rows
+    int ckpt_every;        // ckpt.every: steps between checkpoints (0 = only at the end)
+    char ckpt_dir[CONFIG_STRING_MAX];     // ckpt.dir: checkpoints go to ckpt.dir/<run id>/
+
+    // sample.* (defaults for `promoe sample` and the end-of-run grid; do not affect training)
+    int sample_steps;      // sample.steps
+    double sample_cfg;     // sample.cfg
+    int sample_cfg_channels; // sample.cfg_channels: number of channels guided, 0 = all
+    int sample_n;          // sample.n: images in the end-of-run grid (0 = none)
+};
+
+// Fills every key with its default.
+void config_defaults(struct config *cfg);
+
+// Reads a YAML file over cfg. Errors name the file, line and column, and the key.
+int config_load_file(struct config *cfg, const char *path);
+
+// Reads YAML text over cfg; `origin` names the text in errors (a file name, "checkpoint").
+int config_load_text(struct config *cfg, const char *text, const char *origin);
+
+// Applies one override "key=value" (value parsed by the key's type).
+int config_set(struct config *cfg, const char *assignment);
+
+// Cross-key checks: heads divide hidden, patch divides image_size, hidden % 4 == 0, ...
+int config_validate(const struct config *cfg);
+
+// Canonical text: every key, sorted by name, one "key: value" line, values in a fixed format
+// (doubles with %.17g). Returns the number of bytes written (as snprintf).
+int config_canonical(const struct config *cfg, char *buf, size_t size);
+
+// Run id: the first 16 hex digits of SHA-256 over the canonical text restricted to the keys that
+// affect results (threads, log.*, ckpt.*, sample.* excluded). out must hold 17 bytes.
+void config_run_id(const struct config *cfg, char out[17]);
+
+// SHA-256 of bytes as 64 lowercase hex digits; out must hold 65 bytes.
+void sha256_hex(const void *data, size_t n, char out[65]);
+
+// Prints every key with its type, default and one-line doc (for `promoe config --list`).
+void config_print_list(FILE *out);
+
+#endif
