@@ -20,13 +20,16 @@ int err(const char *fmt, ...)
 
 int err_context(const char *fmt, ...)
 {
-    char prefix[ERR_CAPACITY], old[ERR_CAPACITY];
+    char old[ERR_CAPACITY];
+    memcpy(old, err_buffer, sizeof old);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(err_buffer, sizeof err_buffer, fmt, ap);
     va_end(ap);
-    memcpy(old, err_buffer, sizeof old);
-    snprintf(err_buffer, sizeof err_buffer, "%s: %s", prefix, old);
+    if (n < 0 || (size_t)n >= sizeof err_buffer) return -1;
+    size_t len = (size_t)n;
+    // Keep "context: old", cut to the buffer.
+    snprintf(err_buffer + len, sizeof err_buffer - len, ": %.*s", (int)(sizeof err_buffer - len), old);
     return -1;
 }
 

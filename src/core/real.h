@@ -3,12 +3,23 @@
 #ifndef PROMOE_REAL_H
 #define PROMOE_REAL_H
 
+#include <math.h>
+#include <stddef.h>
+
 #ifdef PROMOE_F64
 typedef double real;
 #define REAL_DTYPE "F64"
+#define r_exp exp
+#define r_log log
+#define r_tanh tanh
+#define r_sqrt sqrt
 #else
 typedef float real;
 #define REAL_DTYPE "F32"
+#define r_exp expf
+#define r_log logf
+#define r_tanh tanhf
+#define r_sqrt sqrtf
 #endif
 
 #endif

@@ -1,0 +1,36 @@
+// BLIS typed API with explicit row and column strides; one runtime object pins the serial calls
+// to a single thread so that products inside OpenMP loops never nest thread teams.
+#include "core/blas.h"
+
+#include <blis.h>
+
+#ifdef PROMOE_F64
+#define BLIS_GEMM_EX bli_dgemm_ex
+#else
+#define BLIS_GEMM_EX bli_sgemm_ex
+#endif
+
+static void gemm_with(rntm_t *rntm, int trans_a, int trans_b, int m, int n, int k, real alpha,
+                      const real *a, int lda, const real *b, int ldb, real beta, real *c, int ldc)
+{
+    real alpha_v = alpha, beta_v = beta;
+    BLIS_GEMM_EX(trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+                 trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k, &alpha_v, (real *)a, lda, 1,
+                 (real *)b, ldb, 1, &beta_v, c, ldc, 1, NULL, rntm);
+}
+
+void gemm(int trans_a, int trans_b, int m, int n, int k, real alpha, const real *a, int lda,
+          const real *b, int ldb, real beta, real *c, int ldc)
+{
+    gemm_with(NULL, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm_serial(int trans_a, int trans_b, int m, int n, int k, real alpha, const real *a, int lda,
+                 const real *b, int ldb, real beta, real *c, int ldc)
+{
+    rntm_t rntm = BLIS_RNTM_INITIALIZER;
+    bli_rntm_set_num_threads(1, &rntm);
+    gemm_with(&rntm, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void blas_set_threads(int n) { bli_thread_set_num_threads(n); }

@@ -1,0 +1,69 @@
+// Scaled dot-product attention over [B, H] blocks; each block's products go to BLIS
+// single-threaded while OpenMP spreads the blocks over cores.
+#include "nn/attention.h"
+
+#include <omp.h>
+
+#include "core/blas.h"
+
+static void softmax_rows(real *m, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++) {
+        real *row = m + (size_t)r * cols, max = row[0], sum = 0;
+        for (int c = 1; c < cols; c++) max = row[c] > max ? row[c] : max;
+        for (int c = 0; c < cols; c++) {
+            row[c] = r_exp(row[c] - max);
+            sum += row[c];
+        }
+        real inv = 1 / sum;
+        for (int c = 0; c < cols; c++) row[c] *= inv;
+    }
+}
+
+void attention_forward(real *out, real *probs, const real *qkv, int B, int T, int D, int H)
+{
+    int hd = D / H, ld = 3 * D;
+    real scale = 1 / r_sqrt((real)hd);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        const real *q = qkv + (size_t)b * T * ld + h * hd, *k = q + D, *v = q + 2 * D;
+        real *p = probs + (size_t)bh * T * T;
+        gemm_serial(NO_TRANS, TRANS, T, T, hd, scale, q, ld, k, ld, 0, p, T);
+        softmax_rows(p, T, T);
+        gemm_serial(NO_TRANS, NO_TRANS, T, hd, T, 1, p, T, v, ld, 0, out + (size_t)b * T * D + h * hd, D);
+    }
+}
+
+// d_scores = P * (dP - rowsum(P * dP)) * scale, in place over dP.
+static void softmax_backward_rows(real *dp, const real *p, int T, real scale)
+{
+    for (int r = 0; r < T; r++) {
+        real *drow = dp + (size_t)r * T, dot = 0;
+        const real *prow = p + (size_t)r * T;
+        for (int c = 0; c < T; c++) dot += prow[c] * drow[c];
+        for (int c = 0; c < T; c++) drow[c] = prow[c] * (drow[c] - dot) * scale;
+    }
+}
+
+void attention_backward(real *d_qkv, const real *d_out, const real *probs, const real *qkv,
+                        real *scratch, int B, int T, int D, int H)
+{
+    int hd = D / H, ld = 3 * D;
+    real scale = 1 / r_sqrt((real)hd);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        size_t qkv_off = (size_t)b * T * ld + h * hd;
+        const real *q = qkv + qkv_off, *k = q + D, *v = q + 2 * D;
+        real *dq = d_qkv + qkv_off, *dk = dq + D, *dv = dq + 2 * D;
+        const real *p = probs + (size_t)bh * T * T;
+        const real *dout = d_out + (size_t)b * T * D + h * hd;
+        real *dp = scratch + (size_t)omp_get_thread_num() * T * T;
+        gemm_serial(TRANS, NO_TRANS, T, hd, T, 1, p, T, dout, D, 0, dv, ld);
+        gemm_serial(NO_TRANS, TRANS, T, T, hd, 1, dout, D, v, ld, 0, dp, T);
+        softmax_backward_rows(dp, p, T, scale);
+        gemm_serial(NO_TRANS, NO_TRANS, T, hd, T, 1, dp, T, k, ld, 0, dq, ld);
+        gemm_serial(TRANS, NO_TRANS, T, hd, T, 1, dp, T, q, ld, 0, dk, ld);
+    }
+}

@@ -1,0 +1,16 @@
+// Multi-head self-attention core (no mask, no dropout): per (sample, head) block,
+// softmax(q k^T / sqrt(hd)) v, heads concatenated. The qkv and output projections are linears
+// around it. Blocks are independent, so they run in parallel with single-threaded products.
+#ifndef PROMOE_ATTENTION_H
+#define PROMOE_ATTENTION_H
+
+#include "core/real.h"
+
+// out [B*T, D] (heads concatenated), probs [B, H, T, T] saved for backward,
+// qkv [B*T, 3D] with q | k | v column blocks, head h owning columns [h*hd, (h+1)*hd) of each.
+void attention_forward(real *out, real *probs, const real *qkv, int B, int T, int D, int H);
+// d_qkv [B*T, 3D] is overwritten (not accumulated); scratch [n_threads, T, T].
+void attention_backward(real *d_qkv, const real *d_out, const real *probs, const real *qkv,
+                        real *scratch, int B, int T, int D, int H);
+
+#endif
