@@ -33,7 +33,7 @@ struct config {
     char data_path[CONFIG_STRING_MAX];    // data.path: folder (fashion-mnist) or latents .npy
     char data_labels[CONFIG_STRING_MAX];  // data.labels: labels .npy (npy only)
     int channels;          // data.channels: C
-    int image_size;        // data.image_size: H = W after padding
+    int image_size;        // data.image_size: stored H = W (before data.pad_to)
     int num_classes;       // data.num_classes
     int pad_to;            // data.pad_to: 0 (none) or a size >= the stored size, zero-padded (-1 after scaling)
     int flip;              // data.flip: random horizontal flip

@@ -21,6 +21,9 @@ size_t npy_dtype_size(enum npy_dtype dtype);
 
 // Reads a .npy file. Fortran order, big-endian or other dtypes are errors naming the path.
 int npy_read(const char *path, struct npy_array *out);
+// Reads only the header of a .npy file (for memory mapping): fills dtype, ndim, shape and count
+// (data stays NULL) and the byte offset where the data starts. Checks the file holds all the data.
+int npy_read_header(const char *path, struct npy_array *out, int64_t *data_offset);
 // Converts any numeric array to a newly allocated float array (caller frees) / int64 array.
 float *npy_to_f32(const struct npy_array *a);
 int64_t *npy_to_i64(const struct npy_array *a);
@@ -38,6 +41,9 @@ struct npz_member {
     const void *data;
 };
 int npz_write(const char *path, const struct npz_member *members, int n_members);
+// Same, but with ZIP64 records for every member and for the end of the archive whatever the sizes
+// (numpy's force_zip64 does this for members); lets the ZIP64 path be exercised on small files.
+int npz_write_zip64(const char *path, const struct npz_member *members, int n_members);
 // Reads one member of an .npz (stored or deflated).
 int npz_read(const char *path, const char *name, struct npy_array *out);
 

@@ -1,0 +1,27 @@
+// Checkpoints as safetensors: the EMA weights under DiT's state-dict names (so a PyTorch DiT loads
+// them as they are), the live weights under "train.", AdamW moments under "adam.exp_avg." and
+// "adam.exp_avg_sq.", and metadata: the resolved config, run id and step. The RNG needs no state:
+// every draw is keyed by (seed, step). Written atomically; read with every shape checked.
+#ifndef PROMOE_CHECKPOINT_H
+#define PROMOE_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "model/params.h"
+
+struct train_state {
+    real *weights, *ema, *adam_m, *adam_v;   // each [table total]
+    int64_t step;                            // steps completed
+};
+
+// Writes path (via path.tmp + rename). bytes may be NULL.
+int checkpoint_save(const char *path, const struct param_table *t, const struct train_state *s,
+                    const char *config_text, const char *run_id, int64_t *bytes);
+// Restores every buffer and the step; a missing tensor or another shape is an error naming both.
+int checkpoint_load_train(const char *path, const struct param_table *t, struct train_state *s);
+// Loads only the EMA weights (for sampling and forward).
+int checkpoint_load_ema(const char *path, const struct param_table *t, real *ema);
+// The config text stored in the checkpoint (caller frees).
+int checkpoint_read_config(const char *path, char **config_text);
+
+#endif

@@ -1,0 +1,234 @@
+// The store's connection: opening (folders, file, pragmas, schema through migrate.c), closing,
+// the cache of prepared statements, and store_write, the one way the store writes: a body run
+// inside BEGIN IMMEDIATE ... COMMIT, retried with backoff on SQLITE_BUSY so that several
+// processes can share one WAL database without losing rows (ECOSYSTEM.md 2.4-2.5).
+#include "store/db.h"
+
+#include "core/error.h"
+#include "store/store_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+    BUSY_TIMEOUT_MS = 30000,      // per statement, SQLite's own busy handler
+    RETRY_TOTAL_MS = 120000,      // store_write gives up after this long
+    RETRY_FIRST_WAIT_MS = 50,
+    RETRY_MAX_WAIT_MS = 2000,
+    ERROR_TEXT_MAX = 1024,
+};
+
+int64_t store_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int is_memory_path(const char *path) { return strcmp(path, ":memory:") == 0; }
+
+// mkdir of one folder, accepting one that exists; errors name the database and the folder.
+static int make_folder(const char *db_path, const char *folder)
+{
+    struct stat st;
+    if (mkdir(folder, 0777) == 0)
+        return 0;
+    if (errno != EEXIST)
+        return err("cannot create database '%s': cannot create folder '%s': %s", db_path, folder,
+                   strerror(errno));
+    if (stat(folder, &st) != 0 || !S_ISDIR(st.st_mode))
+        return err("cannot create database '%s': '%s' is not a folder", db_path, folder);
+    return 0;
+}
+
+static int check_writable(const char *db_path, const char *folder)
+{
+    if (access(folder, W_OK | X_OK) != 0)
+        return err("cannot open database '%s': folder '%s' is not writable: %s", db_path, folder,
+                   strerror(errno));
+    return 0;
+}
+
+// mkdir -p of the folder that holds path, then checks that it is writable (WAL needs to create
+// the -wal and -shm files beside the database).
+static int make_parent_folders(const char *path)
+{
+    if (!strchr(path, '/'))
+        return check_writable(path, ".");
+    char *folder = strdup(path);
+    if (!folder)
+        return err("cannot open database '%s': out of memory", path);
+    char *slash = strrchr(folder, '/');
+    if (slash == folder)
+        folder[1] = '\0';  // "/x.db" is in "/"
+    else
+        *slash = '\0';
+    int rc = 0;
+    for (char *p = folder + 1; rc == 0 && (p = strchr(p, '/')); p++) {
+        *p = '\0';
+        rc = make_folder(path, folder);
+        *p = '/';
+    }
+    if (rc == 0)
+        rc = make_folder(path, folder);
+    if (rc == 0)
+        rc = check_writable(path, folder);
+    free(folder);
+    return rc;
+}
+
+static int open_handle(struct store *db)
+{
+    int rc = sqlite3_open_v2(db->path, &db->handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                             NULL);
+    if (rc != SQLITE_OK && db->handle && sqlite3_system_errno(db->handle) != 0)
+        return err("cannot open database '%s': %s: %s", db->path, sqlite3_errmsg(db->handle),
+                   strerror(sqlite3_system_errno(db->handle)));
+    if (rc != SQLITE_OK)
+        return err("cannot open database '%s': %s", db->path,
+                   db->handle ? sqlite3_errmsg(db->handle) : sqlite3_errstr(rc));
+    sqlite3_extended_result_codes(db->handle, 1);
+    sqlite3_busy_timeout(db->handle, BUSY_TIMEOUT_MS);
+    return 0;
+}
+
+// Per-connection settings (not stored in the file): enforce REFERENCES, and NORMAL sync, which
+// in WAL survives a killed process (power loss may lose the last commits).
+static int set_connection_pragmas(struct store *db)
+{
+    char *message = NULL;
+    int rc = sqlite3_exec(db->handle, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL",
+                          NULL, NULL, &message);
+    if (rc != SQLITE_OK)
+        err("cannot set up database '%s': %s", db->path,
+            message ? message : sqlite3_errstr(rc));
+    sqlite3_free(message);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+static void free_store(struct store *db)
+{
+    for (int i = 0; i < STMT_COUNT; i++)
+        sqlite3_finalize(db->stmts[i]);
+    sqlite3_close(db->handle);
+    free(db->rows);
+    free(db->path);
+    free(db);
+}
+
+int store_open(struct store **out, const char *path)
+{
+    *out = NULL;
+    if (!path[0])
+        return err("database path is empty");
+    if (!is_memory_path(path) && make_parent_folders(path) < 0)
+        return -1;
+    struct store *db = calloc(1, sizeof *db);
+    if (!db || !(db->path = strdup(path))) {
+        free(db);
+        return err("cannot open database '%s': out of memory", path);
+    }
+    if (open_handle(db) < 0 || store_migrate(db) < 0 || set_connection_pragmas(db) < 0) {
+        free_store(db);
+        return -1;
+    }
+    *out = db;
+    return 0;
+}
+
+// Flushes pending rows (best effort: the message of an earlier error is kept, since the caller
+// may be closing the store on its way to report it), then frees everything.
+void store_close(struct store *db)
+{
+    if (!db)
+        return;
+    if (db->n_rows > 0) {
+        char saved[ERROR_TEXT_MAX];
+        snprintf(saved, sizeof saved, "%s", err_message());
+        store_flush(db, NULL, 0);
+        err("%s", saved);
+    }
+    free_store(db);
+}
+
+struct sqlite3 *store_handle(struct store *db) { return db->handle; }
+
+int store_stmt(struct store *db, enum store_stmt_id id, const char *sql, sqlite3_stmt **out)
+{
+    if (!db->stmts[id]) {
+        int rc = sqlite3_prepare_v3(db->handle, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                    &db->stmts[id], NULL);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    *out = db->stmts[id];
+    sqlite3_reset(*out);
+    sqlite3_clear_bindings(*out);
+    return SQLITE_OK;
+}
+
+int store_exec(sqlite3_stmt *stmt)
+{
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+int store_bind_text(sqlite3_stmt *stmt, int index, const char *text)
+{
+    return text ? sqlite3_bind_text(stmt, index, text, -1, SQLITE_STATIC)
+                : sqlite3_bind_null(stmt, index);
+}
+
+int store_bind_real(sqlite3_stmt *stmt, int index, double value)
+{
+    return isnan(value) ? sqlite3_bind_null(stmt, index) : sqlite3_bind_double(stmt, index, value);
+}
+
+static int is_busy(int rc)
+{
+    rc &= 0xff;
+    return rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
+}
+
+// One try: BEGIN IMMEDIATE, body, COMMIT; on failure the SQLite message is copied into message
+// (before ROLLBACK replaces it) and the transaction rolled back.
+static int write_once(struct store *db, store_tx_body body, void *ctx, char *message, size_t size)
+{
+    int rc = sqlite3_exec(db->handle, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = body(db, ctx);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db->handle, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        if (rc != -1)
+            snprintf(message, size, "%s", sqlite3_errmsg(db->handle));
+        if (!sqlite3_get_autocommit(db->handle))
+            sqlite3_exec(db->handle, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rc;
+}
+
+int store_write(struct store *db, store_tx_body body, void *ctx, const char *what)
+{
+    char message[ERROR_TEXT_MAX] = "";
+    int64_t deadline = store_now_ms() + RETRY_TOTAL_MS;
+    int wait_ms = RETRY_FIRST_WAIT_MS;
+    for (;;) {
+        int rc = write_once(db, body, ctx, message, sizeof message);
+        if (rc == SQLITE_OK)
+            return 0;
+        if (rc == -1)
+            return -1;  // the body recorded its own message
+        if (!is_busy(rc) || store_now_ms() + wait_ms > deadline)
+            return err("%s database '%s': %s", what, db->path, message);
+        sqlite3_sleep(wait_ms);
+        wait_ms = wait_ms * 2 < RETRY_MAX_WAIT_MS ? wait_ms * 2 : RETRY_MAX_WAIT_MS;
+    }
+}

@@ -1,0 +1,151 @@
+// Schema creation and forward migration. A file is identified by PRAGMA application_id (promoe's)
+// and its schema version by PRAGMA user_version: 0 for a new file, which gets schema.sql (embedded
+// by the Makefile with `ld -r -b binary`). migrations[v] takes version v to v + 1; all of them run
+// in one BEGIN IMMEDIATE transaction that re-reads the version first, so processes opening a new
+// file at the same moment create the schema exactly once. Newer files and other files are refused.
+#include "core/error.h"
+#include "store/store_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const char _binary_schema_sql_start[], _binary_schema_sql_end[];
+
+enum { WAL_RETRIES = 100, WAL_RETRY_WAIT_MS = 100 };
+
+// Version 0 -> 1: the whole of schema.sql (the embedded bytes are not NUL-terminated).
+static int apply_schema_v1(sqlite3 *handle)
+{
+    size_t size = (size_t)(_binary_schema_sql_end - _binary_schema_sql_start);
+    char *sql = malloc(size + 1);
+    if (!sql)
+        return SQLITE_NOMEM;
+    memcpy(sql, _binary_schema_sql_start, size);
+    sql[size] = '\0';
+    int rc = sqlite3_exec(handle, sql, NULL, NULL, NULL);
+    free(sql);
+    return rc;
+}
+
+static int (*const migrations[])(sqlite3 *handle) = {apply_schema_v1};
+_Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+// Column 0, or columns 0 and 1, of the one row of sql (second may be NULL).
+static int query_ints(sqlite3 *handle, const char *sql, int64_t *first, int64_t *second)
+{
+    sqlite3_stmt *stmt;
+    int rc = sqlite3_prepare_v2(handle, sql, -1, &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(stmt);
+    *first = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    if (second)
+        *second = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 1) : 0;
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int not_promoe(const char *path, const char *why)
+{
+    return err("'%s' is not a promoe database: %s", path, why);
+}
+
+// Reads the application id and schema version. SQLite result code, or -1 with a message when the
+// file is not a promoe database or its schema is newer than this code's.
+static int read_version(struct store *db, int64_t *version)
+{
+    int64_t application_id;
+    // One statement, so both come from one snapshot of a file that others may be creating.
+    int rc = query_ints(db->handle,
+                        "SELECT application_id, user_version "
+                        "FROM pragma_application_id, pragma_user_version",
+                        &application_id, version);
+    if ((rc & 0xff) == SQLITE_NOTADB)
+        return not_promoe(db->path, sqlite3_errmsg(db->handle));
+    if (rc != SQLITE_OK)
+        return rc;
+    if (application_id != 0 && application_id != STORE_APPLICATION_ID)
+        return not_promoe(db->path, "it belongs to another application (application_id)");
+    if (application_id == 0 && *version != 0)
+        return not_promoe(db->path, "it has a schema version but no promoe application_id");
+    if (*version > STORE_SCHEMA_VERSION)
+        return err("database '%s' has schema version %lld, newer than this promoe's %d: update "
+                   "promoe", db->path, (long long)*version, STORE_SCHEMA_VERSION);
+    return SQLITE_OK;
+}
+
+// A version-0 file must be empty: tables without promoe's ids belong to something else.
+static int check_empty(struct store *db)
+{
+    int64_t n_objects;
+    int rc = query_ints(db->handle, "SELECT count(*) FROM sqlite_schema", &n_objects, NULL);
+    if (rc == SQLITE_OK && n_objects > 0)
+        return not_promoe(db->path, "it has tables but no promoe schema version");
+    return rc;
+}
+
+static int set_ids(sqlite3 *handle)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d",
+             STORE_APPLICATION_ID, STORE_SCHEMA_VERSION);
+    return sqlite3_exec(handle, sql, NULL, NULL, NULL);
+}
+
+static int migrate_body(struct store *db, void *ctx)
+{
+    (void)ctx;
+    int64_t version;
+    int rc = read_version(db, &version);
+    if (rc == SQLITE_OK && version == 0)
+        rc = check_empty(db);
+    for (int64_t v = version; rc == SQLITE_OK && v < STORE_SCHEMA_VERSION; v++)
+        rc = migrations[v](db->handle);
+    if (rc == SQLITE_OK && version < STORE_SCHEMA_VERSION)
+        rc = set_ids(db->handle);
+    return rc;
+}
+
+// WAL is a property of the file, set once when the file is created. Changing the journal mode
+// needs a moment with no other connection active, so a busy answer is retried.
+static int set_wal(struct store *db)
+{
+    int rc = SQLITE_OK;
+    for (int attempt = 0; attempt < WAL_RETRIES; attempt++) {
+        sqlite3_stmt *stmt;
+        rc = sqlite3_prepare_v2(db->handle, "PRAGMA journal_mode = WAL", -1, &stmt, NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+            const char *mode = (const char *)sqlite3_column_text(stmt, 0);
+            int is_wal = mode && (strcmp(mode, "wal") == 0 || strcmp(mode, "memory") == 0);
+            sqlite3_finalize(stmt);
+            if (is_wal)
+                return 0;
+            rc = SQLITE_BUSY;  // another connection kept the file busy: try again
+        } else {
+            sqlite3_finalize(stmt);
+        }
+        if ((rc & 0xff) == SQLITE_NOTADB)
+            return not_promoe(db->path, sqlite3_errmsg(db->handle));
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+            break;
+        sqlite3_sleep(WAL_RETRY_WAIT_MS);
+    }
+    return err("cannot set WAL mode on database '%s': %s", db->path, sqlite3_errstr(rc));
+}
+
+int store_migrate(struct store *db)
+{
+    int64_t version;
+    int rc = read_version(db, &version);
+    if (rc == -1)
+        return -1;
+    if (rc != SQLITE_OK)
+        return err("cannot read database '%s': %s", db->path, sqlite3_errmsg(db->handle));
+    if (version == STORE_SCHEMA_VERSION)
+        return 0;
+    if (version == 0 && set_wal(db) < 0)
+        return -1;
+    return store_write(db, migrate_body, NULL, "cannot create the schema of");
+}

@@ -1,0 +1,321 @@
+// One training run from a resolved config. All buffers are allocated before the first step;
+// the step itself allocates nothing.
+#include "train/trainer.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/blas.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "data/dataset.h"
+#include "diffusion/ddpm.h"
+#include "diffusion/rf.h"
+#include "diffusion/sampler.h"
+#include "model/checkpoint.h"
+#include "model/dit.h"
+#include "store/db.h"
+#include "train/adamw.h"
+
+enum { CONFIG_TEXT_MAX = 16384 };
+
+struct batch {
+    real *x0, *x_t, *target, *t, *d_out;   // [B, C S S] x3, [B], [B, C_out S S]
+    int *labels, *t_index;                  // [B]
+};
+
+struct run {
+    const struct config *cfg;
+    const struct train_options *o;
+    struct train_result *res;
+    struct dataset data;
+    struct dit model;
+    struct train_state state;
+    real *grads;
+    struct ddpm_schedule ddpm;
+    struct batch batch;
+    struct store *db;
+    char config_text[CONFIG_TEXT_MAX];
+    char config_sha[65];
+    double interval_start;
+    int64_t interval_images;
+};
+
+static real *alloc_reals(size_t n)
+{
+    real *p = aligned_alloc(64, ((n * sizeof(real) + 63) / 64) * 64);
+    if (p) memset(p, 0, n * sizeof(real));
+    return p;
+}
+
+void train_checkpoint_path(const struct config *cfg, const char *run_id, char *path)
+{
+    snprintf(path, 1024, "%s/%s/latest.safetensors", cfg->ckpt_dir, run_id);
+}
+
+static int make_dirs(const char *path)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && access(buf, F_OK) != 0) return err("cannot create folder '%s'", buf);
+        *p = '/';
+    }
+    return 0;
+}
+
+static int allocate(struct run *r)
+{
+    const struct config *cfg = r->cfg;
+    int B = cfg->batch_size;
+    if (dataset_open(&r->data, cfg) < 0) return err_context("data set");
+    if (dit_create(&r->model, cfg, B) < 0) return -1;
+    size_t total = r->model.table.total;
+    struct train_state *s = &r->state;
+    s->weights = alloc_reals(total);
+    s->ema = alloc_reals(total);
+    s->adam_m = alloc_reals(total);
+    s->adam_v = alloc_reals(total);
+    r->grads = alloc_reals(total);
+    size_t image = (size_t)cfg->channels * r->data.size * r->data.size;
+    size_t out = (size_t)r->model.shape.out_channels * r->data.size * r->data.size;
+    struct batch *b = &r->batch;
+    b->x0 = alloc_reals(B * image);
+    b->x_t = alloc_reals(B * image);
+    b->target = alloc_reals(B * image);
+    b->t = alloc_reals(B);
+    b->d_out = alloc_reals(B * out);
+    b->labels = calloc(B, sizeof(int));
+    b->t_index = calloc(B, sizeof(int));
+    if (!s->weights || !s->ema || !s->adam_m || !s->adam_v || !r->grads || !b->x0 || !b->x_t ||
+        !b->target || !b->t || !b->d_out || !b->labels || !b->t_index)
+        return err("out of memory for %zu parameters and a batch of %d", total, B);
+    if (cfg->objective == OBJECTIVE_DDPM && ddpm_schedule_linear(&r->ddpm, cfg->ddpm_steps) < 0) return -1;
+    dit_bind_grads(&r->model, r->grads);
+    dit_bind_weights(&r->model, s->weights);
+    return 0;
+}
+
+static void release(struct run *r)
+{
+    struct batch *b = &r->batch;
+    free(b->x0); free(b->x_t); free(b->target); free(b->t); free(b->d_out);
+    free(b->labels); free(b->t_index);
+    free(r->state.weights); free(r->state.ema); free(r->state.adam_m); free(r->state.adam_v);
+    free(r->grads);
+    ddpm_schedule_free(&r->ddpm);
+    dit_destroy(&r->model);
+    dataset_close(&r->data);
+    store_close(r->db);
+}
+
+// Fresh weights, or the run's checkpoint when resuming.
+static int restore(struct run *r)
+{
+    const struct param_table *t = &r->model.table;
+    char path[1024];
+    train_checkpoint_path(r->cfg, r->res->run_id, path);
+    if (r->o->resume && access(path, F_OK) == 0) {
+        if (checkpoint_load_train(path, t, &r->state) < 0) return -1;
+        note("resuming run %s from step %lld (%s)", r->res->run_id, (long long)r->state.step, path);
+        return 0;
+    }
+    if (r->o->resume) note("run %s has no checkpoint yet: starting from step 0", r->res->run_id);
+    params_init(t, r->state.weights, r->cfg->seed);
+    memcpy(r->state.ema, r->state.weights, sizeof(real) * t->total);
+    r->state.step = 0;
+    return 0;
+}
+
+static void drop_labels(struct run *r, int64_t step, int B)
+{
+    for (int b = 0; b < B; b++) {
+        struct rng g;
+        rng_init(&g, r->cfg->seed, (uint64_t)step, RNG_LABEL_DROP, (uint32_t)b);
+        if (rng_uniform(&g) < r->cfg->class_dropout) r->batch.labels[b] = r->cfg->num_classes;
+    }
+}
+
+struct step_figures {
+    double loss, mse, vb, grad_norm;
+};
+
+// One optimisation step on the batch of `step` (0-based); returns its figures.
+static struct step_figures train_step(struct run *r, int64_t step)
+{
+    const struct config *cfg = r->cfg;
+    struct batch *b = &r->batch;
+    struct dit *m = &r->model;
+    int B = cfg->batch_size, C = cfg->channels, S = r->data.size, C_out = m->shape.out_channels;
+    int image = C * S * S;
+    struct step_figures f = {0};
+    dataset_batch(&r->data, step, B, b->x0, b->labels);
+    drop_labels(r, step, B);
+    if (cfg->objective == OBJECTIVE_RF)
+        rf_make_batch(b->x_t, b->target, b->t, b->x0, B, image, cfg->seed, step, cfg->rf_logit_mean,
+                      cfg->rf_logit_std);
+    else
+        ddpm_make_batch(&r->ddpm, b->x_t, b->target, b->t_index, b->t, b->x0, B, image, cfg->seed, step);
+    const real *out = dit_forward(m, b->x_t, b->t, b->labels, B);
+    if (cfg->objective == OBJECTIVE_RF) {
+        f.loss = f.mse = rf_loss(b->d_out, out, b->target, B, C, C_out, S * S);
+    } else {
+        struct ddpm_loss_parts p = ddpm_loss(&r->ddpm, b->d_out, out, b->target, b->x0, b->x_t,
+                                             b->t_index, B, C, C_out, S * S, cfg->ddpm_hybrid_loss);
+        f.loss = p.loss, f.mse = p.mse, f.vb = p.vb;
+    }
+    size_t total = m->table.total;
+    memset(r->grads, 0, sizeof(real) * total);
+    dit_backward(m, b->d_out, B);
+    f.grad_norm = grad_global_norm(r->grads, total);
+    if (!isfinite(f.loss) || !isfinite(f.grad_norm)) return f;
+    if (cfg->grad_clip > 0) grad_clip(r->grads, total, f.grad_norm, cfg->grad_clip);
+    struct adamw_hparams h = {cfg->lr, cfg->beta1, cfg->beta2, cfg->adam_eps, cfg->weight_decay};
+    adamw_update(&m->table, r->state.weights, r->grads, r->state.adam_m, r->state.adam_v, &h, step + 1);
+    ema_update(&m->table, r->state.ema, r->state.weights, cfg->ema_decay);
+    return f;
+}
+
+static int log_figures(struct run *r, int64_t step_done, const struct step_figures *f)
+{
+    const char *id = r->res->run_id;
+    double now = clock_seconds(), elapsed = now - r->interval_start;
+    double img_per_s = elapsed > 0 ? (double)r->interval_images / elapsed : 0;
+    r->interval_start = now;
+    r->interval_images = 0;
+    r->res->img_per_s = img_per_s;
+    int rc = store_metric(r->db, id, "loss", step_done, f->loss);
+    rc |= store_metric(r->db, id, "grad_norm", step_done, f->grad_norm);
+    rc |= store_metric(r->db, id, "lr", step_done, r->cfg->lr);
+    rc |= store_metric(r->db, id, "img_per_s", step_done, img_per_s);
+    if (r->cfg->objective == OBJECTIVE_DDPM) {
+        rc |= store_metric(r->db, id, "mse", step_done, f->mse);
+        rc |= store_metric(r->db, id, "vb", step_done, f->vb);
+    }
+    if (rc) return -1;
+    return store_flush(r->db, id, step_done);
+}
+
+static int save_checkpoint(struct run *r)
+{
+    char *path = r->res->checkpoint;
+    train_checkpoint_path(r->cfg, r->res->run_id, path);
+    if (make_dirs(path) < 0) return -1;
+    int64_t bytes = 0;
+    if (checkpoint_save(path, &r->model.table, &r->state, r->config_text, r->res->run_id, &bytes) < 0)
+        return -1;
+    return store_checkpoint(r->db, r->res->run_id, r->state.step, "train", path, bytes, "");
+}
+
+static int start_run(struct run *r)
+{
+    config_canonical(r->cfg, r->config_text, sizeof r->config_text);
+    config_run_id(r->cfg, r->res->run_id);
+    sha256_hex(r->config_text, strlen(r->config_text), r->config_sha);
+    if (store_open(&r->db, r->o->db_path) < 0) return -1;
+    char status[16];
+    int64_t step_done;
+    if (r->o->resume && store_run_status(r->db, r->res->run_id, status, &step_done) == 1 &&
+        strcmp(status, "done") == 0) {
+        r->res->already_done = 1;
+        return 0;
+    }
+    if (allocate(r) < 0 || restore(r) < 0) return -1;
+    struct run_info info = {r->res->run_id, r->config_sha, r->config_text, r->o->label,
+                            (int64_t)r->cfg->seed, omp_get_max_threads(),
+                            params_count_total(&r->model.table),
+                            params_count_activated(&r->model.table), r->state.step};
+    return store_run_begin(r->db, &info);
+}
+
+static int fail_run(struct run *r, const char *status)
+{
+    char message[4096];
+    snprintf(message, sizeof message, "%s", err_message());
+    store_run_end(r->db, r->res->run_id, status, message, 0, r->res->img_per_s);
+    err("%s", message);
+    return -1;
+}
+
+static int write_grid(struct run *r)
+{
+    const struct config *cfg = r->cfg;
+    if (cfg->sample_n <= 0 || (cfg->channels != 1 && cfg->channels != 3)) return 0;
+    int n = cfg->sample_n, S = r->data.size;
+    real *images = alloc_reals((size_t)n * cfg->channels * S * S);
+    if (!images) return err("out of memory for %d samples", n);
+    struct sample_options so = {n, cfg->sample_steps, cfg->sample_cfg, cfg->sample_cfg_channels, cfg->seed, NULL};
+    dit_bind_weights(&r->model, r->state.ema);
+    int rc = sample_images(&r->model, cfg, &so, images);
+    dit_bind_weights(&r->model, r->state.weights);
+    snprintf(r->res->grid, sizeof r->res->grid, "%s/%s/samples.png", cfg->ckpt_dir, r->res->run_id);
+    int per_row = n >= cfg->num_classes ? n / cfg->num_classes : n;
+    if (!rc) rc = write_image_grid(r->res->grid, images, n, cfg->channels, S, per_row);
+    free(images);
+    return rc;
+}
+
+// Steps until the end, the stop_after budget, or a non-finite loss.
+static int loop(struct run *r)
+{
+    const struct config *cfg = r->cfg;
+    struct progress bar;
+    int64_t first = r->state.step, stop = cfg->steps;
+    if (r->o->stop_after > 0 && first + r->o->stop_after < stop) stop = first + r->o->stop_after;
+    progress_begin(&bar, first, cfg->steps);
+    r->interval_start = clock_seconds();
+    double started = r->interval_start;
+    for (int64_t step = first; step < stop; step++) {
+        struct step_figures f = train_step(r, step);
+        r->interval_images += cfg->batch_size;
+        if (step == first) r->res->first_loss = f.loss;
+        r->res->last_loss = f.loss;
+        if (!isfinite(f.loss) || !isfinite(f.grad_norm)) {
+            progress_end(&bar);
+            log_figures(r, step + 1, &f);
+            err("loss is %s at step %lld (grad norm %g): stopped; the last good checkpoint is kept",
+                isnan(f.loss) ? "nan" : !isfinite(f.loss) ? "infinite" : "finite but the gradient is not",
+                (long long)step + 1, f.grad_norm);
+            return fail_run(r, "failed");
+        }
+        r->state.step = step + 1;
+        int log_now = (step + 1) % cfg->log_every == 0 || step == 0 || step + 1 == stop;
+        if (log_now && log_figures(r, step + 1, &f) < 0) return -1;
+        if (cfg->ckpt_every > 0 && (step + 1) % cfg->ckpt_every == 0 && step + 1 < stop &&
+            save_checkpoint(r) < 0)
+            return -1;
+        progress_update(&bar, step + 1, f.loss, r->res->img_per_s);
+    }
+    progress_end(&bar);
+    r->res->steps_done = r->state.step;
+    double seconds = clock_seconds() - started;
+    if (save_checkpoint(r) < 0) return -1;
+    double img_per_s = seconds > 0 ? (double)(stop - first) * cfg->batch_size / seconds : 0;
+    r->res->img_per_s = img_per_s;
+    if (r->state.step < cfg->steps) return store_run_end(r->db, r->res->run_id, "interrupted", NULL, seconds, img_per_s);
+    if (write_grid(r) < 0) return fail_run(r, "failed");
+    return store_run_end(r->db, r->res->run_id, "done", NULL, seconds, img_per_s);
+}
+
+int train_run(const struct config *cfg, const struct train_options *o, struct train_result *res)
+{
+    memset(res, 0, sizeof *res);
+    if (config_validate(cfg) < 0) return -1;
+    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+    blas_set_threads(omp_get_max_threads());
+    struct run r = {.cfg = cfg, .o = o, .res = res};
+    int rc = start_run(&r);
+    if (!rc && !res->already_done) rc = loop(&r);
+    else if (rc && r.db && r.model.table.n) fail_run(&r, "failed");
+    release(&r);
+    return rc;
+}

@@ -1,0 +1,33 @@
+// The training loop: data -> objective -> DiT forward/backward -> clip -> AdamW -> EMA, with
+// metrics to the database every log.every steps, atomic checkpoints every ckpt.every steps and at
+// the end, bit-identical resume, and a stop with status 'failed' on a non-finite loss.
+#ifndef PROMOE_TRAINER_H
+#define PROMOE_TRAINER_H
+
+#include <stdint.h>
+
+#include "config/config.h"
+
+struct train_options {
+    const char *db_path;      // results database
+    int resume;               // continue from the run's checkpoint when there is one
+    int64_t stop_after;       // stop resumably after this many steps of this attempt (0 = never)
+    const char *label;        // display name in the database (may be NULL)
+};
+
+struct train_result {
+    char run_id[17];
+    int64_t steps_done;
+    double first_loss, last_loss;
+    double img_per_s;
+    int already_done;         // resume found the run finished
+    char checkpoint[1024];
+    char grid[1024];          // sample grid written at the end ("" if none)
+};
+
+int train_run(const struct config *cfg, const struct train_options *o, struct train_result *res);
+
+// Checkpoint path of a run: <ckpt.dir>/<run id>/latest.safetensors (capacity 1024).
+void train_checkpoint_path(const struct config *cfg, const char *run_id, char *path);
+
+#endif
