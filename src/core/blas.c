@@ -3,6 +3,8 @@
 #include "core/blas.h"
 
 #include <blis.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #ifdef PROMOE_F64
 #define BLIS_GEMM_EX bli_dgemm_ex
@@ -34,3 +36,23 @@ void gemm_serial(int trans_a, int trans_b, int m, int n, int k, real alpha, cons
 }
 
 void blas_set_threads(int n) { bli_thread_set_num_threads(n); }
+
+// BLIS 0.9 picks its kernels from the CPU model and falls back to the slow generic reference
+// kernels on processors newer than itself (Zen 5 measured at 20x slower). Unless the user chose
+// with BLIS_ARCH_TYPE, pick by instruction set before BLIS initialises: the SKX kernels where
+// AVX-512 is present, the Haswell kernels where AVX2 and FMA are.
+__attribute__((constructor)) static void blas_choose_kernels(void)
+{
+    if (getenv("BLIS_ARCH_TYPE")) return;
+    __builtin_cpu_init();
+    arch_t arch = BLIS_ARCH_GENERIC;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        arch = BLIS_ARCH_SKX;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        arch = BLIS_ARCH_HASWELL;
+    if (arch == BLIS_ARCH_GENERIC) return;
+    char value[16];
+    snprintf(value, sizeof value, "%d", (int)arch);
+    setenv("BLIS_ARCH_TYPE", value, 0);
+}

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-enum { ST_MAX_DIMS = 8, ST_HEADER_ALIGN = 8, ST_LENGTH_BYTES = 8 };
+enum { ST_MAX_DIMS = 8, ST_HEADER_ALIGN = 8, ST_LENGTH_BYTES = 8, ST_LABEL_MAX = 4200 };
 static const uint64_t ST_HEADER_LIMIT = 100000000;  // the reference reader's MAX_HEADER_SIZE
 static const double ST_MAX_INTEGER = 9007199254740992.0;  // 2^53: JSON numbers arrive as doubles
 static const char ST_CRC_KEY[] = "promoe.crc32";
@@ -41,18 +41,19 @@ static const struct st_dtype_info *dtype_find(const char *name)
 }
 
 // Bytes of a tensor, or -1 with the error set (unknown dtype, bad rank or shape, overflow).
-static int tensor_nbytes(const char *path, const char *name, const char *dtype, int ndim,
+// `label` names the file in messages: "'PATH'" when reading, "cannot write 'PATH'" when writing.
+static int tensor_nbytes(const char *label, const char *name, const char *dtype, int ndim,
                          const int64_t *shape, uint64_t *nbytes)
 {
     const struct st_dtype_info *info = dtype_find(dtype);
     if (!info)
-        return err("'%s': tensor '%s': unknown dtype '%s'", path, name, dtype ? dtype : "(null)");
+        return err("%s: tensor '%s': unknown dtype '%s'", label, name, dtype ? dtype : "(null)");
     if (ndim < 0 || ndim > ST_MAX_DIMS)
-        return err("'%s': tensor '%s': %d dimensions (at most %d)", path, name, ndim, ST_MAX_DIMS);
+        return err("%s: tensor '%s': %d dimensions (at most %d)", label, name, ndim, ST_MAX_DIMS);
     uint64_t n = info->size;
     for (int i = 0; i < ndim; i++)
         if (shape[i] < 0 || __builtin_mul_overflow(n, (uint64_t)shape[i], &n))
-            return err("'%s': tensor '%s': bad shape (dimension %d is %lld)", path, name, i,
+            return err("%s: tensor '%s': bad shape (dimension %d is %lld)", label, name, i,
                        (long long)shape[i]);
     *nbytes = n;
     return 0;
@@ -70,15 +71,17 @@ static int compare_tensor_names(const void *a, const void *b)
 static int plan_layout(const char *path, const struct st_tensor *tensors, int n, uint64_t *begin,
                        const struct st_tensor **sorted, uint64_t *total)
 {
+    char label[ST_LABEL_MAX];
+    snprintf(label, sizeof label, "cannot write '%s'", path);
     *total = 0;
     for (int i = 0; i < n; i++) {
         const char *name = tensors[i].name;
         uint64_t nbytes;
         if (!name || !*name || strcmp(name, ST_METADATA_KEY) == 0)
             return err("cannot write '%s': tensor %d has an empty or reserved name", path, i);
-        if (tensor_nbytes(path, name, tensors[i].dtype, tensors[i].ndim, tensors[i].shape,
+        if (tensor_nbytes(label, name, tensors[i].dtype, tensors[i].ndim, tensors[i].shape,
                           &nbytes) != 0)
-            return err_context("cannot write");
+            return -1;
         if (nbytes && !tensors[i].data)
             return err("cannot write '%s': tensor '%s' has no data", path, name);
         begin[i] = *total;
@@ -358,7 +361,9 @@ static int parse_tensor(struct st_file *f, const cJSON *item, struct st_entry *e
         return err("'%s': tensor '%s': data_offsets must be two non-negative integers", f->path,
                    e->name);
     uint64_t nbytes;
-    if (tensor_nbytes(f->path, e->name, e->dtype, e->ndim, e->shape, &nbytes) != 0)
+    char label[ST_LABEL_MAX];
+    snprintf(label, sizeof label, "'%s'", f->path);
+    if (tensor_nbytes(label, e->name, e->dtype, e->ndim, e->shape, &nbytes) != 0)
         return -1;
     if (e->end < e->begin || e->end - e->begin != nbytes)
         return err("'%s': tensor '%s': data_offsets [%llu, %llu] do not match %llu bytes of "

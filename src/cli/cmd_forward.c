@@ -1,0 +1,95 @@
+// promoe forward CHECKPOINT --x X.npy --t T.npy --y Y.npy --out OUT.npy
+// The network's raw output (EMA weights) for given inputs, so any other implementation can be
+// checked against this one: x [B, C, S, S], t [B] (model time), y [B] (labels; num_classes = null).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/model_load.h"
+#include "core/error.h"
+#include "data/npy.h"
+
+static const char *const forward_usage =
+    "promoe forward CHECKPOINT --x X.npy --t T.npy --y Y.npy --out OUT.npy";
+
+struct forward_inputs {
+    struct npy_array x, t, y;
+    float *xf, *tf;
+    int64_t *yi;
+};
+
+static int read_inputs(struct forward_inputs *in, const char *px, const char *pt, const char *py)
+{
+    if (npy_read(px, &in->x) < 0 || npy_read(pt, &in->t) < 0 || npy_read(py, &in->y) < 0) return -1;
+    if (in->x.ndim != 4) return err("'%s': expected x of shape [B, C, S, S]", px);
+    int64_t B = in->x.shape[0];
+    if (in->t.count != B) return err("'%s': expected %lld timesteps, one per row of '%s'", pt, (long long)B, px);
+    if (in->y.count != B) return err("'%s': expected %lld labels, one per row of '%s'", py, (long long)B, px);
+    in->xf = npy_to_f32(&in->x);
+    in->tf = npy_to_f32(&in->t);
+    in->yi = npy_to_i64(&in->y);
+    if (!in->xf || !in->tf || !in->yi) return err("inputs must be numeric arrays");
+    return 0;
+}
+
+static int check_model_inputs(const struct dit *m, const struct forward_inputs *in, const char *px, const char *py)
+{
+    const struct dit_shape *s = &m->shape;
+    if (in->x.shape[1] != s->channels || in->x.shape[2] != s->size || in->x.shape[3] != s->size)
+        return err("'%s': shape [%lld, %lld, %lld, %lld] does not match the model's [B, %d, %d, %d]", px,
+                   (long long)in->x.shape[0], (long long)in->x.shape[1], (long long)in->x.shape[2],
+                   (long long)in->x.shape[3], s->channels, s->size, s->size);
+    for (int64_t b = 0; b < in->y.count; b++)
+        if (in->yi[b] < 0 || in->yi[b] > s->num_classes)
+            return err("'%s': label %lld is outside [0, %d]", py, (long long)in->yi[b], s->num_classes);
+    return 0;
+}
+
+static int run_forward(const char *checkpoint, struct forward_inputs *in, const char *out, const char *px, const char *py)
+{
+    struct config cfg;
+    struct dit m;
+    real *weights = NULL;
+    int B = (int)in->x.shape[0], rc = cli_load_model(checkpoint, B, &cfg, &m, &weights);
+    if (!rc) rc = check_model_inputs(&m, in, px, py);
+    real *x = NULL, *t = NULL;
+    int *y = NULL;
+    if (!rc) {
+        size_t n = (size_t)in->x.count;
+        x = malloc(sizeof(real) * n), t = malloc(sizeof(real) * B), y = malloc(sizeof(int) * B);
+        for (size_t i = 0; i < n; i++) x[i] = in->xf[i];
+        for (int b = 0; b < B; b++) t[b] = in->tf[b], y[b] = (int)in->yi[b];
+        const real *o = dit_forward(&m, x, t, y, B);
+        int64_t shape[4] = {B, m.shape.out_channels, m.shape.size, m.shape.size};
+        rc = npy_write(out, sizeof(real) == 4 ? NPY_F32 : NPY_F64, 4, shape, o);
+    }
+    free(x); free(t); free(y); free(weights);
+    if (m.table.n) dit_destroy(&m);
+    return rc;
+}
+
+int cmd_forward(int argc, char **argv)
+{
+    const char *checkpoint = NULL, *px = NULL, *pt = NULL, *py = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help")) {
+            printf("usage: %s\n", forward_usage);
+            return 0;
+        }
+        const char **slot = !strcmp(a, "--x") ? &px : !strcmp(a, "--t") ? &pt : !strcmp(a, "--y") ? &py
+                          : !strcmp(a, "--out") ? &out : NULL;
+        if (slot && i + 1 < argc) *slot = argv[++i];
+        else if (a[0] != '-' && !checkpoint) checkpoint = a;
+        else return cli_usage(forward_usage);
+    }
+    if (!checkpoint || !px || !pt || !py || !out) return cli_usage(forward_usage);
+    struct forward_inputs in;
+    memset(&in, 0, sizeof in);
+    int rc = read_inputs(&in, px, pt, py);
+    if (!rc) rc = run_forward(checkpoint, &in, out, px, py);
+    npy_free(&in.x); npy_free(&in.t); npy_free(&in.y);
+    free(in.xf); free(in.tf); free(in.yi);
+    return rc ? EXIT_FAILED : 0;
+}

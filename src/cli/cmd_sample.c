@@ -1,0 +1,121 @@
+// promoe sample CHECKPOINT [--n N] [--cfg S] [--steps N] [--seed S] [--batch B] --out FILE
+// FILE.png: a grid with one row per class; FILE.npy: float32 [n, C, S, S] in [-1, 1];
+// FILE.npz: the guided-diffusion evaluator's layout (arr_0 uint8 [n, S, S, C], arr_1 labels).
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/model_load.h"
+#include "core/error.h"
+#include "data/npy.h"
+#include "diffusion/sampler.h"
+
+static const char *const sample_usage =
+    "promoe sample CHECKPOINT [--n N] [--cfg S] [--steps N] [--seed S] [--batch B] --out FILE.{png,npy,npz}";
+
+enum { DEFAULT_SAMPLE_BATCH = 64 };
+
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+// arr_0: uint8 NHWC in [0, 255]; arr_1: int64 labels.
+static int write_npz(const char *path, const real *images, const int *labels, int n, int C, int S)
+{
+    uint8_t *pixels = malloc((size_t)n * C * S * S);
+    int64_t *classes = malloc(sizeof(int64_t) * n);
+    if (!pixels || !classes) {
+        free(pixels);
+        free(classes);
+        return err("out of memory writing '%s'", path);
+    }
+    for (int i = 0; i < n; i++) {
+        classes[i] = labels[i];
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++)
+                for (int c = 0; c < C; c++) {
+                    double v = ((double)images[(((size_t)i * C + c) * S + y) * S + x] + 1) * 127.5 + 0.5;
+                    pixels[(((size_t)i * S + y) * S + x) * C + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                }
+    }
+    int64_t shape0[4] = {n, S, S, C}, shape1[1] = {n};
+    struct npz_member members[2] = {{"arr_0", NPY_U8, 4, shape0, pixels}, {"arr_1", NPY_I64, 1, shape1, classes}};
+    int rc = npz_write(path, members, 2);
+    free(pixels);
+    free(classes);
+    return rc;
+}
+
+static int write_output(const char *out, const struct config *cfg, const real *images, const int *labels, int n, int S)
+{
+    int C = cfg->channels;
+    if (has_suffix(out, ".png")) {
+        int per_row = n >= cfg->num_classes ? n / cfg->num_classes : n;
+        return write_image_grid(out, images, n, C, S, per_row);
+    }
+    if (has_suffix(out, ".npz")) return write_npz(out, images, labels, n, C, S);
+    if (has_suffix(out, ".npy")) {
+        int64_t shape[4] = {n, C, S, S};
+        return npy_write(out, sizeof(real) == 4 ? NPY_F32 : NPY_F64, 4, shape, images);
+    }
+    return err("output '%s': the name must end in .png, .npy or .npz", out);
+}
+
+int cmd_sample(int argc, char **argv)
+{
+    const char *checkpoint = NULL, *out = NULL;
+    long long n = 100, steps = -1, seed = 0, batch = DEFAULT_SAMPLE_BATCH;
+    double cfg_scale = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int ok = 0;
+        if (!strcmp(a, "--help")) {
+            printf("usage: %s\n", sample_usage);
+            return 0;
+        }
+        if (i + 1 < argc) {
+            const char *v = argv[i + 1];
+            ok = 1;
+            if (!strcmp(a, "--n")) ok = cli_int(a, v, &n) == 0 ? 2 : -1;
+            else if (!strcmp(a, "--steps")) ok = cli_int(a, v, &steps) == 0 ? 2 : -1;
+            else if (!strcmp(a, "--seed")) ok = cli_int(a, v, &seed) == 0 ? 2 : -1;
+            else if (!strcmp(a, "--batch")) ok = cli_int(a, v, &batch) == 0 ? 2 : -1;
+            else if (!strcmp(a, "--cfg")) ok = cli_double(a, v, &cfg_scale) == 0 ? 2 : -1;
+            else if (!strcmp(a, "--out")) out = v, ok = 2;
+            else ok = 0;
+        }
+        if (ok < 0) return EXIT_FAILED;
+        if (ok == 2) {
+            i++;
+            continue;
+        }
+        if (a[0] != '-' && !checkpoint) checkpoint = a;
+        else return cli_usage(sample_usage);
+    }
+    if (!checkpoint || !out || n < 1 || batch < 1) return cli_usage(sample_usage);
+    struct config cfg;
+    struct dit m;
+    real *weights = NULL;
+    if (cli_load_model(checkpoint, (int)batch, &cfg, &m, &weights) < 0) return EXIT_FAILED;
+    struct sample_options o = {(int)n, steps > 0 ? (int)steps : cfg.sample_steps,
+                               cfg_scale >= 0 ? cfg_scale : cfg.sample_cfg, cfg.sample_cfg_channels,
+                               (uint64_t)seed, NULL};
+    int S = m.shape.size;
+    real *images = malloc(sizeof(real) * (size_t)n * cfg.channels * S * S);
+    int *labels = malloc(sizeof(int) * n);
+    int rc = images && labels ? 0 : err("out of memory for %lld samples", n);
+    for (int i = 0; labels && i < n; i++) labels[i] = i % cfg.num_classes;
+    o.labels = labels;
+    if (!rc) rc = sample_images(&m, &cfg, &o, images);
+    if (!rc) rc = write_output(out, &cfg, images, labels, (int)n, S);
+    if (!rc) printf("wrote %lld samples (cfg %.2f, %d steps) to %s\n", n, o.cfg, o.steps, out);
+    free(images);
+    free(labels);
+    free(weights);
+    dit_destroy(&m);
+    return rc ? EXIT_FAILED : 0;
+}

@@ -1,0 +1,40 @@
+// Helpers shared by the subcommands: config loading with overrides, option parsing.
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+#include "core/error.h"
+
+int cli_load_config(struct config *cfg, const char *path, char **overrides, int n_overrides)
+{
+    config_defaults(cfg);
+    if (path && config_load_file(cfg, path) < 0) return -1;
+    for (int i = 0; i < n_overrides; i++)
+        if (config_set(cfg, overrides[i]) < 0) return -1;
+    return config_validate(cfg);
+}
+
+int cli_int(const char *option, const char *text, long long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoll(text, &end, 10);
+    if (errno || end == text || *end) return err("option '%s': expected an integer, got '%s'", option, text);
+    return 0;
+}
+
+int cli_double(const char *option, const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(text, &end);
+    if (errno || end == text || *end) return err("option '%s': expected a number, got '%s'", option, text);
+    return 0;
+}
+
+int cli_usage(const char *usage)
+{
+    fprintf(stderr, "promoe: usage: %s\n", usage);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,29 @@
+// Rebuilding a model from a checkpoint: its stored config, the network, and its EMA weights.
+#include "cli/model_load.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/blas.h"
+#include "core/error.h"
+#include "model/checkpoint.h"
+
+int cli_load_model(const char *path, int max_batch, struct config *cfg, struct dit *m, real **weights)
+{
+    char *text = NULL, origin[1100];
+    if (checkpoint_read_config(path, &text) < 0) return -1;
+    snprintf(origin, sizeof origin, "config stored in checkpoint '%s'", path);
+    config_defaults(cfg);
+    int rc = config_load_text(cfg, text, origin);
+    free(text);
+    if (rc < 0 || config_validate(cfg) < 0) return -1;
+    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+    blas_set_threads(omp_get_max_threads());
+    if (dit_create(m, cfg, max_batch) < 0) return -1;
+    *weights = calloc(m->table.total, sizeof(real));
+    if (!*weights) return err("out of memory for the weights of '%s'", path);
+    if (checkpoint_load_ema(path, &m->table, *weights) < 0) return -1;
+    dit_bind_weights(m, *weights);
+    return 0;
+}
