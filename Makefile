@@ -6,7 +6,7 @@ CC      ?= gcc
 BLIS_INC = /usr/include/x86_64-linux-gnu/blis-openmp
 BLIS_LIB = /usr/lib/x86_64-linux-gnu/blis-openmp
 CFLAGS  ?= -O3 -march=native -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -fopenmp -Wall -Wextra -Isrc -isystem $(BLIS_INC)
+CFLAGS  += -std=c11 -D_GNU_SOURCE -fopenmp -ffp-contract=off -fno-math-errno -Wall -Wextra -Isrc -isystem $(BLIS_INC)
 ifeq ($(CI),true)
 CFLAGS  += -Werror
 endif

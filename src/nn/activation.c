@@ -2,44 +2,46 @@
 // Derivatives as in ROUTERS.md 1.7.
 #include "nn/activation.h"
 
-#include <math.h>
+#include "nn/fastmath.h"
 
 #define GELU_SQRT_2_OVER_PI 0.7978845608028654
 #define GELU_CUBIC 0.044715
 
-void gelu_forward(real *out, const real *in, size_t n)
+// 0.5 x (1 + tanh(a)) = x sigmoid(2a): one exp, no tanh.
+static inline real gelu_gate(real x, real *da)
 {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        real x = in[i];
-        real a = (real)GELU_SQRT_2_OVER_PI * (x + (real)GELU_CUBIC * x * x * x);
-        out[i] = (real)0.5 * x * (1 + r_tanh(a));
-    }
+    real a = (real)GELU_SQRT_2_OVER_PI * (x + (real)GELU_CUBIC * x * x * x);
+    if (da) *da = (real)GELU_SQRT_2_OVER_PI * (1 + 3 * (real)GELU_CUBIC * x * x);
+    return 1 / (1 + exp_fast(-2 * a));
 }
 
+void gelu_forward(real *out, const real *in, size_t n)
+{
+#pragma omp parallel for simd schedule(simd : static)
+    for (size_t i = 0; i < n; i++) out[i] = in[i] * gelu_gate(in[i], NULL);
+}
+
+// d/dx [x s(2a)] = s + x * 2 s (1 - s) a'
 void gelu_backward(real *d_in, const real *d_out, const real *in, size_t n)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(simd : static)
     for (size_t i = 0; i < n; i++) {
-        real x = in[i];
-        real a = (real)GELU_SQRT_2_OVER_PI * (x + (real)GELU_CUBIC * x * x * x);
-        real th = r_tanh(a);
-        real da = (real)GELU_SQRT_2_OVER_PI * (1 + 3 * (real)GELU_CUBIC * x * x);
-        d_in[i] = d_out[i] * ((real)0.5 * (1 + th) + (real)0.5 * x * (1 - th * th) * da);
+        real da, s = gelu_gate(in[i], &da);
+        d_in[i] = d_out[i] * (s + 2 * in[i] * s * (1 - s) * da);
     }
 }
 
 void silu_forward(real *out, const real *in, size_t n)
 {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = in[i] / (1 + r_exp(-in[i]));
+#pragma omp parallel for simd schedule(simd : static)
+    for (size_t i = 0; i < n; i++) out[i] = in[i] / (1 + exp_fast(-in[i]));
 }
 
 void silu_backward(real *d_in, const real *d_out, const real *in, size_t n)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(simd : static)
     for (size_t i = 0; i < n; i++) {
-        real s = 1 / (1 + r_exp(-in[i]));
+        real s = 1 / (1 + exp_fast(-in[i]));
         d_in[i] = d_out[i] * s * (1 + in[i] * (1 - s));
     }
 }

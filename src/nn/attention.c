@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include "core/blas.h"
+#include "nn/fastmath.h"
 
 static void softmax_rows(real *m, int rows, int cols)
 {
@@ -12,7 +13,7 @@ static void softmax_rows(real *m, int rows, int cols)
         real *row = m + (size_t)r * cols, max = row[0], sum = 0;
         for (int c = 1; c < cols; c++) max = row[c] > max ? row[c] : max;
         for (int c = 0; c < cols; c++) {
-            row[c] = r_exp(row[c] - max);
+            row[c] = exp_fast(row[c] - max);
             sum += row[c];
         }
         real inv = 1 / sum;
