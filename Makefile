@@ -3,8 +3,9 @@
 # compiled with -DPROMOE_F64 (double) serves the finite-difference gradient checks.
 
 CC      ?= gcc
-BLIS_INC = /usr/include/x86_64-linux-gnu/blis-openmp
-BLIS_LIB = /usr/lib/x86_64-linux-gnu/blis-openmp
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+BLIS_INC = /usr/include/$(MULTIARCH)/blis-openmp
+BLIS_LIB = /usr/lib/$(MULTIARCH)/blis-openmp
 CFLAGS  ?= -O3 -march=native -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fopenmp -ffp-contract=off -fno-math-errno -Wall -Wextra -Isrc -isystem $(BLIS_INC)
 ifeq ($(CI),true)
@@ -22,17 +23,24 @@ TEST_SRC = $(wildcard tests/test_*.c)
 F64_SRC  = $(wildcard tests/f64_*.c)
 TESTS    = $(TEST_SRC:tests/%.c=build/tests/%) $(F64_SRC:tests/%.c=build/tests/%)
 
-.PHONY: all test deps bench clean asan
+.PHONY: all test deps bench clean main
 all: build/promoe
 
-deps:
+# Debian packages, installed when missing (scripts/install-deps.sh); checked once per build tree.
+deps: build/.deps
+build/.deps: scripts/install-deps.sh
 	@bash scripts/install-deps.sh
+	@mkdir -p build && touch $@
 
-build/obj/%.o: src/%.c $(wildcard src/*/*.h)
+# The main job on Fashion-MNIST: train the mini dense model, write results/promoe.db and a grid.
+main: build/.deps build/promoe
+	build/promoe train experiments/mini/dense.yaml
+
+build/obj/%.o: src/%.c $(wildcard src/*/*.h) | build/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-build/obj64/%.o: src/%.c $(wildcard src/*/*.h)
+build/obj64/%.o: src/%.c $(wildcard src/*/*.h) | build/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DPROMOE_F64 -c $< -o $@
 
@@ -57,7 +65,7 @@ build/tests/f64_%: tests/f64_%.c tests/check.h build/libpromoe64.a
 	@mkdir -p build/tests
 	$(CC) $(CFLAGS) -DPROMOE_F64 -Itests -o $@ $< build/libpromoe64.a $(LDLIBS)
 
-test: build/promoe $(TESTS)
+test: build/.deps build/promoe $(TESTS)
 	@bash tests/run.sh $(TESTS)
 
 bench: build/promoe
