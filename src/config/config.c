@@ -49,6 +49,9 @@ enum {
 
 static const char *const objective_names[] = {"rf", "ddpm", NULL}; // index = enum objective
 static const char *const data_names[] = {"fashion-mnist", "npy", NULL};
+static const char *const router_names[] = {"token_choice", "expert_choice", "diffmoe", "expert_race",
+                                           "kmeans", "classification", "prototype", NULL};
+static const char *const activation_names[] = {"default", "softmax", "sigmoid", "identity", NULL};
 
 // clang-format off
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
@@ -88,6 +91,38 @@ static const struct config_key keys[] = {
              "also predict the variance: 2*C outputs (DiT)"),
     DOUBLE_KEY("model.class_dropout", class_dropout, "0.1", 0, 1, RESULTS,
                "probability a label is replaced by the null class (trains CFG)"),
+    STRING_KEY("model.moe.experts", moe_experts, "", NULL, RESULTS,
+               "MoE expert set E<total>A<top-k>S<shared>U<unconditional>, e.g. E14A1S1U1; empty = dense"),
+    INT_KEY("model.moe.every", moe_every, "2", 1, 256, RESULTS, "a MoE layer every this many blocks"),
+    INT_KEY("model.moe.first", moe_first, "1", 0, 255, RESULTS, "index of the first MoE block"),
+    INT_KEY("model.moe.hidden", moe_hidden, "0", 0, 1 << 20, RESULTS,
+            "expert FFN width; 0 = mlp_ratio * hidden / (1 + shared experts)"),
+    ENUM_KEY("model.moe.router", moe_router, "prototype", router_names, RESULTS,
+             "routing method of the routed experts"),
+    ENUM_KEY("model.moe.activation", moe_activation, "default", activation_names, RESULTS,
+             "router score activation; default = the router's own"),
+    BOOL_KEY("model.moe.conditional", moe_conditional, "false", RESULTS,
+             "conditional routing: null-label tokens go to the unconditional experts"),
+    DOUBLE_KEY("model.moe.alpha", moe_alpha, "1.0", 0, INFINITY, RESULTS_MIN_OPEN,
+               "scale of the prototype cosine scores"),
+    DOUBLE_KEY("model.moe.capacity", moe_capacity, "1.0", 0, 64, RESULTS_MIN_OPEN,
+               "capacity factor of expert choice and DiffMoE"),
+    DOUBLE_KEY("model.moe.threshold_momentum", moe_threshold_momentum, "0.95", 0, 1, RESULTS,
+               "momentum of the EMA inference thresholds (DiffMoE, Expert Race)"),
+    STRING_KEY("model.moe.superclasses", moe_superclasses, "", NULL, RESULTS,
+               "class -> superclass map of the classification router (one 'class superclass' per line)"),
+    DOUBLE_KEY("loss.rcl.weight", rcl_weight, "1.0", 0, INFINITY, RESULTS,
+               "routing contrastive loss weight (prototype router)"),
+    DOUBLE_KEY("loss.rcl.tau", rcl_tau, "0.07", 0, INFINITY, RESULTS_MIN_OPEN,
+               "routing contrastive loss temperature"),
+    DOUBLE_KEY("loss.balance.weight", balance_weight, "0", 0, INFINITY, RESULTS,
+               "load-balancing loss weight (DiT-MoE uses 0.01)"),
+    DOUBLE_KEY("loss.router_sim.weight", router_sim_weight, "0", 0, INFINITY, RESULTS,
+               "router similarity loss weight (Expert Race)"),
+    DOUBLE_KEY("loss.cls.weight", cls_weight, "1.0", 0, INFINITY, RESULTS,
+               "classification router cross-entropy weight"),
+    DOUBLE_KEY("loss.capacity.weight", capacity_weight, "0.01", 0, INFINITY, RESULTS,
+               "DiffMoE capacity predictor BCE weight"),
     ENUM_KEY("objective", objective, "rf", objective_names, RESULTS,
              "training objective: rectified flow or DDPM"),
     DOUBLE_KEY("rf.logit_mean", rf_logit_mean, "0.0", -INFINITY, INFINITY, RESULTS,

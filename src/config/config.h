@@ -9,6 +9,15 @@
 
 enum objective { OBJECTIVE_RF, OBJECTIVE_DDPM };
 
+// model.moe.router: index = position in the name list of config.c.
+enum moe_router_kind {
+    ROUTER_TOKEN_CHOICE, ROUTER_EXPERT_CHOICE, ROUTER_DIFFMOE, ROUTER_EXPERT_RACE, ROUTER_KMEANS,
+    ROUTER_CLASSIFICATION, ROUTER_PROTOTYPE, ROUTER_COUNT
+};
+// model.moe.activation: "default" picks the router's own (softmax for the linear routers,
+// identity for prototypes and Expert Race).
+enum moe_activation { ACTIVATION_DEFAULT, ACTIVATION_SOFTMAX, ACTIVATION_SIGMOID, ACTIVATION_IDENTITY };
+
 enum { CONFIG_STRING_MAX = 512 };
 
 struct config {
@@ -20,6 +29,27 @@ struct config {
     int mlp_ratio;         // model.mlp_ratio: dense MLP width = ratio * D
     int learn_sigma;       // model.learn_sigma: output 2*C channels (DiT default, also for rf)
     double class_dropout;  // model.class_dropout: label dropout probability for CFG
+
+    // model.moe.* (ROUTERS.md section 3)
+    char moe_experts[CONFIG_STRING_MAX];  // model.moe.experts: "" = dense, else E<total>A<top-k>S<shared>U<uncond>
+    int moe_every;         // model.moe.every: MoE in blocks first, first + every, ...
+    int moe_first;         // model.moe.first
+    int moe_hidden;        // model.moe.hidden: expert width, 0 = mlp_ratio * D / (1 + shared)
+    int moe_router;        // model.moe.router: enum moe_router_kind
+    int moe_activation;    // model.moe.activation: enum moe_activation
+    int moe_conditional;   // model.moe.conditional: null-label tokens to the unconditional experts
+    double moe_alpha;      // model.moe.alpha: prototype score scale
+    double moe_capacity;   // model.moe.capacity: expert-choice / DiffMoE capacity factor
+    double moe_threshold_momentum;  // model.moe.threshold_momentum: EMA of inference thresholds
+    char moe_superclasses[CONFIG_STRING_MAX];  // model.moe.superclasses: class -> superclass file
+
+    // loss.* (auxiliary losses, each summed over MoE layers with its weight)
+    double rcl_weight;     // loss.rcl.weight: routing contrastive loss (prototype router)
+    double rcl_tau;        // loss.rcl.tau
+    double balance_weight; // loss.balance.weight: Switch load-balancing loss
+    double router_sim_weight;  // loss.router_sim.weight: Expert Race router similarity
+    double cls_weight;     // loss.cls.weight: classification router cross-entropy
+    double capacity_weight;    // loss.capacity.weight: DiffMoE capacity predictor BCE
 
     // objective, diffusion.*
     int objective;         // objective: rf | ddpm

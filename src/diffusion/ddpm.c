@@ -58,7 +58,8 @@ int ddpm_schedule_linear(struct ddpm_schedule *s, int n)
     double scale = DDPM_REFERENCE_STEPS / n, lo = DDPM_BETA_START * scale, hi = DDPM_BETA_END * scale;
     for (int k = 0; k < n; k++) {
         s->timesteps[k] = k;
-        s->beta[k] = n == 1 ? lo : lo + (hi - lo) * k / (n - 1);  // numpy linspace
+        // numpy.linspace: start + k * step, the last entry set to stop exactly.
+        s->beta[k] = n == 1 ? lo : k == n - 1 ? hi : lo + k * ((hi - lo) / (n - 1));
     }
     schedule_derive(s);
     return 0;

@@ -50,7 +50,7 @@ static int add_linear(struct param_table *t, const char *prefix, int64_t n_out, 
     return add(t, name, INIT_ZERO, 0, 1, n_out, 0, 0, 0);
 }
 
-static int build_table(struct param_table *t, const struct dit_shape *s)
+static int build_table(struct dit *m, struct param_table *t, const struct dit_shape *s)
 {
     int64_t D = s->hidden, p = s->patch;
     int rc = 0;
@@ -67,10 +67,14 @@ static int build_table(struct param_table *t, const struct dit_shape *s)
         rc |= add_linear(t, prefix, 3 * D, D, INIT_XAVIER, 0);
         snprintf(prefix, sizeof prefix, "blocks.%d.attn.proj", i);
         rc |= add_linear(t, prefix, D, D, INIT_XAVIER, 0);
-        snprintf(prefix, sizeof prefix, "blocks.%d.mlp.fc1", i);
-        rc |= add_linear(t, prefix, s->mlp_hidden, D, INIT_XAVIER, 0);
-        snprintf(prefix, sizeof prefix, "blocks.%d.mlp.fc2", i);
-        rc |= add_linear(t, prefix, D, s->mlp_hidden, INIT_XAVIER, 0);
+        if (m->moe[i]) {
+            rc |= moe_create(m->moe[i], &m->cfg, i, t);
+        } else {
+            snprintf(prefix, sizeof prefix, "blocks.%d.mlp.fc1", i);
+            rc |= add_linear(t, prefix, s->mlp_hidden, D, INIT_XAVIER, 0);
+            snprintf(prefix, sizeof prefix, "blocks.%d.mlp.fc2", i);
+            rc |= add_linear(t, prefix, D, s->mlp_hidden, INIT_XAVIER, 0);
+        }
         snprintf(prefix, sizeof prefix, "blocks.%d.adaLN_modulation.1", i);
         rc |= add_linear(t, prefix, 6 * D, D, INIT_ZERO, 0);
     }
@@ -110,6 +114,10 @@ static void bind(struct dit *m, real *base, struct dit_tensors *w)
         b->qkv_b = tensor(m, base, "blocks.%d.attn.qkv.bias", i);
         b->proj_w = tensor(m, base, "blocks.%d.attn.proj.weight", i);
         b->proj_b = tensor(m, base, "blocks.%d.attn.proj.bias", i);
+        if (m->moe[i]) {
+            moe_bind(m->moe[i], &m->table, base, w == &m->g);
+            continue;
+        }
         b->fc1_w = tensor(m, base, "blocks.%d.mlp.fc1.weight", i);
         b->fc1_b = tensor(m, base, "blocks.%d.mlp.fc1.bias", i);
         b->fc2_w = tensor(m, base, "blocks.%d.mlp.fc2.weight", i);
@@ -157,9 +165,11 @@ static void layout_acts(struct dit *m)
         b->ln2_mean = arena_reals(a, N);
         b->ln2_rstd = arena_reals(a, N);
         b->mod2 = arena_reals(a, N * D);
-        b->fc1 = arena_reals(a, N * F);
-        b->gelu = arena_reals(a, N * F);
+        int dense = m->moe[i] == NULL;
+        b->fc1 = arena_reals(a, dense ? N * F : 0);
+        b->gelu = arena_reals(a, dense ? N * F : 0);
         b->mlp = arena_reals(a, N * D);
+        if (!dense) moe_layout(m->moe[i], a, (int)B, s->tokens);
     }
     x->d_x = arena_reals(a, N * D);
     x->d_mod = arena_reals(a, N * D);
@@ -181,14 +191,18 @@ static void layout_acts(struct dit *m)
 int dit_create(struct dit *m, const struct config *cfg, int max_batch)
 {
     memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
     shape_from_config(&m->shape, cfg);
     m->max_batch = max_batch;
     int depth = m->shape.depth;
     m->w.blocks = calloc(depth, sizeof *m->w.blocks);
     m->g.blocks = calloc(depth, sizeof *m->g.blocks);
     m->acts.blocks = calloc(depth, sizeof *m->acts.blocks);
-    if (!m->w.blocks || !m->g.blocks || !m->acts.blocks) return err("out of memory");
-    if (build_table(&m->table, &m->shape) < 0) return -1;
+    m->moe = calloc(depth, sizeof *m->moe);
+    if (!m->w.blocks || !m->g.blocks || !m->acts.blocks || !m->moe) return err("out of memory");
+    for (int i = 0; i < depth; i++)
+        if (moe_is_layer(cfg, i) && !(m->moe[i] = calloc(1, sizeof **m->moe))) return err("out of memory");
+    if (build_table(m, &m->table, &m->shape) < 0) return -1;
     if (max_batch == 0) return 0;
     layout_acts(m);
     if (arena_allocate(&m->arena) < 0) return -1;
@@ -198,6 +212,11 @@ int dit_create(struct dit *m, const struct config *cfg, int max_batch)
 
 void dit_destroy(struct dit *m)
 {
+    for (int i = 0; m->moe && i < m->shape.depth; i++) {
+        if (m->moe[i]) moe_destroy(m->moe[i]);
+        free(m->moe[i]);
+    }
+    free(m->moe);
     params_free(&m->table);
     arena_free(&m->arena);
     free(m->w.blocks);
@@ -250,9 +269,14 @@ static void block_forward(struct dit *m, int i, const real *in, real *out, int B
     gated_residual_forward(a->x_mid, in, a->ada + 2 * D, a->proj, ada, B, T, D);
     ln_modulate_forward(a->mod2, a->ln2_mean, a->ln2_rstd, a->x_mid, a->ada + 3 * D, a->ada + 4 * D,
                         ada, B, T, D);
-    linear_forward(a->fc1, a->mod2, w->fc1_w, w->fc1_b, N, D, s->mlp_hidden);
-    gelu_forward(a->gelu, a->fc1, (size_t)N * s->mlp_hidden);
-    linear_forward(a->mlp, a->gelu, w->fc2_w, w->fc2_b, N, s->mlp_hidden, D);
+    if (m->moe[i]) {
+        m->moe[i]->training = m->training;
+        moe_forward(m->moe[i], a->mlp, a->mod2, m->acts.labels, B, T);
+    } else {
+        linear_forward(a->fc1, a->mod2, w->fc1_w, w->fc1_b, N, D, s->mlp_hidden);
+        gelu_forward(a->gelu, a->fc1, (size_t)N * s->mlp_hidden);
+        linear_forward(a->mlp, a->gelu, w->fc2_w, w->fc2_b, N, s->mlp_hidden, D);
+    }
     gated_residual_forward(out, a->x_mid, a->ada + 5 * D, a->mlp, ada, B, T, D);
 }
 
@@ -311,9 +335,13 @@ static void block_backward(struct dit *m, int i, const real *in, int B)
     memset(x->d_ada, 0, sizeof(real) * B * ada);
     memset(x->d_branch, 0, sizeof(real) * N * D);
     gated_residual_backward(x->d_branch, x->d_ada + 5 * D, x->d_x, a->ada + 5 * D, a->mlp, ada, B, T, D);
-    linear_backward(x->d_gelu, g->fc2_w, g->fc2_b, x->d_branch, a->gelu, w->fc2_w, N, F, D, 0);
-    gelu_backward(x->d_fc1, x->d_gelu, a->fc1, (size_t)N * F);
-    linear_backward(x->d_mod, g->fc1_w, g->fc1_b, x->d_fc1, a->mod2, w->fc1_w, N, D, F, 0);
+    if (m->moe[i]) {
+        moe_backward(m->moe[i], x->d_mod, x->d_branch, a->mod2, B, T);
+    } else {
+        linear_backward(x->d_gelu, g->fc2_w, g->fc2_b, x->d_branch, a->gelu, w->fc2_w, N, F, D, 0);
+        gelu_backward(x->d_fc1, x->d_gelu, a->fc1, (size_t)N * F);
+        linear_backward(x->d_mod, g->fc1_w, g->fc1_b, x->d_fc1, a->mod2, w->fc1_w, N, D, F, 0);
+    }
     ln_modulate_backward(x->d_x, x->d_ada + 3 * D, x->d_ada + 4 * D, x->d_mod, a->x_mid, a->ln2_mean,
                          a->ln2_rstd, a->ada + 4 * D, ada, B, T, D);
     memset(x->d_branch, 0, sizeof(real) * N * D);
@@ -349,4 +377,16 @@ void dit_backward(struct dit *m, const real *d_out, int B)
     // The position table is fixed: the embedding gradient stops at the patch projection.
     linear_backward(NULL, m->g.x_w, m->g.x_b, x->d_x, x->patches, m->w.x_w, B * T, F, D, 0);
     condition_backward(m, B);
+}
+
+double dit_aux_losses(const struct dit *m, double per_kind[AUX_COUNT])
+{
+    double total = 0;
+    for (int k = 0; k < AUX_COUNT; k++) per_kind[k] = 0;
+    for (int i = 0; i < m->shape.depth; i++)
+        for (int k = 0; m->moe[i] && k < AUX_COUNT; k++) {
+            per_kind[k] += m->moe[i]->aux[k];
+            total += m->moe[i]->aux[k];
+        }
+    return total;
 }

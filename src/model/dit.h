@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "core/arena.h"
 #include "model/params.h"
+#include "moe/moe.h"
 
 struct dit_shape {
     int channels, size, patch, grid, tokens;  // C, S, p, S/p, T
@@ -67,6 +68,7 @@ struct dit_acts {
 };
 
 struct dit {
+    struct config cfg;        // a copy: MoE layers keep pointers into it
     struct dit_shape shape;
     struct param_table table;
     struct dit_tensors w;     // bound to the weights in use (training or EMA)
@@ -74,6 +76,8 @@ struct dit {
     struct arena arena;
     struct dit_acts acts;
     int max_batch;
+    struct moe_layer **moe;   // [depth]: the block's MoE layer, NULL for a dense MLP
+    int training;             // routers train (capacity, aux losses, buffers) or infer
 };
 
 // Shape from a config (validated). Fills the parameter table; allocates the arena for max_batch
@@ -88,5 +92,8 @@ real *dit_forward(struct dit *m, const real *x, const real *t, const int *labels
 // Accumulates parameter gradients (into the bound gradient buffer) of sum(d_out * out) for the
 // last forward.
 void dit_backward(struct dit *m, const real *d_out, int B);
+// Auxiliary losses of the last training forward summed over MoE layers (weighted), per kind;
+// returns their total.
+double dit_aux_losses(const struct dit *m, double per_kind[AUX_COUNT]);
 
 #endif

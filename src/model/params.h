@@ -13,6 +13,7 @@ enum param_init {
     INIT_ZERO,
     INIT_XAVIER,     // uniform, bound sqrt(6 / (fan_in + fan_out)), fan_in = product of shape[1:]
     INIT_NORMAL,     // N(0, std^2)
+    INIT_UNIFORM,    // U(-std, std)
     INIT_POS_EMBED   // fixed 2-D sine-cosine table (not trained)
 };
 

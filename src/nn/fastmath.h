@@ -20,7 +20,7 @@ static inline float exp_fast(float x)
 {
     const float log2e = 1.44269504088896341f, round_magic = 12582912.0f;  // 1.5 * 2^23
     const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
-    x = fminf(fmaxf(x, -87.0f), 88.0f);
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;   // NaN compares false and passes through
     float k = fmaf(x, log2e, round_magic) - round_magic;   // nearest integer to x / ln2
     float r = fmaf(k, -ln2_hi, x);
     r = fmaf(k, -ln2_lo, r);

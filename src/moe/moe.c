@@ -1,0 +1,274 @@
+// The MoE layer shared by every router: expert registration under ProMoE's tensor names, the
+// routing plan (staged entries sorted into per-expert slot ranges), dispatch and its backward.
+// Experts run one after another, each as BLIS products over its gathered tokens; scatter-adds
+// go expert by expert, so each token's sum has a fixed order (determinism).
+#include "moe/moe.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "nn/activation.h"
+#include "nn/linear.h"
+
+const char *const moe_aux_names[AUX_COUNT] = {"balance", "rcl", "router_sim", "cls", "capacity"};
+
+void plan_add(struct routing_plan *p, int expert, int token, real gate)
+{
+    if (p->n_staged >= p->max_slots) {
+        p->dropped++;
+        return;
+    }
+    p->stage_expert[p->n_staged] = expert;
+    p->stage_token[p->n_staged] = token;
+    p->stage_gate[p->n_staged] = gate;
+    p->n_staged++;
+}
+
+// Counting sort of the staged entries by expert, keeping their staged order within an expert.
+static void plan_finalize(struct routing_plan *p)
+{
+    memset(p->offset, 0, sizeof(int) * (p->n_experts + 1));
+    for (int i = 0; i < p->n_staged; i++) p->offset[p->stage_expert[i] + 1]++;
+    for (int e = 0; e < p->n_experts; e++) p->offset[e + 1] += p->offset[e];
+    int next[p->n_experts];
+    memcpy(next, p->offset, sizeof next);
+    for (int i = 0; i < p->n_staged; i++) {
+        int slot = next[p->stage_expert[i]]++;
+        p->token[slot] = p->stage_token[i];
+        p->gate[slot] = p->stage_gate[i];
+    }
+    p->n_slots = p->n_staged;
+}
+
+static int add_expert(struct param_table *t, const char *prefix, int D, int h, int activated)
+{
+    char name[PARAM_NAME_MAX + 32];
+    const struct { const char *suffix; int64_t d0, d1; int ndim; enum param_init init; } parts[] = {
+        {"up_proj.weight", h, D, 2, INIT_XAVIER}, {"up_proj.bias", h, 0, 1, INIT_ZERO},
+        {"down_proj.weight", D, h, 2, INIT_XAVIER}, {"down_proj.bias", D, 0, 1, INIT_ZERO}};
+    for (int i = 0; i < 4; i++) {
+        int64_t shape[2] = {parts[i].d0, parts[i].d1};
+        snprintf(name, sizeof name, "%s.%s", prefix, parts[i].suffix);
+        int index = params_add(t, name, parts[i].ndim, shape, parts[i].init, 0, 1);
+        if (index < 0) return -1;
+        t->entries[index].activated = activated;
+    }
+    return 0;
+}
+
+static void expert_prefix(char *out, const struct moe_layer *L, int shared, int index)
+{
+    if (shared && L->spec.shared == 1) snprintf(out, PARAM_NAME_MAX, "blocks.%d.mlp.shared_expert", L->block);
+    else if (shared) snprintf(out, PARAM_NAME_MAX, "blocks.%d.mlp.shared_experts.%d", L->block, index);
+    else snprintf(out, PARAM_NAME_MAX, "blocks.%d.mlp.experts.%d", L->block, index);
+}
+
+int moe_create(struct moe_layer *L, const struct config *cfg, int block, struct param_table *t)
+{
+    memset(L, 0, sizeof *L);
+    if (moe_spec_from_config(cfg, &L->spec) < 0) return -1;
+    L->cfg = cfg;
+    L->block = block;
+    L->D = cfg->hidden;
+    L->num_classes = cfg->num_classes;
+    L->seed = cfg->seed;
+    L->router = router_lookup(L->spec.router);
+    if (!L->router) return err("model.moe.router %d is not available in this build", cfg->moe_router);
+    int experts = L->spec.routed + L->spec.uncond, S = L->spec.shared;
+    L->w = calloc(experts, sizeof *L->w);
+    L->g = calloc(experts, sizeof *L->g);
+    L->shared_w = calloc(S ? S : 1, sizeof *L->shared_w);
+    L->shared_g = calloc(S ? S : 1, sizeof *L->shared_g);
+    if (!L->w || !L->g || !L->shared_w || !L->shared_g) return err("out of memory");
+    char prefix[PARAM_NAME_MAX];
+    for (int e = 0; e < experts; e++) {
+        expert_prefix(prefix, L, 0, e);
+        // Activated parameters: the top-k routed experts' worth; unconditional ones are extra.
+        if (add_expert(t, prefix, L->D, L->spec.hidden, e < L->spec.active) < 0) return -1;
+    }
+    for (int s = 0; s < S; s++) {
+        expert_prefix(prefix, L, 1, s);
+        if (add_expert(t, prefix, L->D, L->spec.hidden, 1) < 0) return -1;
+    }
+    snprintf(prefix, sizeof prefix, "blocks.%d.mlp", block);
+    return L->router->add_params(L, t, prefix);
+}
+
+void moe_destroy(struct moe_layer *L)
+{
+    free(L->w);
+    free(L->g);
+    free(L->shared_w);
+    free(L->shared_g);
+    free(L->router_state);
+    memset(L, 0, sizeof *L);
+}
+
+static real *lookup(const struct param_table *t, real *base, const char *prefix, const char *suffix)
+{
+    char name[PARAM_NAME_MAX + 32];
+    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
+    const struct param_entry *e = params_find(t, name);
+    if (!e) BUG("no parameter '%s'", name);
+    return base + e->offset;
+}
+
+static void bind_expert(struct expert_tensors *x, const struct param_table *t, real *base, const char *prefix)
+{
+    x->up_w = lookup(t, base, prefix, "up_proj.weight");
+    x->up_b = lookup(t, base, prefix, "up_proj.bias");
+    x->down_w = lookup(t, base, prefix, "down_proj.weight");
+    x->down_b = lookup(t, base, prefix, "down_proj.bias");
+}
+
+void moe_bind(struct moe_layer *L, const struct param_table *t, real *base, int grads)
+{
+    char prefix[PARAM_NAME_MAX];
+    for (int e = 0; e < L->spec.routed + L->spec.uncond; e++) {
+        expert_prefix(prefix, L, 0, e);
+        bind_expert(grads ? &L->g[e] : &L->w[e], t, base, prefix);
+    }
+    for (int s = 0; s < L->spec.shared; s++) {
+        expert_prefix(prefix, L, 1, s);
+        bind_expert(grads ? &L->shared_g[s] : &L->shared_w[s], t, base, prefix);
+    }
+    snprintf(prefix, sizeof prefix, "blocks.%d.mlp", L->block);
+    L->router->bind(L, t, prefix, base, grads);
+}
+
+static int *arena_ints(struct arena *a, size_t n)
+{
+    return (int *)arena_reals(a, (n * sizeof(int) + sizeof(real) - 1) / sizeof(real));
+}
+
+void moe_layout(struct moe_layer *L, struct arena *a, int B, int T)
+{
+    size_t N = (size_t)B * T, D = L->D, h = L->spec.hidden, S = L->spec.shared;
+    struct routing_plan *p = &L->plan;
+    p->n_experts = L->spec.routed + L->spec.uncond;
+    p->max_slots = L->router->max_slots(L, B, T) + (int)(N * L->spec.uncond);
+    size_t slots = (size_t)p->max_slots;
+    p->offset = arena_ints(a, p->n_experts + 1);
+    p->token = arena_ints(a, slots);
+    p->gate = arena_reals(a, slots);
+    p->d_gate = arena_reals(a, slots);
+    p->stage_expert = arena_ints(a, slots);
+    p->stage_token = arena_ints(a, slots);
+    p->stage_gate = arena_reals(a, slots);
+    L->routed = arena_ints(a, B);
+    L->labels = arena_ints(a, B);
+    L->gathered = arena_reals(a, slots * D);
+    L->pre = arena_reals(a, slots * h);
+    L->post = arena_reals(a, slots * h);
+    L->expert_out = arena_reals(a, slots * D);
+    L->shared_pre = arena_reals(a, S * N * h);
+    L->shared_post = arena_reals(a, S * N * h);
+    L->d_slots = arena_reals(a, slots * D);
+    L->d_post = arena_reals(a, slots * h);
+    L->d_pre = arena_reals(a, slots * h);
+    L->d_shared_post = arena_reals(a, N * h);
+    L->d_shared_pre = arena_reals(a, N * h);
+    L->d_x_slots = arena_reals(a, (S > 1 ? N : 0) * D + slots * D);
+    L->router->layout(L, a, B, T);
+}
+
+// Plan for this forward: the router's entries, then unconditional tokens (gate 1).
+static void build_plan(struct moe_layer *L, const real *x, const int *labels, int B, int T)
+{
+    struct routing_plan *p = &L->plan;
+    for (int b = 0; b < B; b++) {
+        L->labels[b] = labels[b];
+        L->routed[b] = !(L->spec.conditional && labels[b] == L->num_classes);
+    }
+    p->n_staged = 0;
+    p->dropped = 0;
+    memset(L->aux, 0, sizeof L->aux);
+    L->router->plan(L, x, L->routed, B, T);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; !L->routed[b] && t < T; t++)
+            for (int u = 0; u < L->spec.uncond; u++) plan_add(p, L->spec.routed + u, b * T + t, 1);
+    plan_finalize(p);
+}
+
+static void run_expert(const struct expert_tensors *w, real *pre, real *post, real *out, const real *in,
+                       int n, int D, int h)
+{
+    linear_forward(pre, in, w->up_w, w->up_b, n, D, h);
+    gelu_forward(post, pre, (size_t)n * h);
+    linear_forward(out, post, w->down_w, w->down_b, n, h, D);
+}
+
+void moe_forward(struct moe_layer *L, real *y, const real *x, const int *labels, int B, int T)
+{
+    int N = B * T, D = L->D, h = L->spec.hidden;
+    struct routing_plan *p = &L->plan;
+    build_plan(L, x, labels, B, T);
+#pragma omp parallel for schedule(static)
+    for (int s = 0; s < p->n_slots; s++) memcpy(L->gathered + (size_t)s * D, x + (size_t)p->token[s] * D, sizeof(real) * D);
+    for (int e = 0; e < p->n_experts; e++) {
+        int first = p->offset[e], n = p->offset[e + 1] - first;
+        if (n > 0)
+            run_expert(&L->w[e], L->pre + (size_t)first * h, L->post + (size_t)first * h,
+                       L->expert_out + (size_t)first * D, L->gathered + (size_t)first * D, n, D, h);
+    }
+    if (L->spec.shared == 0) memset(y, 0, sizeof(real) * N * D);
+    real *scratch = L->d_x_slots;   // free during the forward
+    for (int s = 0; s < L->spec.shared; s++)
+        run_expert(&L->shared_w[s], L->shared_pre + (size_t)s * N * h, L->shared_post + (size_t)s * N * h,
+                   s == 0 ? y : scratch, x, N, D, h);
+    for (int s = 1; s < L->spec.shared; s++)
+        for (size_t i = 0; i < (size_t)N * D; i++) y[i] += scratch[i];   // (S > 1 only; order fixed)
+    for (int e = 0; e < p->n_experts; e++) {
+#pragma omp parallel for schedule(static)
+        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) {
+            real *row = y + (size_t)p->token[s] * D, g = p->gate[s];
+            const real *out = L->expert_out + (size_t)s * D;
+            for (int d = 0; d < D; d++) row[d] += g * out[d];
+        }
+    }
+}
+
+static void expert_backward(const struct expert_tensors *w, struct expert_tensors *g, real *d_in,
+                            real *d_post, real *d_pre, const real *d_out, const real *in,
+                            const real *pre, const real *post, int n, int D, int h, int accumulate)
+{
+    linear_backward(d_post, g->down_w, g->down_b, d_out, post, w->down_w, n, h, D, 0);
+    gelu_backward(d_pre, d_post, pre, (size_t)n * h);
+    linear_backward(d_in, g->up_w, g->up_b, d_pre, in, w->up_w, n, D, h, accumulate);
+}
+
+void moe_backward(struct moe_layer *L, real *d_x, const real *d_y, const real *x, int B, int T)
+{
+    int N = B * T, D = L->D, h = L->spec.hidden;
+    struct routing_plan *p = &L->plan;
+    memset(d_x, 0, sizeof(real) * N * D);
+    for (int s = 0; s < L->spec.shared; s++)
+        expert_backward(&L->shared_w[s], &L->shared_g[s], d_x, L->d_shared_post, L->d_shared_pre, d_y, x,
+                        L->shared_pre + (size_t)s * N * h, L->shared_post + (size_t)s * N * h, N, D, h, 1);
+#pragma omp parallel for schedule(static)
+    for (int s = 0; s < p->n_slots; s++) {
+        const real *dy = d_y + (size_t)p->token[s] * D, *out = L->expert_out + (size_t)s * D;
+        real *ds = L->d_slots + (size_t)s * D, dot = 0, g = p->gate[s];
+        for (int d = 0; d < D; d++) {
+            dot += dy[d] * out[d];
+            ds[d] = g * dy[d];
+        }
+        p->d_gate[s] = dot;
+    }
+    for (int e = 0; e < p->n_experts; e++) {
+        int first = p->offset[e], n = p->offset[e + 1] - first;
+        if (n == 0) continue;
+        size_t fh = (size_t)first * h, fd = (size_t)first * D;
+        expert_backward(&L->w[e], &L->g[e], L->d_x_slots + fd, L->d_post + fh, L->d_pre + fh,
+                        L->d_slots + fd, L->gathered + fd, L->pre + fh, L->post + fh, n, D, h, 0);
+#pragma omp parallel for schedule(static)
+        for (int s = first; s < first + n; s++) {
+            real *row = d_x + (size_t)p->token[s] * D;
+            const real *src = L->d_x_slots + (size_t)s * D;
+            for (int d = 0; d < D; d++) row[d] += src[d];
+        }
+    }
+    L->router->backward(L, x, L->routed, B, T, d_x);
+}

@@ -1,0 +1,147 @@
+// Prototypical routing (ProMoE, ROUTERS.md 3.7): learnable prototypes P [E, D] (N(0, 0.02^2)),
+// scores Z = alpha cos(x, p_j), S = activation(Z) (identity by default), top-k experts per token
+// with gate S. Auxiliary: routing contrastive loss (loss.rcl.*) and, optionally, load balancing.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/blas.h"
+#include "core/error.h"
+#include "moe/moe.h"
+#include "moe/rcl.h"
+#include "moe/scores.h"
+
+#define PROTOTYPE_INIT_STD 0.02
+#define COSINE_EPS 1e-12
+
+struct prototype {
+    real *p, *g;                 // prototypes and their gradient [E, D]
+    real *x_hat, *x_norm;        // [N, D] normalised tokens, [N] their norms
+    real *p_hat, *p_norm;        // [E, D], [E]
+    real *z, *s, *d_s, *d_z;     // [N, E]
+    real *d_x_hat, *d_p_hat;     // [N, D], [E, D]
+    int *topk, *routed_token;    // [N, k], [N]
+    struct rcl_work rcl;
+};
+
+static int proto_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
+{
+    if (!(L->router_state = calloc(1, sizeof(struct prototype)))) return err("out of memory");
+    char name[PARAM_NAME_MAX + 32];
+    snprintf(name, sizeof name, "%s.cluster_centers", prefix);
+    int64_t shape[2] = {L->spec.routed, L->D};
+    return params_add(t, name, 2, shape, INIT_NORMAL, PROTOTYPE_INIT_STD, 1) < 0 ? -1 : 0;
+}
+
+static void proto_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
+{
+    struct prototype *r = L->router_state;
+    char name[PARAM_NAME_MAX + 32];
+    snprintf(name, sizeof name, "%s.cluster_centers", prefix);
+    real *p = base + params_find(t, name)->offset;
+    if (grads) r->g = p;
+    else r->p = p;
+}
+
+static int proto_max_slots(const struct moe_layer *L, int B, int T) { return B * T * L->spec.active; }
+
+static void proto_layout(struct moe_layer *L, struct arena *a, int B, int T)
+{
+    struct prototype *r = L->router_state;
+    size_t N = (size_t)B * T, E = L->spec.routed, D = L->D;
+    r->x_hat = arena_reals(a, N * D);
+    r->x_norm = arena_reals(a, N);
+    r->p_hat = arena_reals(a, E * D);
+    r->p_norm = arena_reals(a, E);
+    r->z = arena_reals(a, N * E);
+    r->s = arena_reals(a, N * E);
+    r->d_s = arena_reals(a, N * E);
+    r->d_z = arena_reals(a, N * E);
+    r->d_x_hat = arena_reals(a, N * D);
+    r->d_p_hat = arena_reals(a, E * D);
+    r->topk = (int *)arena_reals(a, N * L->spec.active);
+    r->routed_token = (int *)arena_reals(a, N);
+    r->rcl.centroid = arena_reals(a, E * D);
+    r->rcl.count = (int *)arena_reals(a, E);
+    r->rcl.active = (int *)arena_reals(a, E);
+    r->rcl.q = arena_reals(a, E * E);
+    r->rcl.p_norm = arena_reals(a, E);
+    r->rcl.m_norm = arena_reals(a, E);
+}
+
+// out [n, D] = rows of v over their L2 norms (clamped at 1e-12), norms [n].
+static void normalise_rows(real *out, real *norms, const real *v, int n, int D)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        real s = 0;
+        for (int d = 0; d < D; d++) s += v[(size_t)i * D + d] * v[(size_t)i * D + d];
+        s = r_sqrt(s);
+        norms[i] = s > (real)COSINE_EPS ? s : (real)COSINE_EPS;
+        for (int d = 0; d < D; d++) out[(size_t)i * D + d] = v[(size_t)i * D + d] / norms[i];
+    }
+}
+
+static void proto_plan(struct moe_layer *L, const real *x, const int *routed, int B, int T)
+{
+    struct prototype *r = L->router_state;
+    int N = B * T, E = L->spec.routed, k = L->spec.active, D = L->D;
+    normalise_rows(r->x_hat, r->x_norm, x, N, D);
+    normalise_rows(r->p_hat, r->p_norm, r->p, E, D);
+    gemm(NO_TRANS, TRANS, N, E, D, (real)L->spec.alpha, r->x_hat, D, r->p_hat, D, 0, r->z, E);
+    scores_activate(r->s, r->z, N, E, L->spec.activation);
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        r->routed_token[n] = routed[n / T];
+        topk_row(r->s + (size_t)n * E, E, k, r->topk + (size_t)n * k);
+    }
+    for (int n = 0; n < N; n++)
+        for (int j = 0; r->routed_token[n] && j < k; j++) {
+            int e = r->topk[(size_t)n * k + j];
+            plan_add(&L->plan, e, n, r->s[(size_t)n * E + e]);
+        }
+    if (!L->training) return;
+    L->aux[AUX_RCL] = rcl_forward(&r->rcl, x, r->p, r->topk, r->routed_token, N, D, E, k, L->cfg->rcl_tau,
+                                  L->cfg->rcl_weight);
+    L->aux[AUX_BALANCE] = balance_loss(r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
+                                       L->cfg->balance_weight);
+}
+
+// Cosine backward: d_v += (d_hat - <d_hat, v_hat> v_hat) / |v| row by row.
+static void normalise_rows_backward(real *d_v, const real *d_hat, const real *v_hat, const real *norms, int n, int D)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const real *dh = d_hat + (size_t)i * D, *vh = v_hat + (size_t)i * D;
+        real dot = 0;
+        for (int d = 0; d < D; d++) dot += dh[d] * vh[d];
+        for (int d = 0; d < D; d++) d_v[(size_t)i * D + d] += (dh[d] - dot * vh[d]) / norms[i];
+    }
+}
+
+static void proto_backward(struct moe_layer *L, const real *x, const int *routed, int B, int T, real *d_x)
+{
+    struct prototype *r = L->router_state;
+    const struct routing_plan *p = &L->plan;
+    int N = B * T, E = L->spec.routed, k = L->spec.active, D = L->D;
+    (void)routed;
+    (void)x;   // the router works on the normalised tokens kept from the forward
+    memset(r->d_s, 0, sizeof(real) * N * E);
+    for (int e = 0; e < E; e++)
+        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) r->d_s[(size_t)p->token[s] * E + e] += p->d_gate[s];
+    balance_loss_backward(r->d_s, r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
+                          L->cfg->balance_weight);
+    scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);
+    real alpha = (real)L->spec.alpha;
+    gemm(NO_TRANS, NO_TRANS, N, D, E, alpha, r->d_z, E, r->p_hat, D, 0, r->d_x_hat, D);
+    gemm(TRANS, NO_TRANS, E, D, N, alpha, r->d_z, E, r->x_hat, D, 0, r->d_p_hat, D);
+    normalise_rows_backward(d_x, r->d_x_hat, r->x_hat, r->x_norm, N, D);
+    normalise_rows_backward(r->g, r->d_p_hat, r->p_hat, r->p_norm, E, D);
+    rcl_backward(&r->rcl, r->g, d_x, r->p, r->topk, r->routed_token, N, D, E, k, L->cfg->rcl_tau,
+                 L->cfg->rcl_weight);
+}
+
+const struct router_ops router_prototype = {
+    "prototype", proto_add_params, proto_bind, proto_max_slots, proto_layout, proto_plan, proto_backward,
+};

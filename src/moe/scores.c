@@ -1,0 +1,123 @@
+// Score activations, top-k, and the load-balancing loss. Per-row loops; the balance loss sums
+// over tokens in index order (determinism).
+#include "moe/scores.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "nn/fastmath.h"
+
+static void softmax_row(real *out, const real *z, int E)
+{
+    real max = z[0], sum = 0;
+    for (int e = 1; e < E; e++) max = z[e] > max ? z[e] : max;
+    for (int e = 0; e < E; e++) sum += out[e] = exp_fast(z[e] - max);
+    for (int e = 0; e < E; e++) out[e] /= sum;
+}
+
+// d_z [E] = softmax Jacobian^T d_s: s * (d_s - <d_s, s>)
+static void softmax_row_backward(real *d_z, const real *d_s, const real *s, int E)
+{
+    real dot = 0;
+    for (int e = 0; e < E; e++) dot += d_s[e] * s[e];
+    for (int e = 0; e < E; e++) d_z[e] = s[e] * (d_s[e] - dot);
+}
+
+void scores_activate(real *s, const real *z, int n, int E, int activation)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const real *zr = z + (size_t)i * E;
+        real *sr = s + (size_t)i * E;
+        if (activation == ACTIVATION_SOFTMAX) softmax_row(sr, zr, E);
+        else if (activation == ACTIVATION_SIGMOID)
+            for (int e = 0; e < E; e++) sr[e] = 1 / (1 + exp_fast(-zr[e]));
+        else memcpy(sr, zr, sizeof(real) * E);
+    }
+}
+
+void scores_activate_backward(real *d_z, const real *d_s, const real *s, int n, int E, int activation)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        size_t o = (size_t)i * E;
+        if (activation == ACTIVATION_SOFTMAX) softmax_row_backward(d_z + o, d_s + o, s + o, E);
+        else if (activation == ACTIVATION_SIGMOID)
+            for (int e = 0; e < E; e++) d_z[o + e] = d_s[o + e] * s[o + e] * (1 - s[o + e]);
+        else memcpy(d_z + o, d_s + o, sizeof(real) * E);
+    }
+}
+
+void topk_row(const real *s, int E, int k, int *index)
+{
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int e = 0; e < E; e++) {
+            int taken = 0;
+            for (int q = 0; q < j; q++) taken |= index[q] == e;
+            if (!taken && (best < 0 || s[e] > s[best])) best = e;
+        }
+        index[j] = best;
+    }
+}
+
+// pi row: s itself for softmax scores, softmax(s) otherwise.
+static void balance_probs(real *pi, const real *s, int E, int activation)
+{
+    if (activation == ACTIVATION_SOFTMAX) memcpy(pi, s, sizeof(real) * E);
+    else softmax_row(pi, s, E);
+}
+
+// f_e = E * count_e / (N k) over routed tokens; returns N.
+static int balance_fractions(double *f, const int *topk, const int *routed_token, int n, int E, int k)
+{
+    int tokens = 0;
+    memset(f, 0, sizeof(double) * E);
+    for (int i = 0; i < n; i++) {
+        if (!routed_token[i]) continue;
+        tokens++;
+        for (int j = 0; j < k; j++) f[topk[(size_t)i * k + j]] += 1;
+    }
+    for (int e = 0; e < E && tokens; e++) f[e] *= (double)E / ((double)tokens * k);
+    return tokens;
+}
+
+double balance_loss(const real *s, const int *topk, const int *routed_token, int n, int E, int k,
+                    int activation, double weight)
+{
+    double f[E], P[E];
+    int tokens = balance_fractions(f, topk, routed_token, n, E, k);
+    if (tokens == 0 || weight == 0) return 0;
+    memset(P, 0, sizeof P);
+    real pi[E];
+    for (int i = 0; i < n; i++) {
+        if (!routed_token[i]) continue;
+        balance_probs(pi, s + (size_t)i * E, E, activation);
+        for (int e = 0; e < E; e++) P[e] += pi[e];
+    }
+    double loss = 0;
+    for (int e = 0; e < E; e++) loss += f[e] * P[e] / tokens;
+    return weight * loss;
+}
+
+void balance_loss_backward(real *d_s, const real *s, const int *topk, const int *routed_token, int n,
+                           int E, int k, int activation, double weight)
+{
+    double f[E];
+    int tokens = balance_fractions(f, topk, routed_token, n, E, k);
+    if (tokens == 0 || weight == 0) return;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        if (!routed_token[i]) continue;
+        real d_pi[E], pi[E], d[E];
+        for (int e = 0; e < E; e++) d_pi[e] = (real)(weight * f[e] / tokens);
+        if (activation == ACTIVATION_SOFTMAX) {
+            for (int e = 0; e < E; e++) d_s[(size_t)i * E + e] += d_pi[e];
+            continue;
+        }
+        balance_probs(pi, s + (size_t)i * E, E, activation);
+        softmax_row_backward(d, d_pi, pi, E);
+        for (int e = 0; e < E; e++) d_s[(size_t)i * E + e] += d[e];
+    }
+}

@@ -1,0 +1,25 @@
+// Router score helpers shared by the routing methods: the score activation (softmax over the
+// routed experts, sigmoid, identity) and its backward, deterministic top-k, and the Switch
+// load-balancing loss (ROUTERS.md 3.10).
+#ifndef PROMOE_MOE_SCORES_H
+#define PROMOE_MOE_SCORES_H
+
+#include "core/real.h"
+
+// s [n, E] = activation(z [n, E]) row by row.
+void scores_activate(real *s, const real *z, int n, int E, int activation);
+// d_z [n, E] = d_s pulled back through the activation (overwritten).
+void scores_activate_backward(real *d_z, const real *d_s, const real *s, int n, int E, int activation);
+// The k largest entries of s [E] into index [k], largest first; ties go to the lower index.
+void topk_row(const real *s, int E, int k, int *index);
+
+// Load-balancing loss over the routed tokens (rows with routed_token[n] = 1) of s [n, E] whose
+// top-k choices are topk [n, k]: L = weight * sum_e f_e P_e with f_e = E * count_e / (N k),
+// P_e = mean over tokens of pi, pi = s for softmax scores, softmax(s) otherwise. Returns L.
+double balance_loss(const real *s, const int *topk, const int *routed_token, int n, int E, int k,
+                    int activation, double weight);
+// d_s [n, E] += dL/ds of the same loss.
+void balance_loss_backward(real *d_s, const real *s, const int *topk, const int *routed_token, int n,
+                           int E, int k, int activation, double weight);
+
+#endif

@@ -1,0 +1,80 @@
+// Expert-string parsing and the MoE placement rule (every `every` blocks from `first`; the
+// paper's interleaving is first 1, every 2: blocks 1, 3, 5, ...).
+#include "moe/spec.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+// Reads "<letter><digits>" at *p; returns the number or -1.
+static int field(const char **p, const char *letters)
+{
+    if (!**p || !strchr(letters, **p)) return -1;
+    (*p)++;
+    if (!isdigit((unsigned char)**p)) return -1;
+    long v = strtol(*p, (char **)p, 10);
+    return v > 100000 ? -1 : (int)v;
+}
+
+int moe_spec_parse(const char *text, struct moe_spec *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *p = text;
+    out->total = field(&p, "E");
+    out->active = field(&p, "A");
+    out->shared = field(&p, "S");
+    out->uncond = field(&p, "UN");
+    if (out->total < 0 || out->active < 0 || out->shared < 0 || out->uncond < 0 || *p)
+        return err("model.moe.experts '%s' does not parse: expected E<total>A<top-k>S<shared>U<unconditional>, "
+                   "e.g. E14A1S1U1", text);
+    out->routed = out->total - out->shared - out->uncond;
+    if (out->routed < 1)
+        return err("model.moe.experts '%s': %d total experts leave no routed expert after %d shared and %d "
+                   "unconditional", text, out->total, out->shared, out->uncond);
+    if (out->active < 1 || out->active > out->routed)
+        return err("model.moe.experts '%s': top-k %d must be between 1 and the %d routed experts", text,
+                   out->active, out->routed);
+    return 0;
+}
+
+int moe_enabled(const struct config *cfg) { return cfg->moe_experts[0] != '\0'; }
+
+static int default_activation(int router)
+{
+    return router == ROUTER_PROTOTYPE || router == ROUTER_EXPERT_RACE ? ACTIVATION_IDENTITY : ACTIVATION_SOFTMAX;
+}
+
+int moe_spec_from_config(const struct config *cfg, struct moe_spec *out)
+{
+    if (moe_spec_parse(cfg->moe_experts, out) < 0) return -1;
+    out->hidden = cfg->moe_hidden ? cfg->moe_hidden : cfg->mlp_ratio * cfg->hidden / (1 + out->shared);
+    out->router = cfg->moe_router;
+    out->activation = cfg->moe_activation == ACTIVATION_DEFAULT ? default_activation(cfg->moe_router)
+                                                                : cfg->moe_activation;
+    out->conditional = cfg->moe_conditional;
+    out->alpha = cfg->moe_alpha;
+    out->capacity = cfg->moe_capacity;
+    out->threshold_momentum = cfg->moe_threshold_momentum;
+    if (out->conditional && out->uncond < 1)
+        return err("model.moe.conditional needs at least one unconditional expert, but model.moe.experts "
+                   "'%s' has U0", cfg->moe_experts);
+    if (!out->conditional && out->uncond > 0)
+        return err("model.moe.experts '%s' has %d unconditional experts but model.moe.conditional is false: "
+                   "nothing would route to them", cfg->moe_experts, out->uncond);
+    if (out->router == ROUTER_CLASSIFICATION && !cfg->moe_superclasses[0])
+        return err("model.moe.router classification needs model.moe.superclasses (a class -> superclass file)");
+    if (out->router == ROUTER_KMEANS && out->active != 1)
+        return err("model.moe.router kmeans routes each token to its nearest centroid: top-k must be 1, "
+                   "model.moe.experts '%s' asks for %d", cfg->moe_experts, out->active);
+    if (out->router == ROUTER_CLASSIFICATION && out->active != 1)
+        return err("model.moe.router classification routes each sample to one superclass expert: top-k must "
+                   "be 1, model.moe.experts '%s' asks for %d", cfg->moe_experts, out->active);
+    return 0;
+}
+
+int moe_is_layer(const struct config *cfg, int block)
+{
+    return moe_enabled(cfg) && block >= cfg->moe_first && (block - cfg->moe_first) % cfg->moe_every == 0;
+}

@@ -1,0 +1,95 @@
+// Token choice (DiT-MoE / TC-DiT, ROUTERS.md 3.1): a linear router W_r [E, D] without bias,
+// scores S = activation(x W_r^T), each token takes its top-k experts with gate S (not
+// renormalised). No capacity, no dropping. Optional load-balancing loss (loss.balance.weight;
+// DiT-MoE uses 0.01).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/blas.h"
+#include "core/error.h"
+#include "moe/moe.h"
+#include "moe/scores.h"
+
+struct token_choice {
+    real *w, *g;             // router weight and its gradient [E, D]
+    real *z, *s, *d_s, *d_z; // [N, E]
+    int *topk;               // [N, k]
+    int *routed_token;       // [N]
+};
+
+static int tc_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
+{
+    if (!(L->router_state = calloc(1, sizeof(struct token_choice)))) return err("out of memory");
+    char name[PARAM_NAME_MAX + 32];
+    snprintf(name, sizeof name, "%s.gate.weight", prefix);
+    int64_t shape[2] = {L->spec.routed, L->D};
+    // nn.Linear's default (Kaiming-uniform, a = sqrt(5)): U(-1/sqrt(D), 1/sqrt(D)).
+    return params_add(t, name, 2, shape, INIT_UNIFORM, 1 / sqrt((double)L->D), 1) < 0 ? -1 : 0;
+}
+
+static void tc_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
+{
+    struct token_choice *r = L->router_state;
+    char name[PARAM_NAME_MAX + 32];
+    snprintf(name, sizeof name, "%s.gate.weight", prefix);
+    real *p = base + params_find(t, name)->offset;
+    if (grads) r->g = p;
+    else r->w = p;
+}
+
+static int tc_max_slots(const struct moe_layer *L, int B, int T) { return B * T * L->spec.active; }
+
+static void tc_layout(struct moe_layer *L, struct arena *a, int B, int T)
+{
+    struct token_choice *r = L->router_state;
+    size_t N = (size_t)B * T, E = L->spec.routed;
+    r->z = arena_reals(a, N * E);
+    r->s = arena_reals(a, N * E);
+    r->d_s = arena_reals(a, N * E);
+    r->d_z = arena_reals(a, N * E);
+    r->topk = (int *)arena_reals(a, N * L->spec.active);
+    r->routed_token = (int *)arena_reals(a, N);
+}
+
+static void tc_plan(struct moe_layer *L, const real *x, const int *routed, int B, int T)
+{
+    struct token_choice *r = L->router_state;
+    int N = B * T, E = L->spec.routed, k = L->spec.active;
+    gemm(NO_TRANS, TRANS, N, E, L->D, 1, x, L->D, r->w, L->D, 0, r->z, E);
+    scores_activate(r->s, r->z, N, E, L->spec.activation);
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        r->routed_token[n] = routed[n / T];
+        topk_row(r->s + (size_t)n * E, E, k, r->topk + (size_t)n * k);
+    }
+    for (int n = 0; n < N; n++)
+        for (int j = 0; r->routed_token[n] && j < k; j++) {
+            int e = r->topk[(size_t)n * k + j];
+            plan_add(&L->plan, e, n, r->s[(size_t)n * E + e]);
+        }
+    if (L->training)
+        L->aux[AUX_BALANCE] = balance_loss(r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
+                                           L->cfg->balance_weight);
+}
+
+static void tc_backward(struct moe_layer *L, const real *x, const int *routed, int B, int T, real *d_x)
+{
+    struct token_choice *r = L->router_state;
+    const struct routing_plan *p = &L->plan;
+    int N = B * T, E = L->spec.routed, k = L->spec.active;
+    (void)routed;
+    memset(r->d_s, 0, sizeof(real) * N * E);
+    for (int e = 0; e < E; e++)
+        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) r->d_s[(size_t)p->token[s] * E + e] += p->d_gate[s];
+    balance_loss_backward(r->d_s, r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
+                          L->cfg->balance_weight);
+    scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);
+    gemm(TRANS, NO_TRANS, E, L->D, N, 1, r->d_z, E, x, L->D, 1, r->g, L->D);
+    gemm(NO_TRANS, NO_TRANS, N, L->D, E, 1, r->d_z, E, r->w, L->D, 1, d_x, L->D);
+}
+
+const struct router_ops router_token_choice = {
+    "token_choice", tc_add_params, tc_bind, tc_max_slots, tc_layout, tc_plan, tc_backward,
+};
