@@ -16,6 +16,7 @@ enum rng_purpose {
     RNG_NOISE,           // diffusion noise, index = sample
     RNG_SAMPLE_NOISE,    // sampler noise, step = sampler step, index = image
     RNG_SAMPLE_LABEL,    // sampler class labels, index = image
+    RNG_ROUTER,          // router initialisation (k-means centroids), index = layer
     RNG_TEST             // tests
 };
 

@@ -271,6 +271,8 @@ static void block_forward(struct dit *m, int i, const real *in, real *out, int B
                         ada, B, T, D);
     if (m->moe[i]) {
         m->moe[i]->training = m->training;
+        m->moe[i]->update_buffers = m->training && m->update_buffers;
+        m->moe[i]->step = m->step;
         moe_forward(m->moe[i], a->mlp, a->mod2, m->acts.labels, B, T);
     } else {
         linear_forward(a->fc1, a->mod2, w->fc1_w, w->fc1_b, N, D, s->mlp_hidden);

@@ -77,7 +77,9 @@ struct dit {
     struct dit_acts acts;
     int max_batch;
     struct moe_layer **moe;   // [depth]: the block's MoE layer, NULL for a dense MLP
-    int training;             // routers train (capacity, aux losses, buffers) or infer
+    int training;             // routers train (capacity, aux losses) or infer
+    int update_buffers;       // training forwards update router buffers (centroids, thresholds)
+    int64_t step;             // training step of the forward (routers' random streams)
 };
 
 // Shape from a config (validated). Fills the parameter table; allocates the arena for max_batch

@@ -75,7 +75,7 @@ int moe_create(struct moe_layer *L, const struct config *cfg, int block, struct 
     L->num_classes = cfg->num_classes;
     L->seed = cfg->seed;
     L->router = router_lookup(L->spec.router);
-    if (!L->router) return err("model.moe.router %d is not available in this build", cfg->moe_router);
+    if (!L->router) return err("model.moe.router: router %d is not implemented in this build", cfg->moe_router);
     int experts = L->spec.routed + L->spec.uncond, S = L->spec.shared;
     L->w = calloc(experts, sizeof *L->w);
     L->g = calloc(experts, sizeof *L->g);

@@ -69,6 +69,7 @@ struct moe_layer {
     const struct config *cfg;
     int block, D, num_classes;
     int training;                  // set by the model: training routes and losses, or inference
+    int update_buffers;            // training forward may update buffers (centroids, thresholds)
     uint64_t seed;                 // for routers that draw (k-means initialisation)
     int64_t step;
     struct expert_tensors *w, *g;  // [routed + uncond] routed then unconditional experts

@@ -145,8 +145,9 @@ static void drop_labels(struct run *r, int64_t step, int B)
     }
 }
 
+// loss is the diffusion objective (comparable across models); aux the weighted MoE losses.
 struct step_figures {
-    double loss, mse, vb, grad_norm;
+    double loss, mse, vb, grad_norm, aux_total, aux[AUX_COUNT];
 };
 
 // One optimisation step on the batch of `step` (0-based); returns its figures.
@@ -165,7 +166,11 @@ static struct step_figures train_step(struct run *r, int64_t step)
                       cfg->rf_logit_std);
     else
         ddpm_make_batch(&r->ddpm, b->x_t, b->target, b->t_index, b->t, b->x0, B, image, cfg->seed, step);
+    m->training = 1;
+    m->update_buffers = 1;
+    m->step = step;
     const real *out = dit_forward(m, b->x_t, b->t, b->labels, B);
+    f.aux_total = dit_aux_losses(m, f.aux);
     if (cfg->objective == OBJECTIVE_RF) {
         f.loss = f.mse = rf_loss(b->d_out, out, b->target, B, C, C_out, S * S);
     } else {
@@ -177,7 +182,7 @@ static struct step_figures train_step(struct run *r, int64_t step)
     memset(r->grads, 0, sizeof(real) * total);
     dit_backward(m, b->d_out, B);
     f.grad_norm = grad_global_norm(r->grads, total);
-    if (!isfinite(f.loss) || !isfinite(f.grad_norm)) return f;
+    if (!isfinite(f.loss) || !isfinite(f.aux_total) || !isfinite(f.grad_norm)) return f;
     if (cfg->grad_clip > 0) grad_clip(r->grads, total, f.grad_norm, cfg->grad_clip);
     struct adamw_hparams h = {cfg->lr, cfg->beta1, cfg->beta2, cfg->adam_eps, cfg->weight_decay};
     adamw_update(&m->table, r->state.weights, r->grads, r->state.adam_m, r->state.adam_v, &h, step + 1);
@@ -200,6 +205,14 @@ static int log_figures(struct run *r, int64_t step_done, const struct step_figur
     if (r->cfg->objective == OBJECTIVE_DDPM) {
         rc |= store_metric(r->db, id, "mse", step_done, f->mse);
         rc |= store_metric(r->db, id, "vb", step_done, f->vb);
+    }
+    if (moe_enabled(r->cfg)) {
+        char name[64];
+        rc |= store_metric(r->db, id, "loss_total", step_done, f->loss + f->aux_total);
+        for (int k = 0; k < AUX_COUNT; k++) {
+            snprintf(name, sizeof name, "aux/%s", moe_aux_names[k]);
+            rc |= store_metric(r->db, id, name, step_done, f->aux[k]);
+        }
     }
     if (rc) return -1;
     return store_flush(r->db, id, step_done);
@@ -255,6 +268,7 @@ static int write_grid(struct run *r)
     if (!images) return err("out of memory for %d samples", n);
     struct sample_options so = {n, cfg->sample_steps, cfg->sample_cfg, cfg->sample_cfg_channels, cfg->seed, NULL};
     dit_bind_weights(&r->model, r->state.ema);
+    r->model.training = 0;
     int rc = sample_images(&r->model, cfg, &so, images);
     dit_bind_weights(&r->model, r->state.weights);
     snprintf(r->res->grid, sizeof r->res->grid, "%s/%s/samples.png", cfg->ckpt_dir, r->res->run_id);
@@ -279,7 +293,7 @@ static int loop(struct run *r)
         r->interval_images += cfg->batch_size;
         if (step == first) r->res->first_loss = f.loss;
         r->res->last_loss = f.loss;
-        if (!isfinite(f.loss) || !isfinite(f.grad_norm)) {
+        if (!isfinite(f.loss) || !isfinite(f.aux_total) || !isfinite(f.grad_norm)) {
             progress_end(&bar);
             log_figures(r, step + 1, &f);
             err("loss is %s at step %lld (grad norm %g): stopped; the last good checkpoint is kept",

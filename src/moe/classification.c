@@ -1,0 +1,4 @@
+// Placeholder: the classification router is not implemented yet; moe_create refuses configs that name it.
+#include "moe/moe.h"
+
+const struct router_ops router_classification = {"classification", NULL, NULL, NULL, NULL, NULL, NULL};
