@@ -68,7 +68,10 @@ build/tests/f64_%: tests/f64_%.c tests/check.h build/libpromoe64.a
 test: build/.deps build/promoe $(TESTS)
 	@bash tests/run.sh $(TESTS)
 
-bench: build/promoe
+build/bench: tests/bench/bench.c build/libpromoe.a
+	$(CC) $(CFLAGS) -o $@ $< build/libpromoe.a $(LDLIBS)
+
+bench: build/.deps build/bench
 	@bash tests/bench/run.sh
 
 clean:

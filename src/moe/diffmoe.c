@@ -1,4 +1,259 @@
-// Placeholder: the diffmoe router is not implemented yet; moe_create refuses configs that name it.
-#include "moe/moe.h"
+// DiffMoE (ROUTERS.md 3.3, arXiv 2503.14487): a linear router scores S = activation(x W_r^T); in
+// training the routed tokens of the whole forward form one pool and each expert takes the
+// k = floor(n/E * capacity) tokens with the largest S[:, e], gate S. A capacity predictor (Linear,
+// SiLU, Linear on detached tokens, BCE x loss.capacity.weight) learns which tokens were taken;
+// at inference per-expert thresholds (EMA of the k-th largest predicted probability) set each
+// expert's count, still filled by S, so inference is mildly batch dependent, as in the reference.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-const struct router_ops router_diffmoe = {"diffmoe", NULL, NULL, NULL, NULL, NULL, NULL};
+#include "core/blas.h"
+#include "core/error.h"
+#include "moe/moe.h"
+#include "moe/scores.h"
+#include "nn/activation.h"
+#include "nn/linear.h"
+
+#define GATE_INIT_STD 0.006   // N(0, 0.006^2), as EC-DiT and DiffMoE initialise the router
+
+// One candidate of a per-expert ranking: a score and the token's position in the pool.
+struct scored {
+    real value;
+    int position;
+};
+
+struct diffmoe {
+    real *w, *g;                          // gate.weight [E, D] and its gradient
+    real *w0, *b0, *w2, *b2;              // capacity predictor [D, D], [D], [E, D], [E]
+    real *g_w0, *g_b0, *g_w2, *g_b2;      // their gradients
+    real *tau;                            // capacity_thresholds [E] (buffer)
+    real *z, *s, *d_s, *d_z;              // router logits, scores and their gradients [N, E]
+    int *pool;                            // [N] routed token indices, ascending (first n_pool used)
+    real *pool_x;                         // [N, D] pooled tokens (a detached copy)
+    real *h_pre, *h_post;                 // [N, D] predictor hidden layer
+    real *d_h_pre, *d_h_post;             // [N, D]
+    real *pred, *prob, *d_pred;           // [N, E] predictor logits, sigmoid, BCE gradient
+    real *taken;                          // [N, E] target M: 1 where expert e took pool token i
+    struct scored *ranking;               // [E, N] per-expert sorting scratch
+    int n_pool, trained;                  // pool size; 1 when the last forward was a training one
+};
+
+static int add_tensor(struct param_table *t, const char *prefix, const char *suffix, int ndim, int64_t d0,
+                      int64_t d1, enum param_init init, double std, int trainable)
+{
+    char name[PARAM_NAME_MAX + 32];
+    int64_t shape[2] = {d0, d1};
+    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
+    return params_add(t, name, ndim, shape, init, std, trainable) < 0 ? -1 : 0;
+}
+
+static int dm_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
+{
+    if (!(L->router_state = calloc(1, sizeof(struct diffmoe)))) return err("out of memory");
+    int E = L->spec.routed, D = L->D;
+    if (add_tensor(t, prefix, "gate.weight", 2, E, D, INIT_NORMAL, GATE_INIT_STD, 1) < 0 ||
+        add_tensor(t, prefix, "capacity_predictor.0.weight", 2, D, D, INIT_XAVIER, 0, 1) < 0 ||
+        add_tensor(t, prefix, "capacity_predictor.0.bias", 1, D, 0, INIT_ZERO, 0, 1) < 0 ||
+        add_tensor(t, prefix, "capacity_predictor.2.weight", 2, E, D, INIT_XAVIER, 0, 1) < 0 ||
+        add_tensor(t, prefix, "capacity_predictor.2.bias", 1, E, 0, INIT_ZERO, 0, 1) < 0)
+        return -1;
+    // Thresholds are a buffer: not optimised, saved in checkpoints, copied into the EMA weights.
+    return add_tensor(t, prefix, "capacity_thresholds", 1, E, 0, INIT_ZERO, 0, 0);
+}
+
+static real *find(const struct param_table *t, const char *prefix, const char *suffix, real *base)
+{
+    char name[PARAM_NAME_MAX + 32];
+    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
+    const struct param_entry *e = params_find(t, name);
+    if (!e) BUG("no parameter '%s'", name);
+    return base + e->offset;
+}
+
+static void dm_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
+{
+    struct diffmoe *r = L->router_state;
+    real *gate = find(t, prefix, "gate.weight", base), *w0 = find(t, prefix, "capacity_predictor.0.weight", base);
+    real *b0 = find(t, prefix, "capacity_predictor.0.bias", base);
+    real *w2 = find(t, prefix, "capacity_predictor.2.weight", base);
+    real *b2 = find(t, prefix, "capacity_predictor.2.bias", base);
+    if (grads) {
+        r->g = gate, r->g_w0 = w0, r->g_b0 = b0, r->g_w2 = w2, r->g_b2 = b2;
+        return;
+    }
+    r->w = gate, r->w0 = w0, r->b0 = b0, r->w2 = w2, r->b2 = b2;
+    r->tau = find(t, prefix, "capacity_thresholds", base);
+}
+
+// At inference an expert may take every routed token (its predicted count can reach n), so the
+// worst case is n * E slots; training needs at most E * min(k, n) <= n * E.
+static int dm_max_slots(const struct moe_layer *L, int B, int T) { return B * T * L->spec.routed; }
+
+static void dm_layout(struct moe_layer *L, struct arena *a, int B, int T)
+{
+    struct diffmoe *r = L->router_state;
+    size_t N = (size_t)B * T, E = L->spec.routed, D = L->D;
+    r->z = arena_reals(a, N * E);
+    r->s = arena_reals(a, N * E);
+    r->d_s = arena_reals(a, N * E);
+    r->d_z = arena_reals(a, N * E);
+    r->pool = (int *)arena_reals(a, (N * sizeof(int) + sizeof(real) - 1) / sizeof(real));
+    r->pool_x = arena_reals(a, N * D);
+    r->h_pre = arena_reals(a, N * D);
+    r->h_post = arena_reals(a, N * D);
+    r->d_h_pre = arena_reals(a, N * D);
+    r->d_h_post = arena_reals(a, N * D);
+    r->pred = arena_reals(a, N * E);
+    r->prob = arena_reals(a, N * E);
+    r->d_pred = arena_reals(a, N * E);
+    r->taken = arena_reals(a, N * E);
+    r->ranking = (struct scored *)arena_reals(a, (E * N * sizeof(struct scored) + sizeof(real) - 1) / sizeof(real));
+}
+
+// The pool: tokens of routed samples, ascending; pool_x [n, D] their detached copies.
+static void gather_pool(struct diffmoe *r, const real *x, const int *routed, int N, int T, int D)
+{
+    r->n_pool = 0;
+    for (int n = 0; n < N; n++)
+        if (routed[n / T]) r->pool[r->n_pool++] = n;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < r->n_pool; i++)
+        memcpy(r->pool_x + (size_t)i * D, x + (size_t)r->pool[i] * D, sizeof(real) * D);
+}
+
+// pred [n, E] = Linear(SiLU(Linear(pool_x))), prob = sigmoid(pred).
+static void predictor_forward(struct diffmoe *r, int D, int E)
+{
+    int n = r->n_pool;
+    if (n == 0) return;
+    linear_forward(r->h_pre, r->pool_x, r->w0, r->b0, n, D, D);
+    silu_forward(r->h_post, r->h_pre, (size_t)n * D);
+    linear_forward(r->pred, r->h_post, r->w2, r->b2, n, D, E);
+    for (size_t i = 0; i < (size_t)n * E; i++) r->prob[i] = 1 / (1 + r_exp(-r->pred[i]));
+}
+
+// Descending by value; ties to the lower pool position, i.e. the lower token index (ROUTERS.md 3.0).
+static int by_value_descending(const void *a, const void *b)
+{
+    const struct scored *p = a, *q = b;
+    if (p->value != q->value) return p->value > q->value ? -1 : 1;
+    return (p->position > q->position) - (p->position < q->position);
+}
+
+// Ranks the pool on column e of v [*, E] (row rows[i] for pool position i, or row i when rows is
+// NULL), best first, in expert e's part of the scratch; returns the ranking.
+static struct scored *rank_column(struct diffmoe *r, const real *v, const int *rows, int e, int E)
+{
+    struct scored *out = r->ranking + (size_t)e * r->n_pool;
+    for (int i = 0; i < r->n_pool; i++) {
+        size_t row = rows ? (size_t)rows[i] : (size_t)i;
+        out[i].value = v[row * E + e];
+        out[i].position = i;
+    }
+    qsort(out, r->n_pool, sizeof *out, by_value_descending);
+    return out;
+}
+
+// Each expert e takes the count[e] pool tokens with the largest S[:, e]: taken [n, E].
+static void select_by_score(struct diffmoe *r, const int *count, int E)
+{
+    memset(r->taken, 0, sizeof(real) * r->n_pool * E);
+#pragma omp parallel for schedule(static)
+    for (int e = 0; e < E; e++) {
+        const struct scored *ranking = rank_column(r, r->s, r->pool, e, E);
+        for (int j = 0; j < count[e]; j++) r->taken[(size_t)ranking[j].position * E + e] = 1;
+    }
+}
+
+// Training capacity per expert: k = floor(n / E * capacity), at most the pool.
+static int training_capacity(int n, int E, double capacity)
+{
+    int k = (int)floor((double)n / E * capacity);
+    return k < n ? k : n;
+}
+
+// Inference count per expert: c_e = #{n : sigmoid(pred[n, e]) > tau_e}.
+static int predicted_count(const struct diffmoe *r, int e, int E)
+{
+    int c = 0;
+    for (int i = 0; i < r->n_pool; i++) c += r->prob[(size_t)i * E + e] > r->tau[e];
+    return c;
+}
+
+// BCE-with-logits of pred against taken, averaged over the n * E entries, times weight.
+static double capacity_loss(const struct diffmoe *r, int E, double weight)
+{
+    size_t entries = (size_t)r->n_pool * E;
+    if (entries == 0 || weight == 0) return 0;
+    double sum = 0;
+    for (size_t i = 0; i < entries; i++) {
+        double l = r->pred[i];
+        sum += fmax(l, 0) - l * r->taken[i] + log1p(exp(-fabs(l)));   // stable log(1 + e^l) - l y
+    }
+    return weight * sum / (double)entries;
+}
+
+// tau_e <- m tau_e + (1 - m) q_e, q_e the k-th largest predicted probability of expert e.
+static void update_thresholds(struct diffmoe *r, int k, int E, double momentum)
+{
+    if (k < 1) return;   // no k-th largest (tiny pools): keep the thresholds
+#pragma omp parallel for schedule(static)
+    for (int e = 0; e < E; e++) {
+        real q = rank_column(r, r->prob, NULL, e, E)[k - 1].value;
+        r->tau[e] = (real)(momentum * r->tau[e] + (1 - momentum) * q);
+    }
+}
+
+static void dm_plan(struct moe_layer *L, const real *x, const int *routed, int B, int T)
+{
+    struct diffmoe *r = L->router_state;
+    int N = B * T, E = L->spec.routed, D = L->D, count[E];
+    gemm(NO_TRANS, TRANS, N, E, D, 1, x, D, r->w, D, 0, r->z, E);
+    scores_activate(r->s, r->z, N, E, L->spec.activation);
+    gather_pool(r, x, routed, N, T, D);
+    predictor_forward(r, D, E);
+    int k = training_capacity(r->n_pool, E, L->spec.capacity);
+    for (int e = 0; e < E; e++) count[e] = L->training ? k : predicted_count(r, e, E);
+    select_by_score(r, count, E);
+    for (int e = 0; e < E; e++)   // pool order keeps tokens ascending within an expert
+        for (int i = 0; i < r->n_pool; i++)
+            if (r->taken[(size_t)i * E + e] != 0) plan_add(&L->plan, e, r->pool[i], r->s[(size_t)r->pool[i] * E + e]);
+    r->trained = L->training;
+    if (!L->training) return;
+    L->aux[AUX_CAPACITY] = capacity_loss(r, E, L->cfg->capacity_weight);
+    if (L->update_buffers) update_thresholds(r, k, E, L->spec.threshold_momentum);
+}
+
+// The predictor's BCE backward: d_pred = weight (sigmoid(pred) - M) / (n E); its input is
+// detached, so only the predictor's own weights receive gradient (nothing into d_x).
+static void predictor_backward(struct diffmoe *r, int D, int E, double weight)
+{
+    int n = r->n_pool;
+    if (n == 0 || weight == 0) return;
+    real scale = (real)(weight / ((double)n * E));
+    for (size_t i = 0; i < (size_t)n * E; i++) r->d_pred[i] = scale * (r->prob[i] - r->taken[i]);
+    linear_backward(r->d_h_post, r->g_w2, r->g_b2, r->d_pred, r->h_post, r->w2, n, D, E, 0);
+    silu_backward(r->d_h_pre, r->d_h_post, r->h_pre, (size_t)n * D);
+    linear_backward(NULL, r->g_w0, r->g_b0, r->d_h_pre, r->pool_x, r->w0, n, D, D, 0);
+}
+
+static void dm_backward(struct moe_layer *L, const real *x, const int *routed, int B, int T, real *d_x)
+{
+    struct diffmoe *r = L->router_state;
+    const struct routing_plan *p = &L->plan;
+    int N = B * T, E = L->spec.routed, D = L->D;
+    (void)routed;
+    memset(r->d_s, 0, sizeof(real) * N * E);
+    for (int e = 0; e < E; e++)
+        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) r->d_s[(size_t)p->token[s] * E + e] += p->d_gate[s];
+    scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);
+    gemm(TRANS, NO_TRANS, E, D, N, 1, r->d_z, E, x, D, 1, r->g, D);
+    gemm(NO_TRANS, NO_TRANS, N, D, E, 1, r->d_z, E, r->w, D, 1, d_x, D);
+    if (r->trained) predictor_backward(r, D, E, L->cfg->capacity_weight);
+}
+
+const struct router_ops router_diffmoe = {
+    "diffmoe", dm_add_params, dm_bind, dm_max_slots, dm_layout, dm_plan, dm_backward,
+};

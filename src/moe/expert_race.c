@@ -1,4 +1,263 @@
-// Placeholder: the expert_race router is not implemented yet; moe_create refuses configs that name it.
-#include "moe/moe.h"
+// Expert Race (Race-DiT, arXiv 2503.16057; ROUTERS.md 3.4): a linear router W_r [E, D] (no bias,
+// Xavier), scores S = activation(x W_r^T) (identity by default). In training the routed tokens'
+// flattened [n, E] score matrix races: its top n*k entries win (a token gets 0..E experts), gate = S.
+// A per-layer threshold tau follows the batch's race threshold by an EMA and alone decides at
+// inference (S >= tau). Auxiliary: the router similarity loss (3.4 [R]). Not implemented: the
+// per-layer regularisation (PLR), which needs a head on the block output and the diffusion target.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-const struct router_ops router_expert_race = {"expert_race", NULL, NULL, NULL, NULL, NULL, NULL};
+#include "core/blas.h"
+#include "core/error.h"
+#include "moe/moe.h"
+#include "moe/scores.h"
+
+// The "initialised" buffer stores 0 or 1; anything above one half counts as set.
+#define THRESHOLD_SET_LEVEL 0.5
+
+// One entry of the flattened score matrix in the race: index = token * E + expert.
+struct race_entry {
+    real score;
+    int index;
+};
+
+struct expert_race {
+    real *w, *g;                  // router weight and its gradient [E, D]
+    real *tau, *tau_set;          // buffers [1]: inference threshold, 1 once it holds a value
+    real *z, *s, *d_s, *d_z;      // [N, E] logits, scores and their gradients
+    real *prob, *prob_w;          // [N, E] softmax of z (zero rows for unrouted tokens), prob W_sim
+    real *sim_w;                  // [E, E] co-selection weights W of the similarity loss (constant)
+    int *selected;                // [N, E] 1 = entry in the plan (the mask M)
+    int *routed_token;            // [N]
+    struct race_entry *heap;      // [N E] the race
+    double sim_grad_scale;        // dL_sim/dP = sim_grad_scale * prob_w; 0 when the loss is off
+};
+
+// ---- parameters and buffers ----
+
+static int race_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
+{
+    if (L->cfg->balance_weight > 0)
+        return err("loss.balance.weight %g: the Switch balance loss assumes k experts per token, which "
+                   "router 'expert_race' does not give; use loss.router_sim.weight", L->cfg->balance_weight);
+    if (!(L->router_state = calloc(1, sizeof(struct expert_race)))) return err("out of memory");
+    char name[PARAM_NAME_MAX + 48];
+    int64_t shape[2] = {L->spec.routed, L->D}, one = 1;
+    snprintf(name, sizeof name, "%s.gate.weight", prefix);
+    if (params_add(t, name, 2, shape, INIT_XAVIER, 0, 1) < 0) return -1;   // Xavier [R] (3.12)
+    snprintf(name, sizeof name, "%s.race_threshold", prefix);
+    if (params_add(t, name, 1, &one, INIT_ZERO, 0, 0) < 0) return -1;
+    // A flag rather than a sentinel value of tau, so that any tau (negative, zero) resumes exactly.
+    snprintf(name, sizeof name, "%s.race_threshold_initialised", prefix);
+    return params_add(t, name, 1, &one, INIT_ZERO, 0, 0) < 0 ? -1 : 0;
+}
+
+static real *find(const struct param_table *t, real *base, const char *prefix, const char *suffix)
+{
+    char name[PARAM_NAME_MAX + 48];
+    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
+    const struct param_entry *e = params_find(t, name);
+    if (!e) BUG("no parameter '%s'", name);
+    return base + e->offset;
+}
+
+static void race_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
+{
+    struct expert_race *r = L->router_state;
+    if (grads) {
+        r->g = find(t, base, prefix, "gate.weight");
+        return;
+    }
+    r->w = find(t, base, prefix, "gate.weight");
+    r->tau = find(t, base, prefix, "race_threshold");
+    r->tau_set = find(t, base, prefix, "race_threshold_initialised");
+}
+
+// At inference every entry may pass the threshold: room for all N * E_r (training needs N * k).
+static int race_max_slots(const struct moe_layer *L, int B, int T) { return B * T * L->spec.routed; }
+
+static void race_layout(struct moe_layer *L, struct arena *a, int B, int T)
+{
+    struct expert_race *r = L->router_state;
+    size_t N = (size_t)B * T, E = L->spec.routed;
+    r->z = arena_reals(a, N * E);
+    r->s = arena_reals(a, N * E);
+    r->d_s = arena_reals(a, N * E);
+    r->d_z = arena_reals(a, N * E);
+    r->prob = arena_reals(a, N * E);
+    r->prob_w = arena_reals(a, N * E);
+    r->sim_w = arena_reals(a, E * E);
+    r->selected = (int *)arena_reals(a, (N * E * sizeof(int) + sizeof(real) - 1) / sizeof(real));
+    r->routed_token = (int *)arena_reals(a, (N * sizeof(int) + sizeof(real) - 1) / sizeof(real));
+    r->heap = (struct race_entry *)arena_reals(
+        a, (N * E * sizeof(struct race_entry) + sizeof(real) - 1) / sizeof(real));
+}
+
+// ---- the race (training) ----
+
+// The race's total order: higher score first, ties to the lower (token, expert) index; NaN last.
+static int race_before(const struct race_entry *a, const struct race_entry *b)
+{
+    int a_nan = isnan(a->score), b_nan = isnan(b->score);
+    if (a_nan != b_nan) return b_nan;
+    if (!a_nan && a->score != b->score) return a->score > b->score;
+    return a->index < b->index;
+}
+
+static void sift_down(struct race_entry *h, size_t root, size_t size)
+{
+    for (;;) {
+        size_t best = root, left = 2 * root + 1, right = left + 1;
+        if (left < size && race_before(&h[left], &h[best])) best = left;
+        if (right < size && race_before(&h[right], &h[best])) best = right;
+        if (best == root) return;
+        struct race_entry tmp = h[root];
+        h[root] = h[best];
+        h[best] = tmp;
+        root = best;
+    }
+}
+
+// Marks the first K_tot = n_routed * k entries of the race order in r->selected (already zero);
+// returns tau_b, the K_tot-th largest score. A heap over all entries, popped K_tot times: no
+// allocation, and the result is fixed by the total order alone.
+static real race_select(struct expert_race *r, int N, int E, int k, int n_routed)
+{
+    size_t size = 0, winners = (size_t)n_routed * k;
+    for (int n = 0; n < N; n++)
+        for (int e = 0; r->routed_token[n] && e < E; e++) {
+            r->heap[size].score = r->s[(size_t)n * E + e];
+            r->heap[size++].index = n * E + e;
+        }
+    for (size_t i = size / 2; i-- > 0;) sift_down(r->heap, i, size);
+    real tau_b = 0;
+    for (size_t i = 0; i < winners; i++) {
+        tau_b = r->heap[0].score;
+        r->selected[r->heap[0].index] = 1;
+        r->heap[0] = r->heap[--size];
+        sift_down(r->heap, 0, size);
+    }
+    return tau_b;
+}
+
+// First update: tau = tau_b; afterwards tau <- m tau + (1 - m) tau_b (3.4, initialisation [R]).
+static void threshold_update(struct expert_race *r, real tau_b, double momentum)
+{
+    if (*r->tau_set > (real)THRESHOLD_SET_LEVEL)
+        *r->tau = (real)(momentum * (double)*r->tau + (1 - momentum) * (double)tau_b);
+    else
+        *r->tau = tau_b;
+    *r->tau_set = 1;
+}
+
+// Inference: entry (n, e) is active iff S[n, e] >= tau, independently of the rest of the batch.
+static void threshold_select(struct expert_race *r, int N, int E)
+{
+    real tau = *r->tau;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int e = 0; r->routed_token[n] && e < E; e++)
+            r->selected[(size_t)n * E + e] = r->s[(size_t)n * E + e] >= tau;
+}
+
+// ---- router similarity loss (3.4 [R], Eq. 9-11 reconstructed) ----
+
+// W [E, E] from the selection mask M: M' = M^T M; W_ii = E M'_ii / sum_j M'_jj,
+// W_ij = (E^2 - E) M'_ij / sum_{a != b} M'_ab (0 when no two experts are ever co-selected).
+static void sim_weights(struct expert_race *r, int N, int E)
+{
+    real *w = r->sim_w;
+    memset(w, 0, sizeof(real) * E * E);
+    for (int n = 0; n < N; n++) {
+        const int *m = r->selected + (size_t)n * E;
+        for (int i = 0; i < E; i++)
+            for (int j = 0; m[i] && j < E; j++) w[(size_t)i * E + j] += m[j];
+    }
+    double diagonal = 0, off_diagonal = 0;
+    for (int i = 0; i < E; i++)
+        for (int j = 0; j < E; j++) {
+            if (i == j) diagonal += w[(size_t)i * E + j];
+            else off_diagonal += w[(size_t)i * E + j];
+        }
+    for (int i = 0; i < E; i++)
+        for (int j = 0; j < E; j++) {
+            real *x = &w[(size_t)i * E + j];
+            if (i == j) *x = diagonal > 0 ? (real)(E * (double)*x / diagonal) : 0;
+            else *x = off_diagonal > 0 ? (real)(((double)E * E - E) * (double)*x / off_diagonal) : 0;
+        }
+}
+
+// L_sim = weight (1/n) sum_ij W_ij P'_ij with P' = P^T P, computed as weight (1/n) sum_t <P_t, (P W)_t>.
+// W is symmetric, so dL/dP_t = 2 weight / n (P W)_t; the backward keeps P and P W.
+static double sim_loss(struct expert_race *r, int N, int E, int n_routed, double weight)
+{
+    scores_activate(r->prob, r->z, N, E, ACTIVATION_SOFTMAX);
+    for (int n = 0; n < N; n++)
+        if (!r->routed_token[n]) memset(r->prob + (size_t)n * E, 0, sizeof(real) * E);
+    sim_weights(r, N, E);
+    gemm(NO_TRANS, NO_TRANS, N, E, E, 1, r->prob, E, r->sim_w, E, 0, r->prob_w, E);
+    double sum = 0;
+    for (size_t i = 0; i < (size_t)N * E; i++) sum += (double)r->prob[i] * r->prob_w[i];
+    r->sim_grad_scale = 2 * weight / n_routed;
+    return weight * sum / n_routed;
+}
+
+// d_z [N, E] += the similarity loss's gradient through the softmax: P (g - <P, g>), g = scale P W.
+static void sim_loss_backward(struct expert_race *r, int N, int E)
+{
+    real scale = (real)r->sim_grad_scale;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const real *p = r->prob + (size_t)n * E, *pw = r->prob_w + (size_t)n * E;
+        real dot = 0;
+        for (int e = 0; e < E; e++) dot += p[e] * scale * pw[e];
+        for (int e = 0; e < E; e++) r->d_z[(size_t)n * E + e] += p[e] * (scale * pw[e] - dot);
+    }
+}
+
+// ---- plan and backward ----
+
+static void race_plan(struct moe_layer *L, const real *x, const int *routed, int B, int T)
+{
+    struct expert_race *r = L->router_state;
+    int N = B * T, E = L->spec.routed, k = L->spec.active, n_routed = 0;
+    gemm(NO_TRANS, TRANS, N, E, L->D, 1, x, L->D, r->w, L->D, 0, r->z, E);
+    scores_activate(r->s, r->z, N, E, L->spec.activation);
+    for (int n = 0; n < N; n++) n_routed += r->routed_token[n] = routed[n / T];
+    memset(r->selected, 0, sizeof(int) * N * E);
+    r->sim_grad_scale = 0;
+    // Without a tracked threshold (a model never trained) the race is the only rule there is.
+    if (L->training || *r->tau_set <= (real)THRESHOLD_SET_LEVEL) {
+        real tau_b = race_select(r, N, E, k, n_routed);
+        if (L->training && L->update_buffers && n_routed > 0) threshold_update(r, tau_b, L->spec.threshold_momentum);
+    } else {
+        threshold_select(r, N, E);
+    }
+    // Token-major order keeps tokens ascending within each expert's slots.
+    for (int n = 0; n < N; n++)
+        for (int e = 0; e < E; e++)
+            if (r->selected[(size_t)n * E + e]) plan_add(&L->plan, e, n, r->s[(size_t)n * E + e]);
+    if (L->training && L->cfg->router_sim_weight > 0 && n_routed > 0)
+        L->aux[AUX_ROUTER_SIM] = sim_loss(r, N, E, n_routed, L->cfg->router_sim_weight);
+}
+
+static void race_backward(struct moe_layer *L, const real *x, const int *routed, int B, int T, real *d_x)
+{
+    struct expert_race *r = L->router_state;
+    const struct routing_plan *p = &L->plan;
+    int N = B * T, E = L->spec.routed;
+    (void)routed;
+    memset(r->d_s, 0, sizeof(real) * N * E);
+    for (int e = 0; e < E; e++)
+        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) r->d_s[(size_t)p->token[s] * E + e] += p->d_gate[s];
+    scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);
+    if (r->sim_grad_scale != 0) sim_loss_backward(r, N, E);
+    gemm(TRANS, NO_TRANS, E, L->D, N, 1, r->d_z, E, x, L->D, 1, r->g, L->D);
+    gemm(NO_TRANS, NO_TRANS, N, L->D, E, 1, r->d_z, E, r->w, L->D, 1, d_x, L->D);
+}
+
+const struct router_ops router_expert_race = {
+    "expert_race", race_add_params, race_bind, race_max_slots, race_layout, race_plan, race_backward,
+};

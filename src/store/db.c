@@ -118,6 +118,7 @@ static void free_store(struct store *db)
         sqlite3_finalize(db->stmts[i]);
     sqlite3_close(db->handle);
     free(db->rows);
+    free(db->routing);
     free(db->path);
     free(db);
 }
@@ -148,7 +149,7 @@ void store_close(struct store *db)
 {
     if (!db)
         return;
-    if (db->n_rows > 0) {
+    if (db->n_rows > 0 || db->n_routing > 0) {
         char saved[ERROR_TEXT_MAX];
         snprintf(saved, sizeof saved, "%s", err_message());
         store_flush(db, NULL, 0);

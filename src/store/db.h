@@ -37,6 +37,14 @@ int store_metric(struct store *db, const char *run_id, const char *name, int64_t
 // Commits buffered rows and the heartbeat/step_done of run_id in one transaction.
 int store_flush(struct store *db, const char *run_id, int64_t step_done);
 
+// Buffers one `routing` row (layer, expert; t_bin -1) and one per class of `class_routing`
+// (class_id >= 0: only tokens_cond is used, as the token count); written by the next flush.
+int store_routing(struct store *db, const char *run_id, int64_t step, int layer, int expert,
+                  int64_t tokens_cond, int64_t tokens_uncond, double gate_sum, double gate_sumsq,
+                  int64_t dropped);
+int store_class_routing(struct store *db, const char *run_id, int64_t step, int layer, int class_id,
+                        int expert, int64_t tokens);
+
 // Records a checkpoint file of a run.
 int store_checkpoint(struct store *db, const char *run_id, int64_t step, const char *kind,
                      const char *path, int64_t bytes, const char *sha256);

@@ -76,6 +76,8 @@ static int flush_body(struct store *db, void *ctx)
 {
     const struct flush *flush = ctx;
     int rc = store_write_pending(db);
+    if (rc == SQLITE_OK)
+        rc = store_write_routing(db);
     if (rc != SQLITE_OK || !flush->run_id)
         return rc;
     sqlite3_stmt *stmt;
@@ -90,11 +92,12 @@ static int flush_body(struct store *db, void *ctx)
 
 int store_flush(struct store *db, const char *run_id, int64_t step_done)
 {
-    if (db->n_rows == 0 && !run_id)
+    if (db->n_rows == 0 && db->n_routing == 0 && !run_id)
         return 0;
     struct flush flush = {run_id, step_done};
     if (store_write(db, flush_body, &flush, "cannot write metrics to") < 0)
         return -1;
     db->n_rows = 0;
+    db->n_routing = 0;
     return 0;
 }

@@ -31,6 +31,8 @@ enum store_stmt_id {
     STMT_CHECKPOINT_UPSERT,
     STMT_RUN_STATUS,
     STMT_CHECKPOINT_LATEST,
+    STMT_ROUTING_UPSERT,
+    STMT_CLASS_ROUTING_UPSERT,
     STMT_COUNT
 };
 
@@ -43,11 +45,23 @@ struct metric_row {
     int64_t wall_ms;
 };
 
+// A routing row (per layer and expert) or class-routing row (per layer, class and expert) waiting
+// for the next flush.
+struct routing_row {
+    char run_id[STORE_RUN_ID_MAX];
+    int64_t step;
+    int layer, expert, class_id;   // class_id < 0: a `routing` row, else a `class_routing` row
+    int64_t tokens_cond, tokens_uncond, dropped;
+    double gate_sum, gate_sumsq;
+};
+
 struct store {
     sqlite3 *handle;
     char *path;                       // as given to store_open, for messages
     struct metric_row *rows;          // pending rows, owned; cleared only after a COMMIT
     size_t n_rows, rows_capacity;
+    struct routing_row *routing;      // pending routing rows, owned, cleared with the metrics
+    size_t n_routing, routing_capacity;
     sqlite3_stmt *stmts[STMT_COUNT];  // prepared on first use, finalized by store_close
 };
 
@@ -74,6 +88,8 @@ int store_bind_real(sqlite3_stmt *stmt, int index, double value);
 
 // Writes every pending metric row (inside a transaction body).
 int store_write_pending(struct store *db);
+// Writes every pending routing and class-routing row (inside a transaction body).
+int store_write_routing(struct store *db);
 
 // Creates or migrates the schema of a freshly opened store to STORE_SCHEMA_VERSION (migrate.c),
 // refusing a newer version or a file that is not a promoe database.
