@@ -1,0 +1,207 @@
+// The MoE layer shared by every router: a one-expert layer whose gate is 1 equals the dense MLP
+// with the same weights (a check of dispatch); with conditional routing the null-label samples
+// reach only the unconditional expert and the others only routed experts, each routed token in
+// exactly top-k experts and never twice in one; the plan is the same for 1 and 2 threads; the
+// expert string parser; parameter counts of the paper's MoE models (Tables 2, 5, 11).
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "model/dit.h"
+#include "moe/spec.h"
+
+static void tiny(struct config *cfg, const char *const *sets)
+{
+    config_defaults(cfg);
+    const char *base[] = {"model.hidden=32", "model.depth=2", "model.heads=4", "model.patch=4"};
+    for (int i = 0; i < 4; i++) config_set(cfg, base[i]);
+    for (int i = 0; sets && sets[i]; i++)
+        if (config_set(cfg, sets[i]) < 0) CHECK(0, "%s", err_message());
+}
+
+static void random_inputs(real *x, real *t, int *labels, int B, int null_every)
+{
+    struct rng r;
+    rng_init(&r, 5, 0, RNG_TEST, 0);
+    for (int i = 0; i < B * 28 * 28; i++) x[i] = (real)rng_normal(&r);
+    for (int b = 0; b < B; b++) {
+        t[b] = (real)(37 * b % 1000);
+        labels[b] = null_every && b % null_every == 0 ? 10 : b % 10;
+    }
+}
+
+static void copy_tensor(const struct dit *from, const real *wf, const char *a, const struct dit *to, real *wt, const char *b)
+{
+    const struct param_entry *ea = params_find(&from->table, a), *eb = params_find(&to->table, b);
+    CHECK(ea && eb && ea->count == eb->count, "cannot copy '%s' to '%s'", a, b);
+    if (ea && eb && ea->count == eb->count) memcpy(wt + eb->offset, wf + ea->offset, sizeof(real) * ea->count);
+}
+
+// E1A1S0U0, token choice with softmax over one expert: every gate is exactly 1.
+static void test_one_expert_equals_dense(void)
+{
+    struct config dense_cfg, moe_cfg;
+    const char *moe_sets[] = {"model.moe.experts=E1A1S0U0", "model.moe.router=token_choice", "model.moe.first=0",
+                              "model.moe.every=1", NULL};
+    tiny(&dense_cfg, NULL);
+    tiny(&moe_cfg, moe_sets);
+    struct dit dense, moe;
+    CHECK(dit_create(&dense, &dense_cfg, 4) == 0 && dit_create(&moe, &moe_cfg, 4) == 0, "%s", err_message());
+    real *wd = calloc(dense.table.total, sizeof(real)), *wm = calloc(moe.table.total, sizeof(real));
+    params_init(&dense.table, wd, 3);
+    struct rng r;
+    rng_init(&r, 9, 0, RNG_TEST, 1);
+    for (size_t i = 0; i < dense.table.total; i++) wd[i] += (real)(0.05 * rng_normal(&r));  // no zero paths
+    for (int i = 0; i < dense.table.n; i++) {
+        const char *name = dense.table.entries[i].name;
+        if (!(strncmp(name, "blocks.", 7) == 0 && strstr(name, ".mlp."))) copy_tensor(&dense, wd, name, &moe, wm, name);
+    }
+    const char *pairs[][2] = {{"fc1.weight", "experts.0.up_proj.weight"}, {"fc1.bias", "experts.0.up_proj.bias"},
+                              {"fc2.weight", "experts.0.down_proj.weight"}, {"fc2.bias", "experts.0.down_proj.bias"}};
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < 4; k++) {
+            char a[96], c[96];
+            snprintf(a, sizeof a, "blocks.%d.mlp.%s", b, pairs[k][0]);
+            snprintf(c, sizeof c, "blocks.%d.mlp.%s", b, pairs[k][1]);
+            copy_tensor(&dense, wd, a, &moe, wm, c);
+        }
+    dit_bind_weights(&dense, wd);
+    dit_bind_weights(&moe, wm);
+    real x[4 * 784], t[4];
+    int labels[4];
+    random_inputs(x, t, labels, 4, 0);
+    size_t n = 4 * 2 * 784;
+    real *out_dense = malloc(sizeof(real) * n);
+    memcpy(out_dense, dit_forward(&dense, x, t, labels, 4), sizeof(real) * n);
+    const real *out_moe = dit_forward(&moe, x, t, labels, 4);
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs(out_moe[i] - out_dense[i]));
+        scale = fmax(scale, fabs(out_dense[i]));
+    }
+    CHECK(scale > 1e-3, "dense output is trivially small (%g)", scale);
+    CHECK(worst <= 1e-6 * scale, "one-expert MoE differs from the dense MLP by %g (scale %g)", worst, scale);
+    free(wd); free(wm); free(out_dense);
+    dit_destroy(&dense);
+    dit_destroy(&moe);
+}
+
+// Plan invariants of a prototype layer with conditional routing, top-2.
+static void check_plan(const struct moe_layer *L, int B, int T, const int *labels)
+{
+    const struct routing_plan *p = &L->plan;
+    int R = L->spec.routed, K = L->spec.active, bad_cond = 0, bad_uncond = 0, dupes = 0, wrong_k = 0;
+    int count[B * T];
+    memset(count, 0, sizeof count);
+    for (int e = 0; e < p->n_experts; e++)
+        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) {
+            int n = p->token[s], null = labels[n / T] == L->num_classes;
+            if (e < R) { bad_cond += null; count[n]++; }
+            else bad_uncond += !null || p->gate[s] != 1;
+            if (s > p->offset[e] && p->token[s - 1] >= n) dupes++;
+        }
+    for (int n = 0; n < B * T; n++) wrong_k += labels[n / T] != L->num_classes && count[n] != K;
+    CHECK(bad_cond == 0, "%d null-label tokens reached routed experts", bad_cond);
+    CHECK(bad_uncond == 0, "%d conditional tokens (or gates != 1) at the unconditional expert", bad_uncond);
+    CHECK(dupes == 0, "%d tokens repeated or out of order within an expert", dupes);
+    CHECK(wrong_k == 0, "%d routed tokens without exactly %d experts", wrong_k, K);
+    int uncond_slots = p->offset[p->n_experts] - p->offset[R], nulls = 0;
+    for (int b = 0; b < B; b++) nulls += labels[b] == L->num_classes;
+    CHECK(uncond_slots == nulls * T, "%d unconditional slots for %d null samples of %d tokens", uncond_slots, nulls, T);
+}
+
+static void test_conditional_plan(void)
+{
+    const char *sets[] = {"model.moe.experts=E8A2S1U1", "model.moe.router=prototype",
+                          "model.moe.conditional=true", NULL};
+    struct config cfg;
+    tiny(&cfg, sets);
+    struct dit m;
+    CHECK(dit_create(&m, &cfg, 6) == 0, "%s", err_message());
+    real *w = calloc(m.table.total, sizeof(real));
+    params_init(&m.table, w, 1);
+    struct rng r;
+    rng_init(&r, 2, 0, RNG_TEST, 0);
+    for (size_t i = 0; i < m.table.total; i++) w[i] += (real)(0.05 * rng_normal(&r));
+    dit_bind_weights(&m, w);
+    real x[6 * 784], t[6];
+    int labels[6];
+    random_inputs(x, t, labels, 6, 3);   // samples 0 and 3 carry the null label
+    m.training = 1;
+    dit_forward(&m, x, t, labels, 6);
+    const struct moe_layer *L = m.moe[1];
+    CHECK(L != NULL && m.moe[0] == NULL, "MoE should be in block 1 only");
+    if (!L) return;
+    check_plan(L, 6, 49, labels);
+    // The same plan with one thread.
+    int n_slots = L->plan.n_slots, *tokens = malloc(sizeof(int) * n_slots);
+    real *gates = malloc(sizeof(real) * n_slots);
+    memcpy(tokens, L->plan.token, sizeof(int) * n_slots);
+    memcpy(gates, L->plan.gate, sizeof(real) * n_slots);
+    omp_set_num_threads(1);
+    dit_forward(&m, x, t, labels, 6);
+    omp_set_num_threads(2);
+    CHECK(L->plan.n_slots == n_slots && memcmp(tokens, L->plan.token, sizeof(int) * n_slots) == 0 &&
+          memcmp(gates, L->plan.gate, sizeof(real) * n_slots) == 0, "plan differs between 1 and 2 threads");
+    free(tokens); free(gates); free(w);
+    dit_destroy(&m);
+}
+
+static void test_spec_parser(void)
+{
+    struct moe_spec s;
+    CHECK(moe_spec_parse("E14A1S1U1", &s) == 0 && s.routed == 12 && s.active == 1 && s.shared == 1 && s.uncond == 1,
+          "E14A1S1U1");
+    CHECK(moe_spec_parse("E8A1S0N0", &s) == 0 && s.routed == 8, "the paper's N spelling");
+    const char *bad[][2] = {{"E14A1S1", "does not parse"}, {"14A1S1U1", "does not parse"},
+                            {"E2A1S1U1", "leave no routed expert"}, {"E14A13S1U1", "top-k 13"},
+                            {"E14A0S1U1", "top-k 0"}, {"E14A1S1U1x", "does not parse"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK(moe_spec_parse(bad[i][0], &s) < 0, "'%s' accepted", bad[i][0]);
+        CHECK(strstr(err_message(), bad[i][1]) && strstr(err_message(), bad[i][0]), "'%s': message '%s'",
+              bad[i][0], err_message());
+    }
+    struct config cfg;
+    tiny(&cfg, (const char *[]){"model.moe.experts=E14A1S1U1", NULL});
+    CHECK(moe_spec_from_config(&cfg, &s) < 0 && strstr(err_message(), "model.moe.conditional"),
+          "unconditional experts without conditional routing: %s", err_message());
+}
+
+// Tables 2, 5, 11 (paper figures), within 1.5%.
+static void test_paper_counts(void)
+{
+    const struct { const char *file; double total, active; } rows[] = {
+        {"ProMoE-S-Flow", 75e6, 33e6}, {"ProMoE-B-Flow", 300e6, 130e6}, {"ProMoE-L-Flow", 1.063e9, 458e6},
+        {"ProMoE-XL-Flow", 1.568e9, 675e6}, {"ProMoE-B-DDPM", 300e6, 130e6}, {"ProMoE-L-top3-Flow", 1.063e9, 558e6},
+        {"DiT-MoE-L-Flow", 1.163e9, 458e6}};
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "experiments/%s.yaml", rows[i].file);
+        struct config cfg;
+        struct dit m;
+        config_defaults(&cfg);
+        if (config_load_file(&cfg, path) < 0 || dit_create(&m, &cfg, 0) < 0) {
+            CHECK(0, "%s: %s", path, err_message());
+            continue;
+        }
+        double total = (double)params_count_total(&m.table), active = (double)params_count_activated(&m.table);
+        CHECK(fabs(total - rows[i].total) / rows[i].total < 0.015, "%s: total %.2fM vs paper %.0fM", path, total / 1e6,
+              rows[i].total / 1e6);
+        CHECK(fabs(active - rows[i].active) / rows[i].active < 0.015, "%s: activated %.2fM vs paper %.0fM", path,
+              active / 1e6, rows[i].active / 1e6);
+        dit_destroy(&m);
+    }
+}
+
+int main(void)
+{
+    omp_set_num_threads(2);
+    test_one_expert_equals_dense();
+    test_conditional_plan();
+    test_spec_parser();
+    test_paper_counts();
+    return test_summary("test_moe");
+}
