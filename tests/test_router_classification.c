@@ -431,7 +431,8 @@ static double metric_mean(const char *db_path, const char *run_id, const char *n
 
 enum { TRAIN_STEPS = 200, WINDOW = 30 };
 #define MAX_LOSS_RATIO 0.75    // last / first 30-step mean of the diffusion loss
-#define MAX_CLS_RATIO 0.8      // the classifier learns the superclasses: same ratio for aux/cls
+#define MAX_CLS_RATIO 0.1      // aux/cls: the labels reach the MoE input through adaLN, so the
+                               // classifier learns them almost perfectly (1.36 -> 0.002 here)
 
 static void test_training(void)
 {
@@ -439,7 +440,7 @@ static void test_training(void)
     config_defaults(&cfg);
     const char *sets[] = {"model.hidden=32", "model.depth=2", "model.heads=2", "model.patch=7",
                           "train.batch_size=32", "train.lr=1e-3", "log.every=1", "ckpt.every=0", "sample.n=0",
-                          "train.ema_decay=0.9", "model.moe.experts=E6A1S1U1", "model.moe.router=classification",
+                          "train.ema_decay=0.9", "train.threads=1", "model.moe.experts=E6A1S1U1", "model.moe.router=classification",
                           "model.moe.conditional=true", "model.moe.superclasses=" FASHION_MAP};
     for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
         if (config_set(&cfg, sets[i]) < 0) CHECK(0, "config: %s", err_message());

@@ -455,7 +455,8 @@ static void test_training_run(void)
     config_defaults(&cfg);
     const char *sets[] = {"model.hidden=32", "model.depth=2", "model.heads=2", "model.patch=7",
                           "train.batch_size=32", "train.steps=200", "train.lr=1e-3", "log.every=1",
-                          "ckpt.every=0", "sample.n=0", "model.moe.experts=E4A1S0U0", "model.moe.router=diffmoe"};
+                          "ckpt.every=0", "sample.n=0", "model.moe.experts=E4A1S0U0", "model.moe.router=diffmoe",
+                          "train.threads=1"};   // one thread: OpenMP barriers crawl on a shared machine
     for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
         if (config_set(&cfg, sets[i]) < 0) fprintf(stderr, "config_set: %s\n", err_message());
     snprintf(cfg.ckpt_dir, sizeof cfg.ckpt_dir, "%s/ckpt", tmp_dir);

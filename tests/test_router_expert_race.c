@@ -203,6 +203,30 @@ static void test_race_and_threshold(void)
     layer_close(&f);
 }
 
+// Exact ties go to the lower (token, expert) index: two identical tokens whose experts 0 and 1
+// tie at the top (four equal scores) and k = 1: token 0 takes both, token 1 none.
+static void test_ties(void)
+{
+    enum { T = 2, E = 4 };
+    struct layer f;
+    const char *sets[] = {"model.moe.experts=E5A1S1U0"};
+    CHECK(layer_open(&f, sets, 1, 1, T) == 0, "layer: %s", err_message());
+    static real x[T * D];
+    int labels[1] = {0}, mask[T * E];
+    double gate[T * E];
+    for (int d = 0; d < D; d++) {
+        real v = (real)(0.1 * (d % 5) - 0.2);
+        x[d] = x[D + d] = v;
+        for (int e = 0; e < E; e++) f.router_w[(size_t)e * D + d] = e < 2 ? v : -v;
+    }
+    forward(&f, x, labels, 1, 1, 1);
+    plan_mask(&f, T, mask, gate);
+    int expected[T * E] = {1, 1, 0, 0, 0, 0, 0, 0};
+    CHECK(memcmp(mask, expected, sizeof mask) == 0, "ties: token 0 got %d%d%d%d, token 1 got %d%d%d%d",
+          mask[0], mask[1], mask[2], mask[3], mask[4], mask[5], mask[6], mask[7]);
+    layer_close(&f);
+}
+
 // Inference: exactly the entries with S >= tau, gates S, batch independent; without a threshold
 // yet, the race.
 static void test_inference(void)
@@ -329,7 +353,8 @@ static void tiny_config(struct config *cfg, const char *tag, int64_t steps)
     const char *sets[] = {"model.hidden=32", "model.depth=2", "model.heads=2", "model.patch=7",
                           "train.batch_size=16", "train.lr=1e-3", "log.every=1", "ckpt.every=0",
                           "sample.n=0", "train.ema_decay=0.9", "model.moe.experts=E7A1S1U0",
-                          "model.moe.router=expert_race", "loss.router_sim.weight=0.01", set};
+                          "model.moe.router=expert_race", "loss.router_sim.weight=0.01", set,
+                          "train.threads=1"};   // tiny steps: two threads would mostly wait at barriers
     for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
         if (config_set(cfg, sets[i]) < 0) fprintf(stderr, "config_set: %s\n", err_message());
     snprintf(cfg->ckpt_dir, sizeof cfg->ckpt_dir, "%s/%s", tmp_dir, tag);
@@ -376,7 +401,7 @@ static double checkpoint_scalar(const char *path, const char *name)
 }
 
 enum { LEARN_STEPS = 240, LEARN_WINDOW = 20 };
-#define MAX_LOSS_RATIO 0.75
+#define MAX_LOSS_RATIO 0.6   // dense DiT in test_train: 0.75 over 300 steps; this run reaches ~0.38
 
 static void test_learns(void)
 {
@@ -453,6 +478,7 @@ int main(void)
     omp_set_num_threads(2);
     test_tensors();
     test_race_and_threshold();
+    test_ties();
     test_inference();
     test_conditional();
     test_determinism();

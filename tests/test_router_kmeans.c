@@ -358,7 +358,7 @@ static void test_determinism(void)
         after[run] = malloc(sizeof(real) * n);
         memcpy(after[run], f.w, sizeof(real) * n);
     }
-    omp_set_num_threads(2);
+    omp_set_num_threads(1);
     CHECK(read_plan(&f, routed, expert[2]) == 0, "plan breaks the per-token rules");
     CHECK(memcmp(expert[0], expert[1], sizeof expert[0]) == 0 && memcmp(after[0], after[1], sizeof(real) * n) == 0,
           "two identical runs differ");
@@ -549,17 +549,18 @@ static void test_training_determinism(void)
     struct config cfg;
     struct train_result r1, r2, r3;
     tiny_config(&cfg, "a");
+    cfg.threads = 2;
     CHECK(train(&cfg, "a.db", 0, 0, &r1) == 0, "first run");
     read_losses("a.db", r1.run_id, first, sizeof first);
     check_checkpoint_buffers(r1.checkpoint);
     tiny_config(&cfg, "b");
     cfg.threads = 1;
     CHECK(train(&cfg, "b.db", 0, 0, &r2) == 0, "one-thread run");
-    omp_set_num_threads(2);
     read_losses("b.db", r2.run_id, one_thread, sizeof one_thread);
     CHECK(strcmp(first, one_thread) == 0 && first[0], "1 and 2 threads differ:\n%s---\n%s", first, one_thread);
     CHECK(same_tensors(r1.checkpoint, r2.checkpoint), "1 and 2 threads give different weights");
     tiny_config(&cfg, "c");
+    cfg.threads = 2;
     CHECK(train(&cfg, "c.db", 0, 6, &r3) == 0 && r3.steps_done == 6, "interrupted run");
     CHECK(train(&cfg, "c.db", 1, 0, &r3) == 0 && r3.steps_done == 12, "resumed run");
     read_losses("c.db", r3.run_id, resumed, sizeof resumed);
@@ -567,41 +568,42 @@ static void test_training_determinism(void)
     CHECK(same_tensors(r1.checkpoint, r3.checkpoint), "resumed run gives different weights");
 }
 
-// 300 steps: the mean loss of the last 30 steps below 0.75 of the first 30; aux/* rows logged
-// (all 0: k-means has no auxiliary loss), so loss_total = loss.
+// 150 steps (one thread: quick on a busy machine): the mean loss of the last 20 steps below 0.75
+// of the first 20; aux/* rows logged (all 0: k-means has no auxiliary loss), so loss_total = loss.
 static void test_training_lowers_loss(void)
 {
     struct config cfg;
     struct train_result r;
     char sql[512];
     tiny_config(&cfg, "learn");
-    const char *sets[] = {"model.hidden=64", "train.steps=300", "train.batch_size=32", "ckpt.every=0"};
+    const char *sets[] = {"model.hidden=64", "train.steps=150", "train.batch_size=32", "ckpt.every=0",
+                          "train.threads=1"};
     for (size_t i = 0; i < sizeof sets / sizeof *sets; i++) config_set(&cfg, sets[i]);
     CHECK(train(&cfg, "learn.db", 0, 0, &r) == 0, "training run");
     const char *ratio_sql =
         "SELECT (SELECT avg(value) FROM (SELECT value FROM metrics WHERE run_id='%s' AND name='loss' "
-        "ORDER BY step DESC LIMIT 30)) / (SELECT avg(value) FROM (SELECT value FROM metrics WHERE "
-        "run_id='%s' AND name='loss' ORDER BY step LIMIT 30))";
+        "ORDER BY step DESC LIMIT 20)) / (SELECT avg(value) FROM (SELECT value FROM metrics WHERE "
+        "run_id='%s' AND name='loss' ORDER BY step LIMIT 20))";
     snprintf(sql, sizeof sql, ratio_sql, r.run_id, r.run_id);
     double ratio = query("learn.db", sql);
-    printf("kmeans rf: loss %.4f -> %.4f, last/first 30-step mean ratio %.3f\n", r.first_loss, r.last_loss, ratio);
+    printf("kmeans rf: loss %.4f -> %.4f, last/first 20-step mean ratio %.3f\n", r.first_loss, r.last_loss, ratio);
     CHECK(ratio > 0 && ratio < 0.75, "loss ratio %.3f is not below 0.75", ratio);
     for (int k = 0; k < AUX_COUNT; k++) {
         snprintf(sql, sizeof sql, "SELECT count(*) FROM metrics WHERE run_id='%s' AND name='aux/%s' AND value = 0",
                  r.run_id, moe_aux_names[k]);
-        CHECK(query("learn.db", sql) == 300, "aux/%s: not 300 zero rows", moe_aux_names[k]);
+        CHECK(query("learn.db", sql) == 150, "aux/%s: not 150 zero rows", moe_aux_names[k]);
     }
     snprintf(sql, sizeof sql, "SELECT count(*) FROM metrics a JOIN metrics b ON a.run_id = b.run_id AND "
              "a.step = b.step WHERE a.run_id='%s' AND a.name='loss' AND b.name='loss_total' AND a.value = b.value",
              r.run_id);
-    CHECK(query("learn.db", sql) == 300, "loss_total differs from loss");
+    CHECK(query("learn.db", sql) == 150, "loss_total differs from loss");
 }
 
 int main(void)
 {
     if (!mkdtemp(tmp_dir)) return 1;
     rng_init(&test_rng, 2024, 0, RNG_TEST, 0);
-    omp_set_num_threads(2);
+    omp_set_num_threads(1);   // except where 1 and 2 threads are compared: quick on a busy machine
     test_first_forward();
     test_draw_is_uniform_permutation();
     test_too_few_tokens();

@@ -118,7 +118,6 @@ static void gather_pool(struct diffmoe *r, const real *x, const int *routed, int
     r->n_pool = 0;
     for (int n = 0; n < N; n++)
         if (routed[n / T]) r->pool[r->n_pool++] = n;
-#pragma omp parallel for schedule(static)
     for (int i = 0; i < r->n_pool; i++)
         memcpy(r->pool_x + (size_t)i * D, x + (size_t)r->pool[i] * D, sizeof(real) * D);
 }

@@ -151,6 +151,7 @@ void moe_layout(struct moe_layer *L, struct arena *a, int B, int T)
     p->max_slots = L->router->max_slots(L, B, T) + (int)(N * L->spec.uncond);
     size_t slots = (size_t)p->max_slots;
     p->offset = arena_ints(a, p->n_experts + 1);
+    L->expert_order = arena_ints(a, p->n_experts);
     p->token = arena_ints(a, slots);
     p->gate = arena_reals(a, slots);
     p->d_gate = arena_reals(a, slots);
@@ -200,6 +201,29 @@ static void run_expert(const struct expert_tensors *w, real *pre, real *post, re
     linear_forward(out, post, w->down_w, w->down_b, n, h, D);
 }
 
+static void run_expert_serial(const struct expert_tensors *w, real *pre, real *post, real *out,
+                              const real *in, int n, int D, int h)
+{
+    linear_forward_serial(pre, in, w->up_w, w->up_b, n, D, h);
+    gelu_forward(post, pre, (size_t)n * h);   // nested region: this thread only
+    linear_forward_serial(out, post, w->down_w, w->down_b, n, h, D);
+}
+
+// Experts by decreasing token count, so that dynamic scheduling over threads balances well.
+static void order_experts(struct moe_layer *L)
+{
+    const struct routing_plan *p = &L->plan;
+    int *order = L->expert_order;
+    for (int e = 0; e < p->n_experts; e++) order[e] = e;
+    for (int i = 1; i < p->n_experts; i++)
+        for (int j = i; j > 0; j--) {
+            int a = order[j - 1], b = order[j];
+            if (p->offset[a + 1] - p->offset[a] >= p->offset[b + 1] - p->offset[b]) break;
+            order[j - 1] = b;
+            order[j] = a;
+        }
+}
+
 void moe_forward(struct moe_layer *L, real *y, const real *x, const int *labels, int B, int T)
 {
     int N = B * T, D = L->D, h = L->spec.hidden;
@@ -207,11 +231,15 @@ void moe_forward(struct moe_layer *L, real *y, const real *x, const int *labels,
     build_plan(L, x, labels, B, T);
 #pragma omp parallel for schedule(static)
     for (int s = 0; s < p->n_slots; s++) memcpy(L->gathered + (size_t)s * D, x + (size_t)p->token[s] * D, sizeof(real) * D);
-    for (int e = 0; e < p->n_experts; e++) {
-        int first = p->offset[e], n = p->offset[e + 1] - first;
+    // Each expert on one thread (its products single-threaded): many mid-sized products in parallel
+    // beat each one split over threads. Every expert's arithmetic is the same on any thread.
+    order_experts(L);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < p->n_experts; i++) {
+        int e = L->expert_order[i], first = p->offset[e], n = p->offset[e + 1] - first;
         if (n > 0)
-            run_expert(&L->w[e], L->pre + (size_t)first * h, L->post + (size_t)first * h,
-                       L->expert_out + (size_t)first * D, L->gathered + (size_t)first * D, n, D, h);
+            run_expert_serial(&L->w[e], L->pre + (size_t)first * h, L->post + (size_t)first * h,
+                              L->expert_out + (size_t)first * D, L->gathered + (size_t)first * D, n, D, h);
     }
     if (L->spec.shared == 0) memset(y, 0, sizeof(real) * N * D);
     real *scratch = L->d_x_slots;   // free during the forward
@@ -239,6 +267,15 @@ static void expert_backward(const struct expert_tensors *w, struct expert_tensor
     linear_backward(d_in, g->up_w, g->up_b, d_pre, in, w->up_w, n, D, h, accumulate);
 }
 
+static void expert_backward_serial(const struct expert_tensors *w, struct expert_tensors *g, real *d_in,
+                                   real *d_post, real *d_pre, const real *d_out, const real *in,
+                                   const real *pre, const real *post, int n, int D, int h)
+{
+    linear_backward_serial(d_post, g->down_w, g->down_b, d_out, post, w->down_w, n, h, D, 0);
+    gelu_backward(d_pre, d_post, pre, (size_t)n * h);
+    linear_backward_serial(d_in, g->up_w, g->up_b, d_pre, in, w->up_w, n, D, h, 0);
+}
+
 void moe_backward(struct moe_layer *L, real *d_x, const real *d_y, const real *x, int B, int T)
 {
     int N = B * T, D = L->D, h = L->spec.hidden;
@@ -257,12 +294,16 @@ void moe_backward(struct moe_layer *L, real *d_x, const real *d_y, const real *x
         }
         p->d_gate[s] = dot;
     }
-    for (int e = 0; e < p->n_experts; e++) {
-        int first = p->offset[e], n = p->offset[e + 1] - first;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < p->n_experts; i++) {
+        int e = L->expert_order[i], first = p->offset[e], n = p->offset[e + 1] - first;
         if (n == 0) continue;
         size_t fh = (size_t)first * h, fd = (size_t)first * D;
-        expert_backward(&L->w[e], &L->g[e], L->d_x_slots + fd, L->d_post + fh, L->d_pre + fh,
-                        L->d_slots + fd, L->gathered + fd, L->pre + fh, L->post + fh, n, D, h, 0);
+        expert_backward_serial(&L->w[e], &L->g[e], L->d_x_slots + fd, L->d_post + fh, L->d_pre + fh,
+                               L->d_slots + fd, L->gathered + fd, L->pre + fh, L->post + fh, n, D, h);
+    }
+    for (int e = 0; e < p->n_experts; e++) {
+        int first = p->offset[e], n = p->offset[e + 1] - first;
 #pragma omp parallel for schedule(static)
         for (int s = first; s < first + n; s++) {
             real *row = d_x + (size_t)p->token[s] * D;

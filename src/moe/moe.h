@@ -80,6 +80,7 @@ struct moe_layer {
     struct routing_plan plan;
     int *routed;                   // [B] 1 = the router routes this sample, 0 = unconditional experts
     int *labels;                   // [B] labels of the last forward (for statistics)
+    int *expert_order;             // [n_experts] experts by decreasing token count
     real *gathered, *pre, *post, *expert_out;         // [max_slots, D], [max_slots, h] x2, [max_slots, D]
     real *shared_pre, *shared_post;                   // [shared][N, h]
     real *d_slots, *d_post, *d_pre;                   // [max_slots, D], [max_slots, h] x2

@@ -42,3 +42,21 @@ void linear_backward(real *d_in, real *d_weight, real *d_bias, const real *d_out
     if (d_in) gemm(NO_TRANS, NO_TRANS, n, n_in, n_out, 1, d_out, n_out, weight, n_in,
                      accumulate_d_in ? 1 : 0, d_in, n_in);
 }
+
+void linear_forward_serial(real *out, const real *in, const real *weight, const real *bias, int n,
+                           int n_in, int n_out)
+{
+    if (bias)
+        for (int i = 0; i < n; i++) memcpy(out + (size_t)i * n_out, bias, sizeof(real) * n_out);
+    gemm_serial(NO_TRANS, TRANS, n, n_out, n_in, 1, in, n_in, weight, n_in, bias ? 1 : 0, out, n_out);
+}
+
+void linear_backward_serial(real *d_in, real *d_weight, real *d_bias, const real *d_out, const real *in,
+                            const real *weight, int n, int n_in, int n_out, int accumulate_d_in)
+{
+    gemm_serial(TRANS, NO_TRANS, n_out, n_in, n, 1, d_out, n_out, in, n_in, 1, d_weight, n_in);
+    if (d_bias) column_sums_add(d_bias, d_out, n, n_out);   // nested region: runs on this thread
+    if (d_in)
+        gemm_serial(NO_TRANS, NO_TRANS, n, n_in, n_out, 1, d_out, n_out, weight, n_in,
+                    accumulate_d_in ? 1 : 0, d_in, n_in);
+}

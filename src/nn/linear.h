@@ -11,6 +11,11 @@ void linear_forward(real *out, const real *in, const real *weight, const real *b
 // d_in [n, n_in] = d_out W, or += when accumulate_d_in (skipped when d_in is NULL).
 void linear_backward(real *d_in, real *d_weight, real *d_bias, const real *d_out, const real *in,
                      const real *weight, int n, int n_in, int n_out, int accumulate_d_in);
+// The same on one thread, for calls from inside an OpenMP parallel region (one expert per thread).
+void linear_forward_serial(real *out, const real *in, const real *weight, const real *bias, int n,
+                           int n_in, int n_out);
+void linear_backward_serial(real *d_in, real *d_weight, real *d_bias, const real *d_out, const real *in,
+                            const real *weight, int n, int n_in, int n_out, int accumulate_d_in);
 // Accumulates column sums: d_bias [cols] += sum over rows of m [rows, cols], in row order.
 void column_sums_add(real *d_bias, const real *m, int rows, int cols);
 
