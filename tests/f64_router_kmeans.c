@@ -3,9 +3,10 @@
 // through the experts: the router must add nothing), with and without conditional routing, with
 // 0 and 2 shared experts; and the centroid update equal to the means of the assigned tokens to
 // rounding (1e-12).
-// Selection cannot flip silently: gradcheck_dit freezes the buffers (update_buffers 0) and gives
-// the centroids random N(0, 0.3^2) values; a token changing centroid under the 1e-4 step would
-// make a jump of O(0.1) in the loss, a numeric derivative of O(1e3), far outside the 1e-5 limit.
+// Selection under the 1e-4 step: gradcheck_dit freezes the buffers (update_buffers 0) and gives
+// the centroids random N(0, 0.3^2) values, so nearest-centroid gaps are O(0.1) and no assignment
+// changes in these cases; one that did would jump the loss by O(0.1), a numeric derivative of
+// O(1e3), far outside the 1e-5 limit, so the checks would show it.
 #include <omp.h>
 
 #include "gradcheck.h"

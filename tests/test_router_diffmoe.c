@@ -259,6 +259,30 @@ static void test_training_plans(void)
     harness_free(h);
 }
 
+// Exact ties (tokens in groups of 5 identical rows, so k = 12 splits a group): the lower token
+// indices win, as ROUTERS.md 3.0 asks.
+static void test_ties(void)
+{
+    struct harness *h = harness_new(NULL, 0, 4, 12, 12);
+    for (int n = 0; n < h->N; n++) memcpy(h->x + n * h->D, h->x + n / 5 * 5 * h->D, sizeof(real) * h->D);
+    double *S = malloc(sizeof(double) * h->N * h->E);
+    int *chosen = malloc(sizeof(int) * h->N), split = 0;
+    forward(h);
+    ref_scores(h, S);
+    for (int e = 0; e < h->E; e++) {
+        ref_top(h, S, e, 12, chosen);
+        for (int g = 0; g < h->N; g += 5) {
+            int in = 0;
+            for (int n = g; n < g + 5 && n < h->N; n++) in += chosen[n];
+            split += in > 0 && in < 5 && g + 5 <= h->N;
+        }
+        check_expert(h, e, chosen, S, "ties");
+    }
+    CHECK(split == h->E, "ties: %d experts split a group of equal tokens, expected %d", split, h->E);
+    free(S), free(chosen);
+    harness_free(h);
+}
+
 // Conditional routing: null-label samples go only to the unconditional expert; the pool is the rest.
 static void test_conditional(void)
 {
@@ -504,6 +528,7 @@ int main(void)
     omp_set_num_threads(2);
     blas_set_threads(2);
     test_training_plans();
+    test_ties();
     test_conditional();
     test_determinism();
     test_thresholds();

@@ -157,9 +157,11 @@ static int some_draw_explains(const struct fixture *f, const int *expert)
         if (size[e] == 0) return 0;
     real c[E * f->D];
     for (;;) {
-        for (int e = 0; e < E; e++) memcpy(c + e * f->D, f->x + (size_t)members[e][pick[e]] * f->D, sizeof(real) * f->D);
+        for (int e = 0; e < E; e++)
+            memcpy(c + e * f->D, f->x + (size_t)members[e][pick[e]] * f->D, sizeof(real) * f->D);
         int ok = 1;
-        for (int n = 0; ok && n < f->N; n++) ok = expert[n] < 0 || nearest(f->x + (size_t)n * f->D, c, E, f->D, NULL) == expert[n];
+        for (int n = 0; ok && n < f->N; n++)
+            ok = expert[n] < 0 || nearest(f->x + (size_t)n * f->D, c, E, f->D, NULL) == expert[n];
         if (ok) return 1;
         int e = 0;
         while (e < E && ++pick[e] == size[e]) pick[e++] = 0;
@@ -473,7 +475,8 @@ static double query(const char *db_name, const char *sql)
     sqlite3_stmt *st;
     double value = -1;
     if (sqlite3_open(path, &db) == SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) value = sqlite3_column_double(st, 0);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+            value = sqlite3_column_double(st, 0);
         sqlite3_finalize(st);
     }
     sqlite3_close(db);
