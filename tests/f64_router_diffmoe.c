@@ -3,7 +3,7 @@
 // gradient must not: whole-DiT checks (gradcheck_dit) run with loss.capacity.weight 0, and with
 // the weight on, the MoE layer's own tensors (router, experts, predictor, none upstream of its
 // input) are checked against the full loss and every other gradient must equal the weight-0 one.
-// The pool selection must not flip under the 2e-4 perturbations: its score margins are asserted.
+// Inputs are chosen so that no finite-difference perturbation can flip the pool selection.
 #include <omp.h>
 
 #include "core/blas.h"
@@ -54,7 +54,7 @@ static void tiny_build(struct tiny *s, const char *name, const char *const *sets
     fill_normal(s->x, sizeof s->x / sizeof *s->x, 1);
     fill_normal(s->r, s->out_n, 1);
     s->ctx = (struct dit_ctx){&s->m, s->x, s->t, s->labels, 3, s->r, s->out_n, 0};
-    s->c = (struct fd_case){name, dit_fwd, &s->ctx, s->m.acts.out, s->r, s->out_n, dit_aux};
+    s->c = (struct fd_case){name, dit_fwd, &s->ctx, s->m.acts.out, s->r, s->out_n, dit_aux, dit_routing_signature};
 }
 
 static void tiny_free(struct tiny *s)
@@ -136,9 +136,35 @@ static void gradcheck_diffmoe(const char *name, const char *const *sets, int n_s
 
 static int is_predictor(const char *name) { return strstr(name, "capacity_predictor") != NULL; }
 
+// Gradients (into a new buffer) at loss.capacity.weight = weight; the MoE layers read the
+// model's copy of the config.
+static real *gradients_at(struct tiny *s, double weight)
+{
+    real *out = malloc(sizeof(real) * s->m.table.total);
+    s->m.cfg.capacity_weight = weight;
+    tiny_gradients(s);
+    memcpy(out, s->g, sizeof(real) * s->m.table.total);
+    return out;
+}
+
+// Counts, over every tensor, gradients outside the predictor that differ between a and b, and
+// predictor gradients of a that are nonzero (zero_wanted) or zero (!zero_wanted).
+static void compare_gradients(const struct param_table *t, const real *a, const real *b, int zero_wanted,
+                              int *changed, int *predictor_bad)
+{
+    *changed = *predictor_bad = 0;
+    for (int i = 0; i < t->n; i++) {
+        const struct param_entry *e = &t->entries[i];
+        for (size_t j = e->offset; j < e->offset + e->count; j++) {
+            if (!is_predictor(e->name)) *changed += a[j] != b[j];
+            else *predictor_bad += zero_wanted ? a[j] != 0 : a[j] == 0;
+        }
+    }
+}
+
 // With the BCE on: the MoE layer's tensors against the full loss (router, experts and predictor;
-// none is upstream of the layer's input); every gradient but the predictor's equals the weight-0
-// gradient bit for bit (no BCE into x); the predictor gets nothing at weight 0.
+// none is upstream of the layer's input). At weights 0, w and 3w every gradient outside the
+// predictor is the same bit for bit (no BCE into x); at 0 the predictor gets nothing.
 static void check_capacity_loss(const char *name, const char *const *sets, int n_sets, double weight)
 {
     const char *all[8] = {"model.moe.router=diffmoe"};
@@ -147,12 +173,8 @@ static void check_capacity_loss(const char *name, const char *const *sets, int n
     struct tiny s;
     tiny_build(&s, name, all, 1 + n_sets);
     const struct param_table *t = &s.m.table;
-    size_t n = t->total;
-    real *with_bce = malloc(sizeof(real) * n);
-    s.m.cfg.capacity_weight = weight;   // the MoE layers read the model's copy of the config
-    tiny_gradients(&s);
+    real *without = gradients_at(&s, 0), *tripled = gradients_at(&s, 3 * weight), *with_bce = gradients_at(&s, weight);
     CHECK(s.ctx.aux > 0, "%s: capacity loss %.3g", name, s.ctx.aux);
-    memcpy(with_bce, s.g, sizeof(real) * n);
     char prefix[32];
     snprintf(prefix, sizeof prefix, "blocks.%d.mlp.", MOE_BLOCK);
     for (int i = 0; i < t->n; i++) {
@@ -160,22 +182,16 @@ static void check_capacity_loss(const char *name, const char *const *sets, int n
         if (e->trainable && strncmp(e->name, prefix, strlen(prefix)) == 0)
             check_variable(&s.c, e->name, s.w + e->offset, with_bce + e->offset, e->count);
     }
-    s.m.cfg.capacity_weight = 0;
-    tiny_gradients(&s);
-    int changed = 0, predictor_nonzero = 0, predictor_zero = 0;
-    for (int i = 0; i < t->n; i++) {
-        const struct param_entry *e = &t->entries[i];
-        for (size_t j = e->offset; j < e->offset + e->count; j++) {
-            if (!is_predictor(e->name)) changed += with_bce[j] != s.g[j];
-            else predictor_nonzero += s.g[j] != 0, predictor_zero += with_bce[j] == 0;
-        }
-    }
-    CHECK(changed == 0, "%s: %d gradients outside the predictor depend on loss.capacity.weight", name, changed);
-    CHECK(predictor_nonzero == 0, "%s: predictor gets %d nonzero gradients from the diffusion loss", name,
-          predictor_nonzero);
-    CHECK(predictor_zero == 0, "%s: %d predictor gradients are zero with the BCE on", name, predictor_zero);
+    int changed, predictor_bad;
+    compare_gradients(t, without, with_bce, 1, &changed, &predictor_bad);
+    CHECK(changed == 0, "%s: %d gradients outside the predictor change at weight %g", name, changed, weight);
+    CHECK(predictor_bad == 0, "%s: predictor gets %d nonzero gradients from the diffusion loss", name, predictor_bad);
+    compare_gradients(t, tripled, with_bce, 0, &changed, &predictor_bad);
+    CHECK(changed == 0, "%s: %d gradients outside the predictor change from weight %g to %g", name, changed,
+          weight, 3 * weight);
+    CHECK(predictor_bad == 0, "%s: %d predictor gradients are zero with the BCE on", name, predictor_bad);
     printf("%s: capacity loss checked at weight %g\n", name, weight);
-    free(with_bce);
+    free(without), free(tripled), free(with_bce);
     tiny_free(&s);
 }
 

@@ -1,5 +1,5 @@
 // Finite-difference gradient checking for the double-precision build (tests/f64_*.c): five-point
-// central differences with step 1e-4 (truncation O(h^4), so rounding dominates: about
+// central differences with step 5e-5 (truncation O(h^4), so rounding dominates: about
 // 1e-16 |loss| / h); error = |numeric - analytic| / max(|numeric|, |analytic|, 1e-3), limit 1e-5
 // (the floor keeps exactly-zero gradients, such as the key bias's, from turning rounding noise
 // into a relative error of 1). gradcheck_dit checks every trainable tensor of a whole tiny DiT
@@ -17,7 +17,7 @@
 #include "model/dit.h"
 #include "nn/embed.h"
 
-#define FD_STEP 1e-4
+#define FD_STEP 5e-5
 #define FD_TOLERANCE 1e-5
 #define FD_FLOOR 1e-3
 #define MAX_CHECKS_PER_TENSOR 24

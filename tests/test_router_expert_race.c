@@ -429,7 +429,8 @@ static void test_learns(void)
     double set = checkpoint_scalar(r.checkpoint, "blocks.1.mlp.race_threshold_initialised");
     double tau = checkpoint_scalar(r.checkpoint, "blocks.1.mlp.race_threshold");
     double live = checkpoint_scalar(r.checkpoint, "train.blocks.1.mlp.race_threshold");
-    CHECK(set == 1 && isfinite(tau) && tau != 0 && tau == live, "checkpoint threshold %g (set %g, live %g)", tau, set, live);
+    CHECK(set == 1 && isfinite(tau) && tau != 0 && tau == live, "checkpoint threshold %g (set %g, live %g)", tau,
+          set, live);
 }
 
 // 1 when every tensor of two checkpoints has identical bytes.

@@ -109,7 +109,8 @@ static void dm_layout(struct moe_layer *L, struct arena *a, int B, int T)
     r->prob = arena_reals(a, N * E);
     r->d_pred = arena_reals(a, N * E);
     r->taken = arena_reals(a, N * E);
-    r->ranking = (struct scored *)arena_reals(a, (E * N * sizeof(struct scored) + sizeof(real) - 1) / sizeof(real));
+    size_t ranking_bytes = E * N * sizeof(struct scored);
+    r->ranking = (struct scored *)arena_reals(a, (ranking_bytes + sizeof(real) - 1) / sizeof(real));
 }
 
 // The pool: tokens of routed samples, ascending; pool_x [n, D] their detached copies.
@@ -217,8 +218,10 @@ static void dm_plan(struct moe_layer *L, const real *x, const int *routed, int B
     for (int e = 0; e < E; e++) count[e] = L->training ? k : predicted_count(r, e, E);
     select_by_score(r, count, E);
     for (int e = 0; e < E; e++)   // pool order keeps tokens ascending within an expert
-        for (int i = 0; i < r->n_pool; i++)
-            if (r->taken[(size_t)i * E + e] != 0) plan_add(&L->plan, e, r->pool[i], r->s[(size_t)r->pool[i] * E + e]);
+        for (int i = 0; i < r->n_pool; i++) {
+            int n = r->pool[i];
+            if (r->taken[(size_t)i * E + e] != 0) plan_add(&L->plan, e, n, r->s[(size_t)n * E + e]);
+        }
     r->trained = L->training;
     if (!L->training) return;
     L->aux[AUX_CAPACITY] = capacity_loss(r, E, L->cfg->capacity_weight);

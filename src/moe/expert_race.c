@@ -183,9 +183,9 @@ static void sim_weights(struct expert_race *r, int N, int E)
         }
     for (int i = 0; i < E; i++)
         for (int j = 0; j < E; j++) {
-            real *x = &w[(size_t)i * E + j];
-            if (i == j) *x = diagonal > 0 ? (real)(E * (double)*x / diagonal) : 0;
-            else *x = off_diagonal > 0 ? (real)(((double)E * E - E) * (double)*x / off_diagonal) : 0;
+            real *entry = &w[(size_t)i * E + j];
+            if (i == j) *entry = diagonal > 0 ? (real)(E * (double)*entry / diagonal) : 0;
+            else *entry = off_diagonal > 0 ? (real)(((double)E * E - E) * (double)*entry / off_diagonal) : 0;
         }
 }
 
@@ -231,7 +231,8 @@ static void race_plan(struct moe_layer *L, const real *x, const int *routed, int
     // Without a tracked threshold (a model never trained) the race is the only rule there is.
     if (L->training || *r->tau_set <= (real)THRESHOLD_SET_LEVEL) {
         real tau_b = race_select(r, N, E, k, n_routed);
-        if (L->training && L->update_buffers && n_routed > 0) threshold_update(r, tau_b, L->spec.threshold_momentum);
+        if (L->training && L->update_buffers && n_routed > 0)
+            threshold_update(r, tau_b, L->spec.threshold_momentum);
     } else {
         threshold_select(r, N, E);
     }
