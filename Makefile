@@ -57,11 +57,11 @@ build/libpromoe64.a: $(LIB64_OBJ) build/obj/schema.o
 build/promoe: $(CLI_OBJ) build/libpromoe.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) build/libpromoe.a $(LDLIBS)
 
-build/tests/test_%: tests/test_%.c tests/check.h build/libpromoe.a
+build/tests/test_%: tests/test_%.c $(wildcard tests/*.h) build/libpromoe.a
 	@mkdir -p build/tests
 	$(CC) $(CFLAGS) -Itests -o $@ $< build/libpromoe.a $(LDLIBS)
 
-build/tests/f64_%: tests/f64_%.c tests/check.h build/libpromoe64.a
+build/tests/f64_%: tests/f64_%.c $(wildcard tests/*.h) build/libpromoe64.a
 	@mkdir -p build/tests
 	$(CC) $(CFLAGS) -DPROMOE_F64 -Itests -o $@ $< build/libpromoe64.a $(LDLIBS)
 
