@@ -251,8 +251,8 @@ static void test_ties(void)
 static void test_capacity(void)
 {
     const char *capacity[] = {"model.moe.capacity=0.1", "model.moe.capacity=2.5", "model.moe.capacity=8",
-                              "model.moe.capacity=0.75"};
-    int expected[] = {1, 10, 16, 3};   // floor(0.4) -> 1, floor(10), floor(32) -> 16, floor(3)
+                              "model.moe.capacity=0.9"};
+    int expected[] = {1, 10, 16, 3};   // floor(0.4) -> 1, floor(10), floor(32) -> 16, floor(3.6)
     for (int i = 0; i < 4; i++) {
         struct fixture f;
         int B = 2, labels[2] = {0, 0};
