@@ -4,6 +4,7 @@
 // exactly top-k experts and never twice in one; the plan is the same for 1 and 2 threads; the
 // expert string parser; parameter counts of the paper's MoE models (Tables 2, 5, 11).
 #include <omp.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "core/rng.h"
 #include "model/dit.h"
 #include "moe/spec.h"
+#include "train/trainer.h"
 
 static void tiny(struct config *cfg, const char *const *sets)
 {
@@ -196,6 +198,55 @@ static void test_paper_counts(void)
     }
 }
 
+// A short run of a router's mini settings at tiny size: the loss falls and the routing statistics
+// land in the database (every expert of every MoE layer at every logged step).
+static void test_training_run(const char *router, const char *experts, const char *extra)
+{
+    char dir[] = "/tmp/promoe_test_moe_XXXXXX";
+    if (!mkdtemp(dir)) return;
+    struct config cfg;
+    char set_router[64], set_experts[64], db[128];
+    snprintf(set_router, sizeof set_router, "model.moe.router=%s", router);
+    snprintf(set_experts, sizeof set_experts, "model.moe.experts=%s", experts);
+    const char *sets[] = {set_router, set_experts, extra, "model.hidden=64", "train.batch_size=32",
+                          "train.steps=200", "train.lr=1e-3", "log.every=10", "sample.n=0", "train.threads=1", NULL};
+    tiny(&cfg, sets);
+    config_set(&cfg, "model.patch=7");
+    snprintf(cfg.ckpt_dir, sizeof cfg.ckpt_dir, "%s", dir);
+    snprintf(db, sizeof db, "%s/r.db", dir);
+    struct train_options o = {.db_path = db};
+    struct train_result r;
+    CHECK(train_run(&cfg, &o, &r) == 0, "%s: %s", router, err_message());
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    double first = 0, last = 0;
+    int64_t rows = 0, classes = 0;
+    if (sqlite3_open(db, &h) == SQLITE_OK) {
+        const char *sql =
+            "SELECT (SELECT avg(value) FROM (SELECT value FROM metrics WHERE name='loss' ORDER BY step LIMIT 3)),"
+            "(SELECT avg(value) FROM (SELECT value FROM metrics WHERE name='loss' ORDER BY step DESC LIMIT 3)),"
+            "(SELECT count(*) FROM routing), (SELECT count(DISTINCT class_id) FROM class_routing)";
+        if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+            first = sqlite3_column_double(st, 0);
+            last = sqlite3_column_double(st, 1);
+            rows = sqlite3_column_int64(st, 2);
+            classes = sqlite3_column_int64(st, 3);
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(h);
+    struct moe_spec spec;
+    moe_spec_from_config(&cfg, &spec);
+    int64_t expected_rows = 21 * (int64_t)(spec.routed + spec.uncond);   // steps 1, 10, ..., 200; MoE in block 1
+    printf("%s: loss %.4f -> %.4f (first/last 3 logged), %lld routing rows\n", router, first, last, (long long)rows);
+    CHECK(first > 0 && last < 0.75 * first, "%s: loss %.4f -> %.4f did not fall by 25%%", router, first, last);
+    CHECK(rows == expected_rows, "%s: %lld routing rows, expected %lld", router, (long long)rows, (long long)expected_rows);
+    CHECK(classes >= 10, "%s: class_routing covers %lld classes", router, (long long)classes);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 int main(void)
 {
     omp_set_num_threads(2);
@@ -203,5 +254,7 @@ int main(void)
     test_conditional_plan();
     test_spec_parser();
     test_paper_counts();
+    test_training_run("token_choice", "E4A1S0U0", "loss.balance.weight=0.01");
+    test_training_run("prototype", "E6A1S1U1", "model.moe.conditional=true");
     return test_summary("test_moe");
 }

@@ -53,10 +53,7 @@ static int write_npz(const char *path, const real *images, const int *labels, in
 static int write_output(const char *out, const struct config *cfg, const real *images, const int *labels, int n, int S)
 {
     int C = cfg->channels;
-    if (has_suffix(out, ".png")) {
-        int per_row = n >= cfg->num_classes ? n / cfg->num_classes : n;
-        return write_image_grid(out, images, n, C, S, per_row);
-    }
+    if (has_suffix(out, ".png")) return write_image_grid(out, images, n, C, S, n >= cfg->num_classes ? n / cfg->num_classes : n);
     if (has_suffix(out, ".npz")) return write_npz(out, images, labels, n, C, S);
     if (has_suffix(out, ".npy")) {
         int64_t shape[4] = {n, C, S, S};
@@ -108,7 +105,9 @@ int cmd_sample(int argc, char **argv)
     real *images = malloc(sizeof(real) * (size_t)n * cfg.channels * S * S);
     int *labels = malloc(sizeof(int) * n);
     int rc = images && labels ? 0 : err("out of memory for %lld samples", n);
+    // A PNG grid shows one class per row; raw samples cycle through the classes.
     for (int i = 0; labels && i < n; i++) labels[i] = i % cfg.num_classes;
+    if (labels && has_suffix(out, ".png")) grid_labels(labels, (int)n, cfg.num_classes);
     o.labels = labels;
     if (!rc) rc = sample_images(&m, &cfg, &o, images);
     if (!rc) rc = write_output(out, &cfg, images, labels, (int)n, S);

@@ -129,6 +129,13 @@ int sample_images(struct dit *m, const struct config *cfg, const struct sample_o
     return rc;
 }
 
+int grid_labels(int *labels, int n, int num_classes)
+{
+    int per_row = n >= num_classes ? n / num_classes : n;
+    for (int i = 0; i < n; i++) labels[i] = (i / per_row) % num_classes;
+    return per_row;
+}
+
 static uint8_t to_byte(real v)
 {
     double b = ((double)v + 1) * 127.5 + 0.5;

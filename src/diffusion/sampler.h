@@ -23,6 +23,9 @@ struct sample_options {
 // the result does not depend on the chunk size.
 int sample_images(struct dit *m, const struct config *cfg, const struct sample_options *o, real *out);
 
+// Labels for a grid with one row per class: n / num_classes images per row (all of them in one
+// row when n < num_classes), so image i has class i / per_row. Returns per_row.
+int grid_labels(int *labels, int n, int num_classes);
 // Writes images [n, C, S, S] in [-1, 1] as a PNG grid (rows of `per_row`, 2-pixel padding).
 int write_image_grid(const char *path, const real *images, int n, int C, int S, int per_row);
 

@@ -267,16 +267,22 @@ static int write_grid(struct run *r)
     if (cfg->sample_n <= 0 || (cfg->channels != 1 && cfg->channels != 3)) return 0;
     int n = cfg->sample_n, S = r->data.size;
     real *images = alloc_reals((size_t)n * cfg->channels * S * S);
-    if (!images) return err("out of memory for %d samples", n);
-    struct sample_options so = {n, cfg->sample_steps, cfg->sample_cfg, cfg->sample_cfg_channels, cfg->seed, NULL};
+    int *labels = calloc(n, sizeof(int));
+    if (!images || !labels) {
+        free(images);
+        free(labels);
+        return err("out of memory for %d samples", n);
+    }
+    int per_row = grid_labels(labels, n, cfg->num_classes);
+    struct sample_options so = {n, cfg->sample_steps, cfg->sample_cfg, cfg->sample_cfg_channels, cfg->seed, labels};
     dit_bind_weights(&r->model, r->state.ema);
     r->model.training = 0;
     int rc = sample_images(&r->model, cfg, &so, images);
     dit_bind_weights(&r->model, r->state.weights);
     snprintf(r->res->grid, sizeof r->res->grid, "%s/%s/samples.png", cfg->ckpt_dir, r->res->run_id);
-    int per_row = n >= cfg->num_classes ? n / cfg->num_classes : n;
     if (!rc) rc = write_image_grid(r->res->grid, images, n, cfg->channels, S, per_row);
     free(images);
+    free(labels);
     return rc;
 }
 
