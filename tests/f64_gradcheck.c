@@ -149,5 +149,7 @@ int main(void)
     const char *proto_softmax[] = {"model.moe.experts=E5A1S2U0", "model.moe.router=prototype",
                                    "model.moe.activation=softmax", "model.moe.first=0", "model.moe.every=1"};
     gradcheck_dit("dit prototype softmax 2 shared", proto_softmax, 5);
+    const char *plr[] = {"model.moe.experts=E4A1S0U0", "model.moe.router=token_choice", "loss.plr.weight=0.05"};
+    gradcheck_dit("dit per-layer regularisation head", plr, 3);
     return test_summary("f64_gradcheck");
 }

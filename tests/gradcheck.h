@@ -149,6 +149,7 @@ static void gradcheck_dit(const char *name, const char *const *sets, int n_sets)
     size_t in_n = (size_t)B * 2 * 8 * 8, out_n = (size_t)B * 4 * 8 * 8;
     real x[3 * 2 * 64], t[3] = {3.0, 500.5, 999.0}, *r = malloc(sizeof(real) * out_n);
     fill_normal(x, in_n, 1); fill_normal(r, out_n, 1);
+    m.aux_target = x;   // any [B, C, S, S] target will do for the per-layer heads
     struct dit_ctx ctx = {&m, x, t, labels, B, r, out_n, 0};
     struct fd_case c = {name, dit_fwd, &ctx, m.acts.out, r, out_n, dit_aux, dit_routing_signature};
     loss_of(&c);

@@ -121,6 +121,8 @@ static const struct config_key keys[] = {
                "router similarity loss weight (Expert Race)"),
     DOUBLE_KEY("loss.cls.weight", cls_weight, "1.0", 0, INFINITY, RESULTS,
                "classification router cross-entropy weight"),
+    DOUBLE_KEY("loss.plr.weight", plr_weight, "0", 0, INFINITY, RESULTS,
+               "per-layer regularisation (Expert Race): a head per MoE block predicts the target"),
     DOUBLE_KEY("loss.capacity.weight", capacity_weight, "0.01", 0, INFINITY, RESULTS,
                "DiffMoE capacity predictor BCE weight"),
     ENUM_KEY("objective", objective, "rf", objective_names, RESULTS,

@@ -50,6 +50,7 @@ struct config {
     double router_sim_weight;  // loss.router_sim.weight: Expert Race router similarity
     double cls_weight;     // loss.cls.weight: classification router cross-entropy
     double capacity_weight;    // loss.capacity.weight: DiffMoE capacity predictor BCE
+    double plr_weight;     // loss.plr.weight: per-layer regularisation heads on MoE blocks (Expert Race)
 
     // objective, diffusion.*
     int objective;         // objective: rf | ddpm

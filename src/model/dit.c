@@ -50,6 +50,10 @@ static int add_linear(struct param_table *t, const char *prefix, int64_t n_out, 
     return add(t, name, INIT_ZERO, 0, 1, n_out, 0, 0, 0);
 }
 
+// Expert Race's per-layer regularisation (ROUTERS.md 3.4 [R]): a linear head on the output of every
+// MoE block predicts the diffusion target; trained with the network, unused at inference.
+static int has_plr_head(const struct dit *m, int block) { return m->moe[block] && m->cfg.plr_weight > 0; }
+
 static int build_table(struct dit *m, struct param_table *t, const struct dit_shape *s)
 {
     int64_t D = s->hidden, p = s->patch;
@@ -77,6 +81,10 @@ static int build_table(struct dit *m, struct param_table *t, const struct dit_sh
         }
         snprintf(prefix, sizeof prefix, "blocks.%d.adaLN_modulation.1", i);
         rc |= add_linear(t, prefix, 6 * D, D, INIT_ZERO, 0);
+        if (has_plr_head(m, i)) {
+            snprintf(prefix, sizeof prefix, "blocks.%d.plr_head", i);
+            rc |= add_linear(t, prefix, p * p * s->channels, D, INIT_XAVIER, 0);
+        }
     }
     rc |= add_linear(t, "final_layer.linear", p * p * s->out_channels, D, INIT_ZERO, 0);
     rc |= add_linear(t, "final_layer.adaLN_modulation.1", 2 * D, D, INIT_ZERO, 0);
@@ -114,6 +122,10 @@ static void bind(struct dit *m, real *base, struct dit_tensors *w)
         b->qkv_b = tensor(m, base, "blocks.%d.attn.qkv.bias", i);
         b->proj_w = tensor(m, base, "blocks.%d.attn.proj.weight", i);
         b->proj_b = tensor(m, base, "blocks.%d.attn.proj.bias", i);
+        if (has_plr_head(m, i)) {
+            b->plr_w = tensor(m, base, "blocks.%d.plr_head.weight", i);
+            b->plr_b = tensor(m, base, "blocks.%d.plr_head.bias", i);
+        }
         if (m->moe[i]) {
             moe_bind(m->moe[i], &m->table, base, w == &m->g);
             continue;
@@ -170,6 +182,7 @@ static void layout_acts(struct dit *m)
         b->gelu = arena_reals(a, dense ? N * F : 0);
         b->mlp = arena_reals(a, N * D);
         if (!dense) moe_layout(m->moe[i], a, (int)B, s->tokens);
+        b->plr_pred = arena_reals(a, has_plr_head(m, i) ? N * P * s->channels : 0);
     }
     x->d_x = arena_reals(a, N * D);
     x->d_mod = arena_reals(a, N * D);
@@ -179,6 +192,8 @@ static void layout_acts(struct dit *m)
     x->d_fc1 = arena_reals(a, N * F);
     x->d_gelu = arena_reals(a, N * F);
     x->d_tokens = arena_reals(a, N * O);
+    x->plr_target = arena_reals(a, N * P * s->channels);
+    x->d_plr = arena_reals(a, N * P * s->channels);
     x->d_ada = arena_reals(a, B * 6 * D);
     x->d_final_ada = arena_reals(a, B * 2 * D);
     x->d_silu_c = arena_reals(a, B * D);
@@ -294,6 +309,45 @@ static void final_forward(struct dit *m, const real *in, int B)
     unpatchify(x->out, x->out_tokens, B, s->out_channels, s->size, s->patch);
 }
 
+static int plr_layers(const struct dit *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->shape.depth; i++) n += has_plr_head(m, i);
+    return n;
+}
+
+// Weighted mean over the heads of mean((head(h_l) - target)^2), training forwards only.
+static void plr_forward(struct dit *m, int B)
+{
+    const struct dit_shape *s = &m->shape;
+    int layers = plr_layers(m), N = B * s->tokens, F = s->patch * s->patch * s->channels;
+    m->plr_loss = 0;
+    if (!layers || !m->training || !m->aux_target) return;
+    unpatchify_backward(m->acts.plr_target, m->aux_target, B, s->channels, s->size, s->patch);
+    for (int i = 0; i < s->depth; i++) {
+        if (!has_plr_head(m, i)) continue;
+        real *pred = m->acts.blocks[i].plr_pred;
+        const real *h = m->acts.resid + (size_t)(i + 1) * N * s->hidden;
+        linear_forward(pred, h, m->w.blocks[i].plr_w, m->w.blocks[i].plr_b, N, s->hidden, F);
+        double sum = 0;
+        for (size_t k = 0; k < (size_t)N * F; k++) sum += (double)(pred[k] - m->acts.plr_target[k]) * (pred[k] - m->acts.plr_target[k]);
+        m->plr_loss += m->cfg.plr_weight * sum / ((double)N * F * layers);
+    }
+}
+
+// Adds the head's gradient into d_x, the gradient at block i's output.
+static void plr_backward(struct dit *m, int i, int B)
+{
+    const struct dit_shape *s = &m->shape;
+    int layers = plr_layers(m), N = B * s->tokens, F = s->patch * s->patch * s->channels;
+    if (!has_plr_head(m, i) || !m->training || !m->aux_target) return;
+    const real *pred = m->acts.blocks[i].plr_pred, *h = m->acts.resid + (size_t)(i + 1) * N * s->hidden;
+    real scale = (real)(2 * m->cfg.plr_weight / ((double)N * F * layers));
+    for (size_t k = 0; k < (size_t)N * F; k++) m->acts.d_plr[k] = scale * (pred[k] - m->acts.plr_target[k]);
+    linear_backward(m->acts.d_x, m->g.blocks[i].plr_w, m->g.blocks[i].plr_b, m->acts.d_plr, h,
+                    m->w.blocks[i].plr_w, N, s->hidden, F, 1);
+}
+
 real *dit_forward(struct dit *m, const real *x, const real *t, const int *labels, int B)
 {
     if (B > m->max_batch) BUG("batch %d exceeds the arena's %d", B, m->max_batch);
@@ -305,6 +359,7 @@ real *dit_forward(struct dit *m, const real *x, const real *t, const int *labels
     embed_forward(m, x, B);
     for (int i = 0; i < m->shape.depth; i++) block_forward(m, i, a->resid + i * ND, a->resid + (i + 1) * ND, B);
     final_forward(m, a->resid + m->shape.depth * ND, B);
+    plr_forward(m, B);
     return a->out;
 }
 
@@ -375,7 +430,10 @@ void dit_backward(struct dit *m, const real *d_out, int B)
     int T = s->tokens, D = s->hidden, F = s->channels * s->patch * s->patch;
     size_t ND = (size_t)B * T * D;
     final_backward(m, d_out, x->resid + s->depth * ND, B);
-    for (int i = s->depth - 1; i >= 0; i--) block_backward(m, i, x->resid + i * ND, B);
+    for (int i = s->depth - 1; i >= 0; i--) {
+        plr_backward(m, i, B);
+        block_backward(m, i, x->resid + i * ND, B);
+    }
     // The position table is fixed: the embedding gradient stops at the patch projection.
     linear_backward(NULL, m->g.x_w, m->g.x_b, x->d_x, x->patches, m->w.x_w, B * T, F, D, 0);
     condition_backward(m, B);
@@ -390,5 +448,6 @@ double dit_aux_losses(const struct dit *m, double per_kind[AUX_COUNT])
             per_kind[k] += m->moe[i]->aux[k];
             total += m->moe[i]->aux[k];
         }
-    return total;
+    per_kind[AUX_PLR] += m->plr_loss;
+    return total + m->plr_loss;
 }

@@ -20,6 +20,7 @@ struct dit_shape {
 // Named pointers into a buffer of the table's layout.
 struct dit_block_tensors {
     real *ada_w, *ada_b, *qkv_w, *qkv_b, *proj_w, *proj_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    real *plr_w, *plr_b;      // per-layer regularisation head [p p C, D], [p p C] (or NULL)
 };
 struct dit_tensors {
     real *pos, *x_w, *x_b, *t_w1, *t_b1, *t_w2, *t_b2, *y_table;
@@ -42,6 +43,7 @@ struct dit_block_acts {
     real *fc1;                        // [N, 4D] pre-activation
     real *gelu;                       // [N, 4D]
     real *mlp;                        // [N, D]  MLP branch output
+    real *plr_pred;                   // [N, p p C] per-layer regularisation prediction (or NULL)
 };
 
 struct dit_acts {
@@ -62,6 +64,7 @@ struct dit_acts {
     real *d_qkv;                            // [N, 3D]
     real *d_fc1, *d_gelu;                   // [N, 4D]
     real *d_tokens;                         // [N, p p C_out]
+    real *plr_target, *d_plr;               // [N, p p C]: the target as tokens, its gradient
     real *d_ada, *d_final_ada;              // [B, 6D], [B, 2D]
     real *d_silu_c, *d_c, *d_t_act, *d_t_hidden;  // [B, D]
     real *attention_scratch;                // [threads, T, T]
@@ -80,6 +83,8 @@ struct dit {
     int training;             // routers train (capacity, aux losses) or infer
     int update_buffers;       // training forwards update router buffers (centroids, thresholds)
     int64_t step;             // training step of the forward (routers' random streams)
+    const real *aux_target;   // [B, C, S, S] the diffusion target, for per-layer regularisation
+    double plr_loss;          // weighted per-layer regularisation loss of the last forward
 };
 
 // Shape from a config (validated). Fills the parameter table; allocates the arena for max_batch

@@ -2,8 +2,9 @@
 // Xavier), scores S = activation(x W_r^T) (identity by default). In training the routed tokens'
 // flattened [n, E] score matrix races: its top n*k entries win (a token gets 0..E experts), gate = S.
 // A per-layer threshold tau follows the batch's race threshold by an EMA and alone decides at
-// inference (S >= tau). Auxiliary: the router similarity loss (3.4 [R]). Not implemented: the
-// per-layer regularisation (PLR), which needs a head on the block output and the diffusion target.
+// inference (S >= tau). Auxiliary: the router similarity loss (3.4 [R]). The per-layer
+// regularisation (loss.plr.weight) lives in the model (model/dit.c): it needs the block output and
+// the diffusion target, which a router does not see.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

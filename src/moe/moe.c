@@ -12,7 +12,7 @@
 #include "nn/activation.h"
 #include "nn/linear.h"
 
-const char *const moe_aux_names[AUX_COUNT] = {"balance", "rcl", "router_sim", "cls", "capacity"};
+const char *const moe_aux_names[AUX_COUNT] = {"balance", "rcl", "router_sim", "cls", "capacity", "plr"};
 
 void plan_add(struct routing_plan *p, int expert, int token, real gate)
 {

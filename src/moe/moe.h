@@ -60,7 +60,8 @@ struct router_ops {
 const struct router_ops *router_lookup(int kind);
 
 // Auxiliary losses of the last training forward, already multiplied by their weights.
-enum moe_aux { AUX_BALANCE, AUX_RCL, AUX_ROUTER_SIM, AUX_CLS, AUX_CAPACITY, AUX_COUNT };
+// AUX_PLR is the model's (per-layer heads on MoE blocks), not a router's.
+enum moe_aux { AUX_BALANCE, AUX_RCL, AUX_ROUTER_SIM, AUX_CLS, AUX_CAPACITY, AUX_PLR, AUX_COUNT };
 extern const char *const moe_aux_names[AUX_COUNT];   // metric names: "balance", "rcl", ...
 
 struct moe_layer {

@@ -170,6 +170,7 @@ static struct step_figures train_step(struct run *r, int64_t step)
     m->training = 1;
     m->update_buffers = 1;
     m->step = step;
+    m->aux_target = b->target;   // per-layer regularisation heads predict the same target
     const real *out = dit_forward(m, b->x_t, b->t, b->labels, B);
     f.aux_total = dit_aux_losses(m, f.aux);
     if (cfg->objective == OBJECTIVE_RF) {
