@@ -40,51 +40,33 @@ struct diffmoe {
     int n_pool, trained;                  // pool size; 1 when the last forward was a training one
 };
 
-static int add_tensor(struct param_table *t, const char *prefix, const char *suffix, int ndim, int64_t d0,
-                      int64_t d1, enum param_init init, double std, int trainable)
-{
-    char name[PARAM_NAME_MAX + 32];
-    int64_t shape[2] = {d0, d1};
-    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
-    return params_add(t, name, ndim, shape, init, std, trainable) < 0 ? -1 : 0;
-}
-
 static int dm_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
 {
     if (!(L->router_state = calloc(1, sizeof(struct diffmoe)))) return err("out of memory");
     int E = L->spec.routed, D = L->D;
-    if (add_tensor(t, prefix, "gate.weight", 2, E, D, INIT_NORMAL, GATE_INIT_STD, 1) < 0 ||
-        add_tensor(t, prefix, "capacity_predictor.0.weight", 2, D, D, INIT_XAVIER, 0, 1) < 0 ||
-        add_tensor(t, prefix, "capacity_predictor.0.bias", 1, D, 0, INIT_ZERO, 0, 1) < 0 ||
-        add_tensor(t, prefix, "capacity_predictor.2.weight", 2, E, D, INIT_XAVIER, 0, 1) < 0 ||
-        add_tensor(t, prefix, "capacity_predictor.2.bias", 1, E, 0, INIT_ZERO, 0, 1) < 0)
+    if (router_add_tensor(t, prefix, "gate.weight", 2, E, D, INIT_NORMAL, GATE_INIT_STD, 1) < 0 ||
+        router_add_tensor(t, prefix, "capacity_predictor.0.weight", 2, D, D, INIT_XAVIER, 0, 1) < 0 ||
+        router_add_tensor(t, prefix, "capacity_predictor.0.bias", 1, D, 0, INIT_ZERO, 0, 1) < 0 ||
+        router_add_tensor(t, prefix, "capacity_predictor.2.weight", 2, E, D, INIT_XAVIER, 0, 1) < 0 ||
+        router_add_tensor(t, prefix, "capacity_predictor.2.bias", 1, E, 0, INIT_ZERO, 0, 1) < 0)
         return -1;
     // Thresholds are a buffer: not optimised, saved in checkpoints, copied into the EMA weights.
-    return add_tensor(t, prefix, "capacity_thresholds", 1, E, 0, INIT_ZERO, 0, 0);
-}
-
-static real *find(const struct param_table *t, const char *prefix, const char *suffix, real *base)
-{
-    char name[PARAM_NAME_MAX + 32];
-    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
-    const struct param_entry *e = params_find(t, name);
-    if (!e) BUG("no parameter '%s'", name);
-    return base + e->offset;
+    return router_add_tensor(t, prefix, "capacity_thresholds", 1, E, 0, INIT_ZERO, 0, 0);
 }
 
 static void dm_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct diffmoe *r = L->router_state;
-    real *gate = find(t, prefix, "gate.weight", base), *w0 = find(t, prefix, "capacity_predictor.0.weight", base);
-    real *b0 = find(t, prefix, "capacity_predictor.0.bias", base);
-    real *w2 = find(t, prefix, "capacity_predictor.2.weight", base);
-    real *b2 = find(t, prefix, "capacity_predictor.2.bias", base);
+    real *gate = router_tensor(t, base, prefix, "gate.weight"), *w0 = router_tensor(t, base, prefix, "capacity_predictor.0.weight");
+    real *b0 = router_tensor(t, base, prefix, "capacity_predictor.0.bias");
+    real *w2 = router_tensor(t, base, prefix, "capacity_predictor.2.weight");
+    real *b2 = router_tensor(t, base, prefix, "capacity_predictor.2.bias");
     if (grads) {
         r->g = gate, r->g_w0 = w0, r->g_b0 = b0, r->g_w2 = w2, r->g_b2 = b2;
         return;
     }
     r->w = gate, r->w0 = w0, r->b0 = b0, r->w2 = w2, r->b2 = b2;
-    r->tau = find(t, prefix, "capacity_thresholds", base);
+    r->tau = router_tensor(t, base, prefix, "capacity_thresholds");
 }
 
 // At inference an expert may take every routed token (its predicted count can reach n), so the
@@ -247,9 +229,7 @@ static void dm_backward(struct moe_layer *L, const real *x, const int *routed, i
     const struct routing_plan *p = &L->plan;
     int N = B * T, E = L->spec.routed, D = L->D;
     (void)routed;
-    memset(r->d_s, 0, sizeof(real) * N * E);
-    for (int e = 0; e < E; e++)
-        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) r->d_s[(size_t)p->token[s] * E + e] += p->d_gate[s];
+    plan_gate_gradients(p, r->d_s, N, E);
     scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);
     gemm(TRANS, NO_TRANS, E, D, N, 1, r->d_z, E, x, D, 1, r->g, D);
     gemm(NO_TRANS, NO_TRANS, N, D, E, 1, r->d_z, E, r->w, D, 1, d_x, D);

@@ -27,18 +27,14 @@ struct expert_choice {
 static int ec_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
 {
     if (!(L->router_state = calloc(1, sizeof(struct expert_choice)))) return err("out of memory");
-    char name[PARAM_NAME_MAX + 32];
-    snprintf(name, sizeof name, "%s.gate.weight", prefix);
-    int64_t shape[2] = {L->spec.routed, L->D};
-    return params_add(t, name, 2, shape, INIT_NORMAL, EXPERT_CHOICE_INIT_STD, 1) < 0 ? -1 : 0;
+    return router_add_tensor(t, prefix, "gate.weight", 2, L->spec.routed, L->D, INIT_NORMAL,
+                             EXPERT_CHOICE_INIT_STD, 1);
 }
 
 static void ec_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct expert_choice *r = L->router_state;
-    char name[PARAM_NAME_MAX + 32];
-    snprintf(name, sizeof name, "%s.gate.weight", prefix);
-    real *p = base + params_find(t, name)->offset;
+    real *p = router_tensor(t, base, prefix, "gate.weight");
     if (grads) r->g = p;
     else r->w = p;
 }
@@ -110,9 +106,7 @@ static void ec_backward(struct moe_layer *L, const real *x, const int *routed, i
     const struct routing_plan *p = &L->plan;
     int N = B * T, E = L->spec.routed;
     (void)routed;   // tokens of unrouted samples have no slots, hence zero d_s
-    memset(r->d_s, 0, sizeof(real) * N * E);
-    for (int e = 0; e < E; e++)
-        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) r->d_s[(size_t)p->token[s] * E + e] += p->d_gate[s];
+    plan_gate_gradients(p, r->d_s, N, E);
     scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);
     gemm(TRANS, NO_TRANS, E, L->D, N, 1, r->d_z, E, x, L->D, 1, r->g, L->D);
     gemm(NO_TRANS, NO_TRANS, N, L->D, E, 1, r->d_z, E, r->w, L->D, 1, d_x, L->D);

@@ -44,36 +44,23 @@ static int race_add_params(struct moe_layer *L, struct param_table *t, const cha
         return err("loss.balance.weight %g: the Switch balance loss assumes k experts per token, which "
                    "router 'expert_race' does not give; use loss.router_sim.weight", L->cfg->balance_weight);
     if (!(L->router_state = calloc(1, sizeof(struct expert_race)))) return err("out of memory");
-    char name[PARAM_NAME_MAX + 48];
-    int64_t shape[2] = {L->spec.routed, L->D}, one = 1;
-    snprintf(name, sizeof name, "%s.gate.weight", prefix);
-    if (params_add(t, name, 2, shape, INIT_XAVIER, 0, 1) < 0) return -1;   // Xavier [R] (3.12)
-    snprintf(name, sizeof name, "%s.race_threshold", prefix);
-    if (params_add(t, name, 1, &one, INIT_ZERO, 0, 0) < 0) return -1;
+    if (router_add_tensor(t, prefix, "gate.weight", 2, L->spec.routed, L->D, INIT_XAVIER, 0, 1) < 0 ||  // [R] 3.12
+        router_add_tensor(t, prefix, "race_threshold", 1, 1, 0, INIT_ZERO, 0, 0) < 0)
+        return -1;
     // A flag rather than a sentinel value of tau, so that any tau (negative, zero) resumes exactly.
-    snprintf(name, sizeof name, "%s.race_threshold_initialised", prefix);
-    return params_add(t, name, 1, &one, INIT_ZERO, 0, 0) < 0 ? -1 : 0;
-}
-
-static real *find(const struct param_table *t, real *base, const char *prefix, const char *suffix)
-{
-    char name[PARAM_NAME_MAX + 48];
-    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
-    const struct param_entry *e = params_find(t, name);
-    if (!e) BUG("no parameter '%s'", name);
-    return base + e->offset;
+    return router_add_tensor(t, prefix, "race_threshold_initialised", 1, 1, 0, INIT_ZERO, 0, 0);
 }
 
 static void race_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct expert_race *r = L->router_state;
     if (grads) {
-        r->g = find(t, base, prefix, "gate.weight");
+        r->g = router_tensor(t, base, prefix, "gate.weight");
         return;
     }
-    r->w = find(t, base, prefix, "gate.weight");
-    r->tau = find(t, base, prefix, "race_threshold");
-    r->tau_set = find(t, base, prefix, "race_threshold_initialised");
+    r->w = router_tensor(t, base, prefix, "gate.weight");
+    r->tau = router_tensor(t, base, prefix, "race_threshold");
+    r->tau_set = router_tensor(t, base, prefix, "race_threshold_initialised");
 }
 
 // At inference every entry may pass the threshold: room for all N * E_r (training needs N * k).
@@ -251,9 +238,7 @@ static void race_backward(struct moe_layer *L, const real *x, const int *routed,
     const struct routing_plan *p = &L->plan;
     int N = B * T, E = L->spec.routed;
     (void)routed;
-    memset(r->d_s, 0, sizeof(real) * N * E);
-    for (int e = 0; e < E; e++)
-        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) r->d_s[(size_t)p->token[s] * E + e] += p->d_gate[s];
+    plan_gate_gradients(p, r->d_s, N, E);
     scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);
     if (r->sim_grad_scale != 0) sim_loss_backward(r, N, E);
     gemm(TRANS, NO_TRANS, E, L->D, N, 1, r->d_z, E, x, L->D, 1, r->g, L->D);

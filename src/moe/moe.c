@@ -106,21 +106,37 @@ void moe_destroy(struct moe_layer *L)
     memset(L, 0, sizeof *L);
 }
 
-static real *lookup(const struct param_table *t, real *base, const char *prefix, const char *suffix)
+int router_add_tensor(struct param_table *t, const char *prefix, const char *suffix, int ndim, int64_t d0,
+                      int64_t d1, enum param_init init, double std, int trainable)
 {
-    char name[PARAM_NAME_MAX + 32];
+    char name[PARAM_NAME_MAX + 48];
+    int64_t shape[2] = {d0, d1};
+    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
+    return params_add(t, name, ndim, shape, init, std, trainable) < 0 ? -1 : 0;
+}
+
+real *router_tensor(const struct param_table *t, real *base, const char *prefix, const char *suffix)
+{
+    char name[PARAM_NAME_MAX + 48];
     snprintf(name, sizeof name, "%s.%s", prefix, suffix);
     const struct param_entry *e = params_find(t, name);
     if (!e) BUG("no parameter '%s'", name);
     return base + e->offset;
 }
 
+void plan_gate_gradients(const struct routing_plan *p, real *d_s, int N, int E)
+{
+    memset(d_s, 0, sizeof(real) * N * E);
+    for (int e = 0; e < E; e++)
+        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) d_s[(size_t)p->token[s] * E + e] += p->d_gate[s];
+}
+
 static void bind_expert(struct expert_tensors *x, const struct param_table *t, real *base, const char *prefix)
 {
-    x->up_w = lookup(t, base, prefix, "up_proj.weight");
-    x->up_b = lookup(t, base, prefix, "up_proj.bias");
-    x->down_w = lookup(t, base, prefix, "down_proj.weight");
-    x->down_b = lookup(t, base, prefix, "down_proj.bias");
+    x->up_w = router_tensor(t, base, prefix, "up_proj.weight");
+    x->up_b = router_tensor(t, base, prefix, "up_proj.bias");
+    x->down_w = router_tensor(t, base, prefix, "down_proj.weight");
+    x->down_b = router_tensor(t, base, prefix, "down_proj.bias");
 }
 
 void moe_bind(struct moe_layer *L, const struct param_table *t, real *base, int grads)

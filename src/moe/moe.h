@@ -59,6 +59,15 @@ struct router_ops {
 
 const struct router_ops *router_lookup(int kind);
 
+// Helpers shared by routers. Registers "<prefix>.<suffix>" ([d0] or [d0, d1]); trainable = 0 makes a
+// buffer. Returns 0 or -1.
+int router_add_tensor(struct param_table *t, const char *prefix, const char *suffix, int ndim, int64_t d0,
+                      int64_t d1, enum param_init init, double std, int trainable);
+// The tensor "<prefix>.<suffix>" in a buffer of the table's layout (absent: a bug).
+real *router_tensor(const struct param_table *t, real *base, const char *prefix, const char *suffix);
+// d_s [N, E] = dLoss/dgate of each routed slot at (token, expert), zero elsewhere.
+void plan_gate_gradients(const struct routing_plan *p, real *d_s, int N, int E);
+
 // Auxiliary losses of the last training forward, already multiplied by their weights.
 // AUX_PLR is the model's (per-layer heads on MoE blocks), not a router's.
 enum moe_aux { AUX_BALANCE, AUX_RCL, AUX_ROUTER_SIM, AUX_CLS, AUX_CAPACITY, AUX_PLR, AUX_COUNT };

@@ -28,18 +28,14 @@ struct prototype {
 static int proto_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
 {
     if (!(L->router_state = calloc(1, sizeof(struct prototype)))) return err("out of memory");
-    char name[PARAM_NAME_MAX + 32];
-    snprintf(name, sizeof name, "%s.cluster_centers", prefix);
-    int64_t shape[2] = {L->spec.routed, L->D};
-    return params_add(t, name, 2, shape, INIT_NORMAL, PROTOTYPE_INIT_STD, 1) < 0 ? -1 : 0;
+    return router_add_tensor(t, prefix, "cluster_centers", 2, L->spec.routed, L->D, INIT_NORMAL,
+                             PROTOTYPE_INIT_STD, 1);
 }
 
 static void proto_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct prototype *r = L->router_state;
-    char name[PARAM_NAME_MAX + 32];
-    snprintf(name, sizeof name, "%s.cluster_centers", prefix);
-    real *p = base + params_find(t, name)->offset;
+    real *p = router_tensor(t, base, prefix, "cluster_centers");
     if (grads) r->g = p;
     else r->p = p;
 }
@@ -127,9 +123,7 @@ static void proto_backward(struct moe_layer *L, const real *x, const int *routed
     int N = B * T, E = L->spec.routed, k = L->spec.active, D = L->D;
     (void)routed;
     (void)x;   // the router works on the normalised tokens kept from the forward
-    memset(r->d_s, 0, sizeof(real) * N * E);
-    for (int e = 0; e < E; e++)
-        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) r->d_s[(size_t)p->token[s] * E + e] += p->d_gate[s];
+    plan_gate_gradients(p, r->d_s, N, E);
     balance_loss_backward(r->d_s, r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
                           L->cfg->balance_weight);
     scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);

@@ -22,19 +22,15 @@ struct token_choice {
 static int tc_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
 {
     if (!(L->router_state = calloc(1, sizeof(struct token_choice)))) return err("out of memory");
-    char name[PARAM_NAME_MAX + 32];
-    snprintf(name, sizeof name, "%s.gate.weight", prefix);
-    int64_t shape[2] = {L->spec.routed, L->D};
     // nn.Linear's default (Kaiming-uniform, a = sqrt(5)): U(-1/sqrt(D), 1/sqrt(D)).
-    return params_add(t, name, 2, shape, INIT_UNIFORM, 1 / sqrt((double)L->D), 1) < 0 ? -1 : 0;
+    return router_add_tensor(t, prefix, "gate.weight", 2, L->spec.routed, L->D, INIT_UNIFORM,
+                             1 / sqrt((double)L->D), 1);
 }
 
 static void tc_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct token_choice *r = L->router_state;
-    char name[PARAM_NAME_MAX + 32];
-    snprintf(name, sizeof name, "%s.gate.weight", prefix);
-    real *p = base + params_find(t, name)->offset;
+    real *p = router_tensor(t, base, prefix, "gate.weight");
     if (grads) r->g = p;
     else r->w = p;
 }
@@ -80,9 +76,7 @@ static void tc_backward(struct moe_layer *L, const real *x, const int *routed, i
     const struct routing_plan *p = &L->plan;
     int N = B * T, E = L->spec.routed, k = L->spec.active;
     (void)routed;
-    memset(r->d_s, 0, sizeof(real) * N * E);
-    for (int e = 0; e < E; e++)
-        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) r->d_s[(size_t)p->token[s] * E + e] += p->d_gate[s];
+    plan_gate_gradients(p, r->d_s, N, E);
     balance_loss_backward(r->d_s, r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
                           L->cfg->balance_weight);
     scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);
