@@ -178,7 +178,7 @@ static void test_paper_counts(void)
     const struct { const char *file; double total, active; } rows[] = {
         {"ProMoE-S-Flow", 75e6, 33e6}, {"ProMoE-B-Flow", 300e6, 130e6}, {"ProMoE-L-Flow", 1.063e9, 458e6},
         {"ProMoE-XL-Flow", 1.568e9, 675e6}, {"ProMoE-B-DDPM", 300e6, 130e6}, {"ProMoE-L-top3-Flow", 1.063e9, 558e6},
-        {"DiT-MoE-L-Flow", 1.163e9, 458e6}};
+        {"DiT-MoE-L-Flow", 1.163e9, 458e6}, {"EC-DiT-L-Flow", 1.163e9, 458e6}, {"DiT-MoE-L-DDPM", 1.163e9, 458e6}};
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         char path[128];
         snprintf(path, sizeof path, "experiments/%s.yaml", rows[i].file);
