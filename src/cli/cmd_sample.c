@@ -37,10 +37,9 @@ static int write_npz(const char *path, const real *images, const int *labels, in
         classes[i] = labels[i];
         for (int y = 0; y < S; y++)
             for (int x = 0; x < S; x++)
-                for (int c = 0; c < C; c++) {
-                    double v = ((double)images[(((size_t)i * C + c) * S + y) * S + x] + 1) * 127.5 + 0.5;
-                    pixels[(((size_t)i * S + y) * S + x) * C + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-                }
+                for (int c = 0; c < C; c++)
+                    pixels[(((size_t)i * S + y) * S + x) * C + c] =
+                        sample_to_byte(images[(((size_t)i * C + c) * S + y) * S + x]);
     }
     int64_t shape0[4] = {n, S, S, C}, shape1[1] = {n};
     struct npz_member members[2] = {{"arr_0", NPY_U8, 4, shape0, pixels}, {"arr_1", NPY_I64, 1, shape1, classes}};

@@ -65,7 +65,7 @@ static const real *guided_output(struct sampling *s, int count, real t, int spli
     return s->guided;
 }
 
-static void rf_chunk(struct sampling *s, int first, int count)
+static void rf_chunk(struct sampling *s, int count)
 {
     int N = s->o->steps;
     for (int i = 0; i < N; i++) {
@@ -75,7 +75,6 @@ static void rf_chunk(struct sampling *s, int first, int count)
             for (size_t k = 0; k < s->image; k++)
                 s->x[b * s->image + k] += (real)(next - sigma) * v[b * s->out_image + k];
     }
-    (void)first;
 }
 
 static int ddpm_chunk(struct sampling *s, int first, int count)
@@ -121,7 +120,7 @@ int sample_images(struct dit *m, const struct config *cfg, const struct sample_o
         for (int b = 0; b < count; b++)
             s.labels[b] = o->labels ? o->labels[first + b] : (first + b) % cfg->num_classes;
         draw_noise(s.x, first, count, s.image, o->seed, 0);
-        if (cfg->objective == OBJECTIVE_RF) rf_chunk(&s, first, count);
+        if (cfg->objective == OBJECTIVE_RF) rf_chunk(&s, count);
         else rc = ddpm_chunk(&s, first, count);
         memcpy(out + first * s.image, s.x, sizeof(real) * count * s.image);
     }
@@ -136,7 +135,7 @@ int grid_labels(int *labels, int n, int num_classes)
     return per_row;
 }
 
-static uint8_t to_byte(real v)
+uint8_t sample_to_byte(real v)
 {
     double b = ((double)v + 1) * 127.5 + 0.5;
     return (uint8_t)(b < 0 ? 0 : b > 255 ? 255 : b);
@@ -155,7 +154,7 @@ int write_image_grid(const char *path, const real *images, int n, int C, int S, 
             for (int y = 0; y < S; y++)
                 for (int x = 0; x < S; x++)
                     pixels[((size_t)(top + y) * W + left + x) * C + c] =
-                        to_byte(images[(((size_t)i * C + c) * S + y) * S + x]);
+                        sample_to_byte(images[(((size_t)i * C + c) * S + y) * S + x]);
     }
     int rc = png_write(path, W, H, C, pixels);
     free(pixels);

@@ -26,6 +26,8 @@ int sample_images(struct dit *m, const struct config *cfg, const struct sample_o
 // Labels for a grid with one row per class: n / num_classes images per row (all of them in one
 // row when n < num_classes), so image i has class i / per_row. Returns per_row.
 int grid_labels(int *labels, int n, int num_classes);
+// A sample value in [-1, 1] as a pixel 0..255 (rounded, clamped).
+uint8_t sample_to_byte(real v);
 // Writes images [n, C, S, S] in [-1, 1] as a PNG grid (rows of `per_row`, 2-pixel padding).
 int write_image_grid(const char *path, const real *images, int n, int C, int S, int per_row);
 

@@ -83,9 +83,8 @@ static int write_balance(struct store *db, const char *run_id, int64_t step, con
     return 0;
 }
 
-int routing_stats_write(struct store *db, const char *run_id, int64_t step, const struct dit *m, int B)
+int routing_stats_write(struct store *db, const char *run_id, int64_t step, const struct dit *m)
 {
-    (void)B;
     int T = m->shape.tokens;
     for (int i = 0; i < m->shape.depth; i++) {
         const struct moe_layer *L = m->moe[i];

@@ -210,7 +210,7 @@ static int log_figures(struct run *r, int64_t step_done, const struct step_figur
     }
     if (moe_enabled(r->cfg)) {
         char name[64];
-        rc |= routing_stats_write(r->db, id, step_done, &r->model, r->cfg->batch_size);
+        rc |= routing_stats_write(r->db, id, step_done, &r->model);
         rc |= store_metric(r->db, id, "loss_total", step_done, f->loss + f->aux_total);
         for (int k = 0; k < AUX_COUNT; k++) {
             snprintf(name, sizeof name, "aux/%s", moe_aux_names[k]);
