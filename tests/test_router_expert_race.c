@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "runs.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "model/safetensors.h"
@@ -370,22 +371,6 @@ static int train(const struct config *cfg, const char *db, int resume, int stop_
     return rc;
 }
 
-static double query(const char *db_name, const char *sql)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", tmp_dir, db_name);
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    double value = NAN;
-    if (sqlite3_open(path, &db) == SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-            value = sqlite3_column_double(st, 0);
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return value;
-}
-
 // One float tensor [1] of a checkpoint; NAN if missing.
 static double checkpoint_scalar(const char *path, const char *name)
 {
@@ -416,13 +401,13 @@ static void test_learns(void)
              "SELECT (SELECT avg(value) FROM (SELECT value FROM metrics WHERE run_id='%s' AND name='loss' "
              "ORDER BY step DESC LIMIT %d)) / (SELECT avg(value) FROM (SELECT value FROM metrics WHERE "
              "run_id='%s' AND name='loss' ORDER BY step LIMIT %d))", r.run_id, LEARN_WINDOW, r.run_id, LEARN_WINDOW);
-    double ratio = query("learn.db", sql);
+    double ratio = run_query(tmp_dir, "learn.db", sql);
     printf("expert_race: loss %.4f -> %.4f, last/first %d-step mean ratio %.3f\n", r.first_loss, r.last_loss,
            LEARN_WINDOW, ratio);
     CHECK(ratio > 0 && ratio < MAX_LOSS_RATIO, "loss ratio %.3f is not below %.2f", ratio, MAX_LOSS_RATIO);
     snprintf(sql, sizeof sql, "SELECT CASE WHEN count(*) = %d AND min(value) > 0 THEN avg(value) END FROM metrics "
              "WHERE run_id='%s' AND name='aux/router_sim'", LEARN_STEPS, r.run_id);
-    double sim = query("learn.db", sql);
+    double sim = run_query(tmp_dir, "learn.db", sql);
     printf("expert_race: mean aux/router_sim %.5f\n", sim);
     // (Uniform router probabilities give exactly the weight, 0.01, whatever the selection.)
     CHECK(sim > 0 && isfinite(sim), "aux/router_sim missing or not positive on every step: %g", sim);
@@ -431,32 +416,6 @@ static void test_learns(void)
     double live = checkpoint_scalar(r.checkpoint, "train.blocks.1.mlp.race_threshold");
     CHECK(set == 1 && isfinite(tau) && tau != 0 && tau == live, "checkpoint threshold %g (set %g, live %g)", tau,
           set, live);
-}
-
-// 1 when every tensor of two checkpoints has identical bytes.
-static int same_tensors(const char *a_path, const char *b_path)
-{
-    struct st_file *a, *b;
-    if (st_open(a_path, &a) < 0) return 0;
-    if (st_open(b_path, &b) < 0) {
-        st_close(a);
-        return 0;
-    }
-    int same = st_count(a) == st_count(b);
-    for (int i = 0; same && i < st_count(a); i++) {
-        const char *dt_a, *dt_b;
-        int nd_a, nd_b;
-        int64_t sh_a[8], sh_b[8];
-        const void *da = st_get(a, st_name(a, i), &dt_a, &nd_a, sh_a);
-        const void *db = st_get(b, st_name(a, i), &dt_b, &nd_b, sh_b);
-        size_t n = 4;
-        for (int d = 0; d < nd_a; d++) n *= (size_t)sh_a[d];
-        same = db && nd_a == nd_b && memcmp(da, db, n) == 0;
-        if (!same) fprintf(stderr, "tensor '%s' differs\n", st_name(a, i));
-    }
-    st_close(a);
-    st_close(b);
-    return same;
 }
 
 // Stopped after 6 steps and resumed: the threshold's EMA continues as if never interrupted.

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "runs.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "model/dit.h"
@@ -466,64 +467,6 @@ static int train(const struct config *cfg, const char *db_name, int resume, int 
     return rc;
 }
 
-// One SQL value (double) from a run's database; -1 if absent.
-static double query(const char *db_name, const char *sql)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", tmp_dir, db_name);
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    double value = -1;
-    if (sqlite3_open(path, &db) == SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-            value = sqlite3_column_double(st, 0);
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return value;
-}
-
-// Loss rows "step value" with every bit.
-static void read_losses(const char *db_name, const char *run_id, char *out, size_t size)
-{
-    char path[256], sql[256];
-    snprintf(path, sizeof path, "%s/%s", tmp_dir, db_name);
-    snprintf(sql, sizeof sql, "SELECT step, printf('%%.17g', value) FROM metrics WHERE run_id='%s' "
-             "AND name='loss' ORDER BY step", run_id);
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    out[0] = '\0';
-    if (sqlite3_open(path, &db) != SQLITE_OK || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return;
-    size_t used = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && used < size - 64)
-        used += snprintf(out + used, size - used, "%lld %s\n", (long long)sqlite3_column_int64(st, 0),
-                         (const char *)sqlite3_column_text(st, 1));
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-}
-
-// 1 when every tensor of two checkpoints has identical bytes.
-static int same_tensors(const char *a_path, const char *b_path)
-{
-    struct st_file *a, *b;
-    if (st_open(a_path, &a) < 0 || st_open(b_path, &b) < 0) return 0;
-    int same = st_count(a) == st_count(b);
-    for (int i = 0; same && i < st_count(a); i++) {
-        const char *dt_a, *dt_b;
-        int nd_a, nd_b;
-        int64_t sh_a[8], sh_b[8];
-        const void *da = st_get(a, st_name(a, i), &dt_a, &nd_a, sh_a);
-        const void *db = st_get(b, st_name(a, i), &dt_b, &nd_b, sh_b);
-        size_t n = 4;
-        for (int d = 0; d < nd_a; d++) n *= (size_t)sh_a[d];
-        same = db && nd_a == nd_b && memcmp(da, db, n) == 0;
-        if (!same) fprintf(stderr, "tensor '%s' differs\n", st_name(a, i));
-    }
-    st_close(a);
-    st_close(b);
-    return same;
-}
-
 // The checkpoint's centroids: drawn (flag 1), not zero, the same in the EMA and live weights.
 static void check_checkpoint_buffers(const char *path)
 {
@@ -554,19 +497,19 @@ static void test_training_determinism(void)
     tiny_config(&cfg, "a");
     cfg.threads = 2;
     CHECK(train(&cfg, "a.db", 0, 0, &r1) == 0, "first run");
-    read_losses("a.db", r1.run_id, first, sizeof first);
+    run_losses(tmp_dir, "a.db", r1.run_id, first, sizeof first);
     check_checkpoint_buffers(r1.checkpoint);
     tiny_config(&cfg, "b");
     cfg.threads = 1;
     CHECK(train(&cfg, "b.db", 0, 0, &r2) == 0, "one-thread run");
-    read_losses("b.db", r2.run_id, one_thread, sizeof one_thread);
+    run_losses(tmp_dir, "b.db", r2.run_id, one_thread, sizeof one_thread);
     CHECK(strcmp(first, one_thread) == 0 && first[0], "1 and 2 threads differ:\n%s---\n%s", first, one_thread);
     CHECK(same_tensors(r1.checkpoint, r2.checkpoint), "1 and 2 threads give different weights");
     tiny_config(&cfg, "c");
     cfg.threads = 2;
     CHECK(train(&cfg, "c.db", 0, 6, &r3) == 0 && r3.steps_done == 6, "interrupted run");
     CHECK(train(&cfg, "c.db", 1, 0, &r3) == 0 && r3.steps_done == 12, "resumed run");
-    read_losses("c.db", r3.run_id, resumed, sizeof resumed);
+    run_losses(tmp_dir, "c.db", r3.run_id, resumed, sizeof resumed);
     CHECK(strcmp(first, resumed) == 0, "resumed run differs:\n%s---\n%s", first, resumed);
     CHECK(same_tensors(r1.checkpoint, r3.checkpoint), "resumed run gives different weights");
 }
@@ -588,18 +531,18 @@ static void test_training_lowers_loss(void)
         "ORDER BY step DESC LIMIT 20)) / (SELECT avg(value) FROM (SELECT value FROM metrics WHERE "
         "run_id='%s' AND name='loss' ORDER BY step LIMIT 20))";
     snprintf(sql, sizeof sql, ratio_sql, r.run_id, r.run_id);
-    double ratio = query("learn.db", sql);
+    double ratio = run_query(tmp_dir, "learn.db", sql);
     printf("kmeans rf: loss %.4f -> %.4f, last/first 20-step mean ratio %.3f\n", r.first_loss, r.last_loss, ratio);
     CHECK(ratio > 0 && ratio < 0.75, "loss ratio %.3f is not below 0.75", ratio);
     for (int k = 0; k < AUX_COUNT; k++) {
         snprintf(sql, sizeof sql, "SELECT count(*) FROM metrics WHERE run_id='%s' AND name='aux/%s' AND value = 0",
                  r.run_id, moe_aux_names[k]);
-        CHECK(query("learn.db", sql) == 150, "aux/%s: not 150 zero rows", moe_aux_names[k]);
+        CHECK(run_query(tmp_dir, "learn.db", sql) == 150, "aux/%s: not 150 zero rows", moe_aux_names[k]);
     }
     snprintf(sql, sizeof sql, "SELECT count(*) FROM metrics a JOIN metrics b ON a.run_id = b.run_id AND "
              "a.step = b.step WHERE a.run_id='%s' AND a.name='loss' AND b.name='loss_total' AND a.value = b.value",
              r.run_id);
-    CHECK(query("learn.db", sql) == 150, "loss_total differs from loss");
+    CHECK(run_query(tmp_dir, "learn.db", sql) == 150, "loss_total differs from loss");
 }
 
 int main(void)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "runs.h"
 #include "core/error.h"
 #include "data/npy.h"
 #include "model/safetensors.h"
@@ -39,47 +40,6 @@ static int train(const struct config *cfg, const char *db_name, int resume, int 
     return rc;
 }
 
-// Losses of a run as text "step value" lines with every bit (%.17g), from its database.
-static void read_losses(const char *db_name, const char *run_id, char *out, size_t size)
-{
-    char path[256], sql[256];
-    snprintf(path, sizeof path, "%s/%s", tmp_dir, db_name);
-    snprintf(sql, sizeof sql, "SELECT step, printf('%%.17g', value) FROM metrics WHERE run_id='%s' "
-             "AND name='loss' ORDER BY step", run_id);
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    out[0] = '\0';
-    if (sqlite3_open(path, &db) != SQLITE_OK || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return;
-    size_t used = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && used < size - 64)
-        used += snprintf(out + used, size - used, "%lld %s\n", (long long)sqlite3_column_int64(st, 0),
-                         (const char *)sqlite3_column_text(st, 1));
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-}
-
-// 1 when every tensor of two checkpoints has identical bytes.
-static int same_tensors(const char *a_path, const char *b_path)
-{
-    struct st_file *a, *b;
-    if (st_open(a_path, &a) < 0 || st_open(b_path, &b) < 0) return 0;
-    int same = st_count(a) == st_count(b);
-    for (int i = 0; same && i < st_count(a); i++) {
-        const char *dt_a, *dt_b;
-        int nd_a, nd_b;
-        int64_t sh_a[8], sh_b[8];
-        const void *da = st_get(a, st_name(a, i), &dt_a, &nd_a, sh_a);
-        const void *db = st_get(b, st_name(a, i), &dt_b, &nd_b, sh_b);
-        size_t n = 4;
-        for (int d = 0; d < nd_a; d++) n *= (size_t)sh_a[d];
-        same = db && nd_a == nd_b && memcmp(da, db, n) == 0;
-        if (!same) fprintf(stderr, "tensor '%s' differs\n", st_name(a, i));
-    }
-    st_close(a);
-    st_close(b);
-    return same;
-}
-
 static void test_determinism(void)
 {
     static char first[8192], second[8192], one_thread[8192], resumed[8192];
@@ -87,10 +47,10 @@ static void test_determinism(void)
     struct train_result r1, r2, r3, r4;
     tiny_config(&cfg, "a");
     CHECK(train(&cfg, "a.db", 0, 0, &r1) == 0, "first run");
-    read_losses("a.db", r1.run_id, first, sizeof first);
+    run_losses(tmp_dir, "a.db", r1.run_id, first, sizeof first);
     tiny_config(&cfg, "b");
     CHECK(train(&cfg, "b.db", 0, 0, &r2) == 0, "second run");
-    read_losses("b.db", r2.run_id, second, sizeof second);
+    run_losses(tmp_dir, "b.db", r2.run_id, second, sizeof second);
     CHECK(strcmp(first, second) == 0 && first[0], "same seed, different losses:\n%s---\n%s", first, second);
     CHECK(same_tensors(r1.checkpoint, r2.checkpoint), "same seed, different weights");
 
@@ -98,7 +58,7 @@ static void test_determinism(void)
     cfg.threads = 1;
     CHECK(train(&cfg, "c.db", 0, 0, &r3) == 0, "one-thread run");
     omp_set_num_threads(2);
-    read_losses("c.db", r3.run_id, one_thread, sizeof one_thread);
+    run_losses(tmp_dir, "c.db", r3.run_id, one_thread, sizeof one_thread);
     CHECK(strcmp(first, one_thread) == 0, "1 and 2 threads differ:\n%s---\n%s", first, one_thread);
     CHECK(same_tensors(r1.checkpoint, r3.checkpoint), "1 and 2 threads give different weights");
 
@@ -107,7 +67,7 @@ static void test_determinism(void)
     CHECK(r4.steps_done == 6, "stopped after %lld steps", (long long)r4.steps_done);
     CHECK(train(&cfg, "d.db", 1, 0, &r4) == 0, "resumed run");
     CHECK(r4.steps_done == 12, "resumed run ended at %lld", (long long)r4.steps_done);
-    read_losses("d.db", r4.run_id, resumed, sizeof resumed);
+    run_losses(tmp_dir, "d.db", r4.run_id, resumed, sizeof resumed);
     CHECK(strcmp(first, resumed) == 0, "resumed run differs:\n%s---\n%s", first, resumed);
     CHECK(same_tensors(r1.checkpoint, r4.checkpoint), "resumed run gives different weights");
     CHECK(train(&cfg, "d.db", 1, 0, &r4) == 0 && r4.already_done, "resuming a finished run trains again");
