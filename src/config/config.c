@@ -700,6 +700,14 @@ static char *copy_trimmed(const char *begin, const char *end)
     return copy;
 }
 
+int config_set_key(struct config *cfg, const char *name, const char *value)
+{
+    const struct config_key *key = find_key(name);
+    if (!key && is_section(name)) return err("'%s' is a section, not a key", name);
+    if (!key) return unknown_key(name);
+    return set_value(cfg, key, value);
+}
+
 int config_set(struct config *cfg, const char *assignment)
 {
     const char *eq = strchr(assignment, '=');
@@ -787,6 +795,19 @@ static void add_value(struct text *t, const struct config *cfg, const struct con
         break;
     }
     }
+}
+
+int config_value_text(const struct config *cfg, const char *name, char *buf, size_t size)
+{
+    const struct config_key *key = find_key(name);
+    if (!key) return unknown_key(name);
+    struct text t = {buf, size, 0};
+    if (size) buf[0] = '\0';
+    if (key->type == KEY_STRING)
+        text_add(&t, "%.*s", (int)key->size, (const char *)const_field_of(cfg, key));
+    else
+        add_value(&t, cfg, key);
+    return (int)t.len;
 }
 
 static int compare_names(const void *a, const void *b)

@@ -106,6 +106,14 @@ int config_load_text(struct config *cfg, const char *text, const char *origin);
 // Applies one override "key=value" (value parsed by the key's type).
 int config_set(struct config *cfg, const char *assignment);
 
+// Sets one key from its value text, typed by the key table. Errors name no position or key:
+// unknown key (with "did you mean"), a section, wrong type, out of range.
+int config_set_key(struct config *cfg, const char *name, const char *value);
+
+// The value of a key as text (strings unquoted, other types as in the canonical text); returns
+// the length as snprintf, or -1 with a message for an unknown key.
+int config_value_text(const struct config *cfg, const char *name, char *buf, size_t size);
+
 // Cross-key checks: heads divide hidden, patch divides image_size, hidden % 4 == 0, ...
 int config_validate(const struct config *cfg);
 
