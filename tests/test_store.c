@@ -108,7 +108,7 @@ static void test_fresh_schema(void)
     CHECK(store_open(&db, path) == 0, "open %s: %s", path, err_message());
     if (!db)
         return;
-    CHECK(query_int(db, "PRAGMA user_version") == 1, "schema version");
+    CHECK(query_int(db, "PRAGMA user_version") == 2, "schema version");
     CHECK(query_int(db, "PRAGMA application_id") == 0x50724d6f, "application id");
     CHECK(strcmp(query_text(db, "PRAGMA journal_mode"), "wal") == 0, "journal mode %s",
           query_text(db, "PRAGMA journal_mode"));

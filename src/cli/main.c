@@ -17,6 +17,8 @@ static const struct command commands[] = {
     {"train", cmd_train, "train a model from a YAML config, logging to the results database"},
     {"sample", cmd_sample, "generate images from a checkpoint (PNG grid, .npy or .npz)"},
     {"forward", cmd_forward, "run the network on given inputs (.npy) and write its raw output"},
+    {"sweep", cmd_sweep, "train every run of a sweep file, resumably, N at once"},
+    {"runs", cmd_runs, "list runs with their status and key figures"},
     {"config", cmd_config, "list every config key, or print a config's resolved keys and parameters"},
 };
 

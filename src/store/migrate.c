@@ -28,7 +28,37 @@ static int apply_schema_v1(sqlite3 *handle)
     return rc;
 }
 
-static int (*const migrations[])(sqlite3 *handle) = {apply_schema_v1};
+// Views for the usual questions that schema.sql lacks: one line per run with its key figures
+// (run_summary, behind `promoe runs`) and the progress of each sweep (sweep_progress).
+static int apply_views(sqlite3 *handle)
+{
+    static const char sql[] =
+        "CREATE VIEW run_summary AS "
+        "SELECT r.run_id, r.label, r.status, r.step_done, "
+        "  CAST((SELECT value FROM params p WHERE p.run_id = r.run_id AND p.key = 'train.steps') "
+        "       AS INTEGER) AS steps, "
+        "  (SELECT value FROM metrics m WHERE m.run_id = r.run_id AND m.name = 'loss' "
+        "   ORDER BY m.step DESC LIMIT 1) AS loss, "
+        "  coalesce(r.img_per_s, (SELECT value FROM metrics m WHERE m.run_id = r.run_id "
+        "   AND m.name = 'img_per_s' ORDER BY m.step DESC LIMIT 1)) AS img_per_s, "
+        "  (SELECT max(cfg_scale) FROM evals e WHERE e.run_id = r.run_id "
+        "   AND e.metric IN ('fd', 'is')) AS eval_cfg, "
+        "  (SELECT value FROM evals e WHERE e.run_id = r.run_id AND e.metric = 'fd' "
+        "   ORDER BY e.cfg_scale DESC, e.step DESC, e.n_samples DESC LIMIT 1) AS fd, "
+        "  (SELECT value FROM evals e WHERE e.run_id = r.run_id AND e.metric = 'is' "
+        "   ORDER BY e.cfg_scale DESC, e.step DESC, e.n_samples DESC LIMIT 1) AS is_score, "
+        "  r.train_s, r.error, r.host, r.pid, r.created_ms, r.started_ms, r.ended_ms "
+        "FROM runs r;"
+        "CREATE VIEW sweep_progress AS "
+        "SELECT s.sweep, count(*) AS runs, sum(r.status = 'done') AS done, "
+        "  sum(r.status = 'running') AS running, sum(r.status = 'queued') AS queued, "
+        "  sum(r.status = 'interrupted') AS interrupted, "
+        "  sum(r.status IN ('failed', 'nan')) AS failed, sum(r.step_done) AS steps_done "
+        "FROM sweep_runs s JOIN runs r ON r.run_id = s.run_id GROUP BY s.sweep;";
+    return sqlite3_exec(handle, sql, NULL, NULL, NULL);
+}
+
+static int (*const migrations[])(sqlite3 *handle) = {apply_schema_v1, apply_views};
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 

@@ -109,7 +109,7 @@ static int upsert_run(struct store *db, const struct run_begin *begin)
 
 // One params row per "key: value" line of the canonical config text (the value is what follows
 // the first ':' and one space; empty lines are skipped).
-static int insert_params(const char *config_yaml, sqlite3_stmt *stmt)
+int store_insert_params(const char *config_yaml, sqlite3_stmt *stmt)
 {
     const char *line = config_yaml;
     for (int line_number = 1; *line; line_number++) {
@@ -143,7 +143,7 @@ static int replace_params(struct store *db, const struct run_begin *begin)
     if ((rc = store_stmt(db, STMT_PARAM_INSERT, PARAM_INSERT, &stmt)) != SQLITE_OK)
         return rc;
     store_bind_text(stmt, 1, begin->info->run_id);
-    return insert_params(begin->info->config_yaml, stmt);
+    return store_insert_params(begin->info->config_yaml, stmt);
 }
 
 static int add_attempt(struct store *db, const struct run_begin *begin)

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { STORE_SCHEMA_VERSION = 1 };
+enum { STORE_SCHEMA_VERSION = 2 };
 // PRAGMA application_id of a promoe database: "PrMo" in ASCII.
 enum { STORE_APPLICATION_ID = 0x50724d6f };
 enum { STORE_RUN_ID_MAX = 64, STORE_METRIC_NAME_MAX = 64 };
@@ -90,6 +90,10 @@ int store_bind_real(sqlite3_stmt *stmt, int index, double value);
 int store_write_pending(struct store *db);
 // Writes every pending routing and class-routing row (inside a transaction body).
 int store_write_routing(struct store *db);
+
+// Binds the run id (index 1, bound by the caller) and inserts one params row per "key: value" line
+// of a canonical config text (indexes 2 and 3); SQLite result code, or -1 with a message.
+int store_insert_params(const char *config_yaml, sqlite3_stmt *stmt);
 
 // Creates or migrates the schema of a freshly opened store to STORE_SCHEMA_VERSION (migrate.c),
 // refusing a newer version or a file that is not a promoe database.

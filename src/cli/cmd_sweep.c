@@ -1,0 +1,247 @@
+// promoe sweep SWEEP.yaml [--jobs N] [--dry-run] [--db PATH] [--retry-failed] [--update]
+// Checks and expands the whole sweep file first; --dry-run then lists idx, run id, status and
+// label and writes nothing. Otherwise the sweep and its runs are recorded (a changed file needs
+// --update), and every run not done is trained by a child process, N at once, each with
+// train.threads = cores / N when the sweep leaves it at 0: done runs are skipped, interrupted or
+// orphaned ones resume from their checkpoint, failed ones are retried only with --retry-failed.
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/sweep_jobs.h"
+#include "config/sweep.h"
+#include "core/error.h"
+#include "store/sweeps.h"
+
+static const char *const sweep_usage =
+    "promoe sweep SWEEP.yaml [--jobs N] [--dry-run] [--db PATH] [--retry-failed] [--update]";
+
+#define DEFAULT_DB "results/promoe.db"
+
+enum { HOST_CAPACITY = 256, MAX_JOBS_OPTION = 256 };
+
+struct sweep_options {
+    const char *path, *db_path;
+    int jobs, dry_run, retry_failed, update;
+};
+
+static int parse_options(int argc, char **argv, struct sweep_options *o)
+{
+    *o = (struct sweep_options){.db_path = DEFAULT_DB, .jobs = 1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        long long n;
+        if (!strcmp(a, "--jobs") && i + 1 < argc) {
+            if (cli_int(a, argv[++i], &n) < 0) return EXIT_FAILED;
+            if (n < 1 || n > MAX_JOBS_OPTION) return err("option '--jobs': expected 1 to %d, got %lld", MAX_JOBS_OPTION, n), EXIT_FAILED;
+            o->jobs = (int)n;
+        } else if (!strcmp(a, "--db") && i + 1 < argc) {
+            o->db_path = argv[++i];
+        } else if (!strcmp(a, "--dry-run")) {
+            o->dry_run = 1;
+        } else if (!strcmp(a, "--retry-failed")) {
+            o->retry_failed = 1;
+        } else if (!strcmp(a, "--update")) {
+            o->update = 1;
+        } else if (a[0] != '-' && !o->path) {
+            o->path = a;
+        } else {
+            fprintf(stderr, "promoe sweep: unknown or incomplete option '%s'\n", a);
+            return cli_usage(sweep_usage);
+        }
+    }
+    return o->path ? 0 : cli_usage(sweep_usage);
+}
+
+// ---- --dry-run -----------------------------------------------------------------------------------
+
+static int dry_run(const struct sweep *sw, const char *db_path)
+{
+    struct store *db;
+    if (store_open_readonly(&db, db_path) < 0) return EXIT_FAILED;
+    char stored_sha[65];
+    if (db && store_sweep_sha(db, sw->name, stored_sha) == 1 && strcmp(stored_sha, sw->spec_sha256) != 0)
+        printf("note: the file changed since sweep '%s' was recorded: running it needs --update\n", sw->name);
+    printf("sweep %s: %d runs\n", sw->name, sw->n_runs);
+    for (int i = 0; i < sw->n_runs; i++) {
+        char status[16] = "queued";
+        int64_t step_done = 0;
+        if (db && store_run_status(db, sw->runs[i].run_id, status, &step_done) < 0) break;
+        printf("%4d  %s  %-11s  %s\n", sw->runs[i].idx, sw->runs[i].run_id, status, sw->runs[i].label);
+    }
+    store_close(db);
+    return 0;
+}
+
+// ---- changes since the sweep was recorded ----------------------------------------------------------
+
+static int has_id(char (*ids)[17], int n, const char *id)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(ids[i], id)) return 1;
+    return 0;
+}
+
+static int in_sweep(const struct sweep *sw, const char *id)
+{
+    for (int i = 0; i < sw->n_runs; i++)
+        if (!strcmp(sw->runs[i].run_id, id)) return 1;
+    return 0;
+}
+
+// Prints the runs added and removed since the recorded version; 1 when anything changed.
+static int print_changes(struct store *db, const struct sweep *sw, char (*old)[17], int n_old)
+{
+    char stored_sha[65] = "";
+    int changed = store_sweep_sha(db, sw->name, stored_sha) == 1 && strcmp(stored_sha, sw->spec_sha256) != 0;
+    for (int i = 0; i < sw->n_runs; i++)
+        if (n_old > 0 && !has_id(old, n_old, sw->runs[i].run_id)) {
+            printf("added    %4d  %s  %s\n", sw->runs[i].idx, sw->runs[i].run_id, sw->runs[i].label);
+            changed = 1;
+        }
+    for (int i = 0; i < n_old; i++)
+        if (!in_sweep(sw, old[i])) {
+            printf("removed        %s\n", old[i]);
+            changed = 1;
+        }
+    for (int i = 0; i < sw->n_runs && i < n_old; i++)
+        changed |= strcmp(sw->runs[i].run_id, old[i]) != 0; // same runs, new order
+    return changed;
+}
+
+static int check_changes(struct store *db, const struct sweep *sw, const struct sweep_options *o)
+{
+    char (*old)[17];
+    int n_old;
+    if (store_sweep_members(db, sw->name, &old, &n_old) < 0) return -1;
+    int changed = print_changes(db, sw, old, n_old);
+    free(old);
+    if (changed && !o->update)
+        return err("sweep '%s' in '%s' was recorded from a different file: run again with --update "
+                   "to record this version (runs already trained are kept)", sw->name, o->db_path);
+    return 0;
+}
+
+// ---- recording -----------------------------------------------------------------------------------
+
+static void set_threads(struct sweep *sw, int jobs)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = cores > jobs ? (int)(cores / jobs) : 1;
+    for (int i = 0; i < sw->n_runs; i++)
+        if (sw->runs[i].cfg.threads == 0) sw->runs[i].cfg.threads = threads;
+}
+
+static int record(struct store *db, const struct sweep *sw)
+{
+    struct store_sweep_run *rows = calloc((size_t)sw->n_runs, sizeof *rows);
+    char **texts = calloc((size_t)sw->n_runs, sizeof *texts);
+    char (*shas)[65] = calloc((size_t)sw->n_runs, sizeof *shas);
+    int rc = rows && texts && shas ? 0 : err("out of memory");
+    for (int i = 0; rc == 0 && i < sw->n_runs; i++) {
+        const struct sweep_run *run = &sw->runs[i];
+        int n = config_canonical(&run->cfg, NULL, 0);
+        if (!(texts[i] = malloc((size_t)n + 1))) rc = err("out of memory");
+        if (rc < 0) break;
+        config_canonical(&run->cfg, texts[i], (size_t)n + 1);
+        sha256_hex(texts[i], (size_t)n, shas[i]);
+        rows[i] = (struct store_sweep_run){run->idx, run->run_id, run->label, texts[i], shas[i],
+                                           (int64_t)run->cfg.seed};
+    }
+    if (rc == 0) rc = store_sweep_record(db, sw->name, sw->spec_text, sw->spec_sha256, rows, sw->n_runs);
+    for (int i = 0; texts && i < sw->n_runs; i++) free(texts[i]);
+    free(texts);
+    free(shas);
+    free(rows);
+    return rc;
+}
+
+// ---- what to run ----------------------------------------------------------------------------------
+
+static int pid_alive(int64_t pid)
+{
+    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+// 1 to run, 0 to skip (printing why).
+static int wants_run(struct store *db, const struct sweep_run *run, const struct sweep_options *o,
+                     const char *my_host)
+{
+    char status[16] = "queued", host[HOST_CAPACITY] = "";
+    int64_t pid = 0;
+    if (store_run_owner(db, run->run_id, status, host, &pid) < 0) return -1;
+    const char *why = NULL;
+    if (!strcmp(status, "done"))
+        why = "done";
+    else if ((!strcmp(status, "failed") || !strcmp(status, "nan")) && !o->retry_failed)
+        why = "failed before (--retry-failed runs it again)";
+    else if (!strcmp(status, "running") && (strcmp(host, my_host) != 0 || pid_alive(pid)))
+        why = "running in another process";
+    if (!why) return 1;
+    printf("skip     %4d  %s  %s: %s\n", run->idx, run->run_id, run->label, why);
+    return 0;
+}
+
+static int plan(struct store *db, const struct sweep *sw, const struct sweep_options *o, int *todo,
+                int *n_todo, int *skipped)
+{
+    char my_host[HOST_CAPACITY] = "";
+    gethostname(my_host, sizeof my_host - 1);
+    *n_todo = *skipped = 0;
+    for (int i = 0; i < sw->n_runs; i++) {
+        int want = wants_run(db, &sw->runs[i], o, my_host);
+        if (want < 0) return -1;
+        if (want)
+            todo[(*n_todo)++] = i;
+        else
+            (*skipped)++;
+    }
+    return 0;
+}
+
+static int report(const struct sweep *sw, const struct sweep_tally *t, const char *db_path)
+{
+    printf("sweep %s: %d done, %d failed, %d interrupted, %d skipped (database %s)\n", sw->name, t->done,
+           t->failed, t->interrupted, t->skipped, db_path);
+    if (t->stopped_by_signal)
+        return err("stopped by signal %d: run the same command again to resume", t->stopped_by_signal), EXIT_FAILED;
+    if (t->failed) return err("%d of %d runs failed", t->failed, sw->n_runs), EXIT_FAILED;
+    return 0;
+}
+
+static int run_sweep(struct sweep *sw, const struct sweep_options *o)
+{
+    struct store *db;
+    if (store_open(&db, o->db_path) < 0) return EXIT_FAILED;
+    set_threads(sw, o->jobs);
+    int *todo = malloc((size_t)sw->n_runs * sizeof *todo), n_todo = 0;
+    struct sweep_tally tally = {0};
+    int rc = todo ? 0 : err("out of memory");
+    if (rc == 0) rc = check_changes(db, sw, o);
+    if (rc == 0) rc = record(db, sw);
+    if (rc == 0) rc = plan(db, sw, o, todo, &n_todo, &tally.skipped);
+    if (rc == 0) rc = sweep_jobs_run(sw, todo, n_todo, o->jobs, o->db_path, db, &tally);
+    free(todo);
+    store_close(db);
+    return rc < 0 ? EXIT_FAILED : report(sw, &tally, o->db_path);
+}
+
+int cmd_sweep(int argc, char **argv)
+{
+    struct sweep_options o;
+    if (argc == 2 && !strcmp(argv[1], "--help")) {
+        printf("usage: %s\n", sweep_usage);
+        return 0;
+    }
+    int status = parse_options(argc, argv, &o);
+    if (status) return status;
+    struct sweep sw;
+    if (sweep_load(&sw, o.path) < 0) return EXIT_FAILED;
+    status = o.dry_run ? dry_run(&sw, o.db_path) : run_sweep(&sw, &o);
+    sweep_free(&sw);
+    return status;
+}

@@ -1,0 +1,207 @@
+// Child processes of `promoe sweep` (see sweep_jobs.h). The signal handler only forwards the
+// signal to the live children (kill is async-signal-safe) and records it; the loop then stops
+// starting runs and waits for the children it has. A child that dies without closing its run
+// leaves it 'running' under a dead pid; the loop marks it 'interrupted', so it resumes next time.
+#include "cli/sweep_jobs.h"
+
+#include "core/error.h"
+#include "io/atomic.h"
+#include "store/sweeps.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { MAX_JOBS = 256, PATH_MAX_LEN = 1200, EXIT_EXEC_FAILED = 127 };
+
+static volatile sig_atomic_t stop_signal;
+static volatile pid_t live[MAX_JOBS];
+
+static void forward_signal(int sig)
+{
+    stop_signal = sig;
+    for (int i = 0; i < MAX_JOBS; i++)
+        if (live[i] > 0) kill(live[i], sig);
+}
+
+static void install_handlers(struct sigaction *old_int, struct sigaction *old_term)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = forward_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, old_int);
+    sigaction(SIGTERM, &sa, old_term);
+}
+
+static int make_folders(const char *path)
+{
+    char buf[PATH_MAX_LEN];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) < 0 && errno != EEXIST) return err("cannot create folder '%s': %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) < 0 && errno != EEXIST) return err("cannot create folder '%s': %s", buf, strerror(errno));
+    return 0;
+}
+
+// <ckpt.dir>/<run id>/name
+static void run_file(const struct sweep_run *run, const char *name, char *out)
+{
+    snprintf(out, PATH_MAX_LEN, "%s/%s/%s", run->cfg.ckpt_dir, run->run_id, name);
+}
+
+// The resolved config as canonical YAML, which `train` reads back key for key.
+static int write_config(const struct sweep_run *run, char *config_path)
+{
+    char folder[PATH_MAX_LEN];
+    snprintf(folder, sizeof folder, "%s/%s", run->cfg.ckpt_dir, run->run_id);
+    if (make_folders(folder) < 0) return -1;
+    int n = config_canonical(&run->cfg, NULL, 0);
+    char *text = malloc((size_t)n + 1);
+    if (!text) return err("out of memory");
+    config_canonical(&run->cfg, text, (size_t)n + 1);
+    run_file(run, "sweep-config.yaml", config_path);
+    int rc = atomic_write_file(config_path, text, (size_t)n);
+    free(text);
+    return rc;
+}
+
+// In the child: output to the run's log, then this program's `train`.
+static _Noreturn void exec_train(const struct sweep_run *run, const char *config_path, const char *db_path)
+{
+    char log_path[PATH_MAX_LEN];
+    run_file(run, "train.log", log_path);
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0666);
+    if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+    }
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    char *argv[] = {"promoe", "train", (char *)config_path, "--resume", "--db", (char *)db_path,
+                    "--label", (char *)run->label, NULL};
+    execv("/proc/self/exe", argv);
+    fprintf(stderr, "promoe sweep: cannot run /proc/self/exe: %s\n", strerror(errno));
+    _exit(EXIT_EXEC_FAILED);
+}
+
+static int start(const struct sweep_run *run, const char *db_path, pid_t *pid)
+{
+    char config_path[PATH_MAX_LEN];
+    if (write_config(run, config_path) < 0) return -1;
+    fflush(NULL);
+    *pid = fork();
+    if (*pid < 0) return err("cannot start run %s: fork: %s", run->run_id, strerror(errno));
+    if (*pid == 0) exec_train(run, config_path, db_path);
+    return 0;
+}
+
+static int add_live(pid_t pid)
+{
+    for (int i = 0; i < MAX_JOBS; i++)
+        if (live[i] == 0) {
+            live[i] = pid;
+            return i;
+        }
+    BUG("more children than MAX_JOBS");
+}
+
+static int find_live(pid_t pid)
+{
+    for (int i = 0; i < MAX_JOBS; i++)
+        if (live[i] == pid) return i;
+    return -1;
+}
+
+// Counts how a child ended, from its exit status and what it left in the database.
+static void finish(struct store *db, const struct sweep_run *run, pid_t pid, int status,
+                   struct sweep_tally *tally)
+{
+    char state[16] = "", host[256];
+    int64_t owner_pid = 0;
+    if (store_run_owner(db, run->run_id, state, host, &owner_pid) == 1 && strcmp(state, "running") == 0 &&
+        owner_pid == pid && store_run_mark_interrupted(db, run->run_id, pid) == 0)
+        snprintf(state, sizeof state, "interrupted");
+    int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (ok && strcmp(state, "done") == 0) {
+        tally->done++;
+        printf("done     %4d  %s  %s\n", run->idx, run->run_id, run->label);
+    } else if (strcmp(state, "interrupted") == 0 || (WIFSIGNALED(status) && stop_signal)) {
+        tally->interrupted++;
+        printf("stopped  %4d  %s  %s (resumable)\n", run->idx, run->run_id, run->label);
+    } else {
+        tally->failed++;
+        printf("FAILED   %4d  %s  %s: %s %d, see %s/%s/train.log\n", run->idx, run->run_id, run->label,
+               WIFEXITED(status) ? "exit status" : "signal",
+               WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), run->cfg.ckpt_dir, run->run_id);
+    }
+    fflush(stdout);
+}
+
+// Waits for one child; -1 only when there is none left.
+static int reap(struct store *db, const struct sweep *sw, const int *slot_run, struct sweep_tally *tally)
+{
+    int status;
+    pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0) return errno == EINTR ? 0 : -1;
+    int slot = find_live(pid);
+    if (slot < 0) return 0;
+    live[slot] = 0;
+    finish(db, &sw->runs[slot_run[slot]], pid, status, tally);
+    return 0;
+}
+
+static int count_live(void)
+{
+    int n = 0;
+    for (int i = 0; i < MAX_JOBS; i++) n += live[i] > 0;
+    return n;
+}
+
+int sweep_jobs_run(const struct sweep *sw, const int *todo, int n_todo, int jobs, const char *db_path,
+                   struct store *db, struct sweep_tally *tally)
+{
+    struct sigaction old_int, old_term;
+    int slot_run[MAX_JOBS], next = 0, rc = 0;
+    if (jobs > MAX_JOBS) jobs = MAX_JOBS;
+    stop_signal = 0;
+    install_handlers(&old_int, &old_term);
+    while (rc == 0 && (next < n_todo || count_live() > 0)) {
+        while (!stop_signal && next < n_todo && count_live() < jobs) {
+            const struct sweep_run *run = &sw->runs[todo[next++]];
+            pid_t pid;
+            sigset_t block, old_mask;
+            sigemptyset(&block);
+            sigaddset(&block, SIGINT);
+            sigaddset(&block, SIGTERM);
+            sigprocmask(SIG_BLOCK, &block, &old_mask); // the handler must see the new child
+            rc = start(run, db_path, &pid);
+            if (rc == 0) slot_run[add_live(pid)] = run->idx;
+            sigprocmask(SIG_SETMASK, &old_mask, NULL);
+            if (rc < 0) break;
+            printf("start    %4d  %s  %s\n", run->idx, run->run_id, run->label);
+            fflush(stdout);
+        }
+        if (stop_signal) next = n_todo;
+        if (count_live() > 0 && reap(db, sw, slot_run, tally) < 0) break;
+    }
+    while (count_live() > 0) reap(db, sw, slot_run, tally); // after a failed start
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    tally->stopped_by_signal = stop_signal;
+    return rc;
+}
