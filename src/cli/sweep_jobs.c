@@ -145,6 +145,11 @@ static void finish(struct store *db, const struct sweep_run *run, pid_t pid, int
         printf("stopped  %4d  %s  %s (resumable)\n", run->idx, run->run_id, run->label);
     } else {
         tally->failed++;
+        char error[PATH_MAX_LEN + 64];
+        snprintf(error, sizeof error, "%s %d before training began, see %s/%s/train.log",
+                 WIFEXITED(status) ? "exit status" : "signal",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), run->cfg.ckpt_dir, run->run_id);
+        if (strcmp(state, "queued") == 0) store_run_mark_failed(db, run->run_id, error);
         printf("FAILED   %4d  %s  %s: %s %d, see %s/%s/train.log\n", run->idx, run->run_id, run->label,
                WIFEXITED(status) ? "exit status" : "signal",
                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), run->cfg.ckpt_dir, run->run_id);

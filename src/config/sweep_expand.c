@@ -1,6 +1,6 @@
 // sweep_spec -> resolved runs (ECOSYSTEM.md 1.4 "Semantics"). Order: for each seed (outermost),
-// every point of the product of the axes (first axis slowest), then every `runs` entry (an entry
-// that sets `seed` appears once, with the first seed). Precedence: base < preset < set <
+// every point of the product of the axes (first axis slowest); then, again for each seed, every
+// `runs` entry (an entry that sets `seed` appears once, with the first seed). Precedence: base < preset < set <
 // axis/zip/seed < run entry. Values are typed by the config key table (config_set_key), so `1e-4`
 // is a float wherever the key is one. Each run is validated, labelled and given its run id; two
 // runs of one sweep with the same run id are an error.
@@ -24,9 +24,14 @@ struct point {
     int entry;       // index into spec->entries, or -1 for a grid point
 };
 
+// Sets key from a value node; an unknown key is reported at key_node (if given), a bad value at
+// the value.
 static int apply(const struct sweep_spec *spec, struct config *cfg, const char *key,
-                 yaml_node_t *value)
+                 const yaml_node_t *key_node, yaml_node_t *value)
 {
+    char probe[1];
+    if (key_node && config_value_text(cfg, key, probe, sizeof probe) < 0)
+        return sweep_key_context(spec, key_node, key);
     if (config_set_key(cfg, key, sweep_scalar(value)) == 0) return 0;
     return sweep_key_context(spec, value, key);
 }
@@ -34,7 +39,8 @@ static int apply(const struct sweep_spec *spec, struct config *cfg, const char *
 static int apply_list(const struct sweep_spec *spec, struct config *cfg, const struct sweep_list *list)
 {
     for (int i = 0; i < list->n; i++)
-        if (apply(spec, cfg, list->items[i].key, list->items[i].value_node) < 0) return -1;
+        if (apply(spec, cfg, list->items[i].key, list->items[i].key_node, list->items[i].value_node) < 0)
+            return -1;
     return 0;
 }
 
@@ -94,10 +100,10 @@ static int resolve_grid_point(const struct sweep_spec *spec, const struct point 
     for (int a = 0; a < spec->n_axes; a++)
         for (int c = 0; c < spec->axes[a].n_columns; c++) {
             const struct sweep_column *column = &spec->axes[a].columns[c];
-            if (!column->is_preset && apply(spec, cfg, column->key, column->values[pt->choice[a]]) < 0)
+            if (!column->is_preset && apply(spec, cfg, column->key, column->key_node, column->values[pt->choice[a]]) < 0)
                 return -1;
         }
-    return pt->seed >= 0 ? apply(spec, cfg, SEED_KEY, spec->seeds[pt->seed]) : 0;
+    return pt->seed >= 0 ? apply(spec, cfg, SEED_KEY, NULL, spec->seeds[pt->seed]) : 0;
 }
 
 static int resolve_entry(const struct sweep_spec *spec, const struct point *pt, struct config *cfg)
@@ -105,7 +111,7 @@ static int resolve_entry(const struct sweep_spec *spec, const struct point *pt, 
     const struct sweep_entry *entry = &spec->entries[pt->entry];
     if (entry->preset_node && apply_preset(spec, cfg, entry->preset_node) < 0) return -1;
     if (apply_list(spec, cfg, &spec->set) < 0) return -1;
-    if (pt->seed >= 0 && apply(spec, cfg, SEED_KEY, spec->seeds[pt->seed]) < 0) return -1;
+    if (pt->seed >= 0 && apply(spec, cfg, SEED_KEY, NULL, spec->seeds[pt->seed]) < 0) return -1;
     return apply_list(spec, cfg, &entry->keys);
 }
 
@@ -262,7 +268,7 @@ static void decompose(const struct sweep_spec *spec, int p, int *choice)
     }
 }
 
-static int expand_seed(struct sweep *sw, int *capacity, const struct sweep_spec *spec,
+static int expand_grid(struct sweep *sw, int *capacity, const struct sweep_spec *spec,
                        const struct config *base, int seed, int n_points, int *choice)
 {
     struct point pt = {seed, choice, -1};
@@ -270,6 +276,12 @@ static int expand_seed(struct sweep *sw, int *capacity, const struct sweep_spec 
         decompose(spec, p, choice);
         if (add_run(sw, capacity, spec, base, &pt) < 0) return -1;
     }
+    return 0;
+}
+
+static int expand_entries(struct sweep *sw, int *capacity, const struct sweep_spec *spec,
+                          const struct config *base, int seed)
+{
     for (int e = 0; e < spec->n_entries; e++) {
         int sets_seed = spec->entries[e].sets_seed;
         if (sets_seed && seed > 0) continue; // its own seed: once
@@ -299,8 +311,11 @@ static int expand(struct sweep *sw, const struct sweep_spec *spec)
     int *choice = calloc((size_t)spec->n_axes + 1, sizeof *choice);
     if (!choice) return err("out of memory");
     int rc = 0;
-    for (int s = 0; rc == 0 && s < (spec->n_seeds ? spec->n_seeds : 1); s++)
-        rc = expand_seed(sw, &capacity, spec, &base, spec->n_seeds ? s : -1, n_points, choice);
+    int n_seeds = spec->n_seeds ? spec->n_seeds : 1;
+    for (int s = 0; rc == 0 && s < n_seeds; s++)
+        rc = expand_grid(sw, &capacity, spec, &base, spec->n_seeds ? s : -1, n_points, choice);
+    for (int s = 0; rc == 0 && s < n_seeds; s++)
+        rc = expand_entries(sw, &capacity, spec, &base, spec->n_seeds ? s : -1);
     free(choice);
     if (rc == 0 && sw->n_runs == 0) rc = err("%s: the sweep has no runs", spec->origin);
     return rc < 0 ? -1 : check_distinct(sw, spec->origin);

@@ -231,6 +231,32 @@ int store_run_mark_interrupted(struct store *db, const char *run_id, int64_t pid
     return store_write(db, mark_body, &m, "cannot mark a run interrupted in");
 }
 
+struct failure {
+    const char *run_id, *error;
+    int64_t now_ms;
+};
+
+static int failed_body(struct store *db, void *ctx)
+{
+    const struct failure *f = ctx;
+    sqlite3_stmt *stmt;
+    int rc = run_sql(db, "UPDATE runs SET status = 'failed', error = ?2, ended_ms = ?3 "
+                         "WHERE run_id = ?1 AND status = 'queued'", &stmt);
+    if (rc != SQLITE_OK) return rc;
+    store_bind_text(stmt, 1, f->run_id);
+    store_bind_text(stmt, 2, f->error);
+    sqlite3_bind_int64(stmt, 3, f->now_ms);
+    rc = store_exec(stmt);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int store_run_mark_failed(struct store *db, const char *run_id, const char *error)
+{
+    struct failure f = {run_id, error, store_now_ms()};
+    return store_write(db, failed_body, &f, "cannot mark a run failed in");
+}
+
 // ---- store_run_list ------------------------------------------------------------------------------
 
 static const char RUN_LIST[] =

@@ -39,6 +39,9 @@ int store_run_owner(struct store *db, const char *run_id, char *status, char *ho
 // A run still 'running' under pid (its process is gone) becomes 'interrupted'.
 int store_run_mark_interrupted(struct store *db, const char *run_id, int64_t pid);
 
+// A run still 'queued' (its process failed before training began) becomes 'failed' with error.
+int store_run_mark_failed(struct store *db, const char *run_id, const char *error);
+
 // One line of `promoe runs` (run_summary view). Text fields are "" and numbers NaN when absent.
 struct store_run_row {
     char run_id[17], label[256], status[16], error[512];
