@@ -1,0 +1,75 @@
+// promoe table SPEC [--format md|latex|csv] [--db PATH] [--scale mini|paper]
+// Prints one of the paper's tables with our figures beside the paper's, at the scale whose sweep
+// the database holds (paper if its sweep has runs, else mini) unless --scale says otherwise.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/error.h"
+#include "report/table.h"
+#include "store/db.h"
+
+static const char *const table_usage =
+    "promoe table SPEC.yaml [--format md|latex|csv] [--db PATH] [--scale mini|paper]";
+#define TABLE_DEFAULT_DB "results/promoe.db"
+
+struct table_options {
+    const char *spec_path, *db_path, *scale;
+    enum table_format format;
+};
+
+static int parse_options(int argc, char **argv, struct table_options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_value = i + 1 < argc;
+        if (!strcmp(a, "--format") && has_value) {
+            if (table_format_parse(argv[++i], &o->format) < 0) return -1;
+        } else if (!strcmp(a, "--db") && has_value) {
+            o->db_path = argv[++i];
+        } else if (!strcmp(a, "--scale") && has_value) {
+            o->scale = argv[++i];
+        } else if (a[0] != '-' && !o->spec_path) {
+            o->spec_path = a;
+        } else {
+            return -1;
+        }
+    }
+    return o->spec_path ? 0 : -1;
+}
+
+static int print_table(const struct table_spec *spec, struct store *db, const struct table_options *o)
+{
+    enum table_scale scale = table_detect_scale(spec, store_handle(db));
+    if (o->scale && table_scale_parse(o->scale, &scale) < 0) return EXIT_FAILED;
+    struct table_result *result = malloc(sizeof *result);
+    if (!result) return err("out of memory"), EXIT_FAILED;
+    int rc = table_build(spec, store_handle(db), scale, result);
+    if (rc == 0) table_write(result, o->format, stdout);
+    free(result);
+    return rc < 0 ? EXIT_FAILED : 0;
+}
+
+int cmd_table(int argc, char **argv)
+{
+    if (argc == 2 && !strcmp(argv[1], "--help")) return printf("usage: %s\n", table_usage), 0;
+    struct table_options o = {.db_path = TABLE_DEFAULT_DB, .format = FORMAT_MARKDOWN};
+    if (parse_options(argc, argv, &o) < 0) return cli_usage(table_usage);
+    struct table_spec *spec = malloc(sizeof *spec);
+    if (!spec) return err("out of memory"), EXIT_FAILED;
+    int status = EXIT_FAILED;
+    struct store *db = NULL;
+    if (table_spec_load(spec, o.spec_path) < 0) goto done;
+    if (access(o.db_path, F_OK) != 0) {
+        err("no results database '%s'", o.db_path);
+        goto done;
+    }
+    if (store_open(&db, o.db_path) < 0) goto done;
+    status = print_table(spec, db, &o);
+done:
+    if (db) store_close(db);
+    free(spec);
+    return status;
+}

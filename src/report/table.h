@@ -1,0 +1,42 @@
+// A paper table filled from the results database: for each row of a spec, the runs of the
+// scale's sweep whose params match the row's `where`; for each column, their latest evaluation of
+// the metric at the cfg scale, as mean and 95% interval over seeds, beside the paper's figure.
+// Cells without a value say why (no run, queued, running (step/steps), failed, no eval).
+#ifndef PROMOE_REPORT_TABLE_H
+#define PROMOE_REPORT_TABLE_H
+
+#include <stdio.h>
+
+#include "report/table_spec.h"
+
+struct sqlite3;
+
+enum table_format { FORMAT_MARKDOWN, FORMAT_LATEX, FORMAT_CSV };
+enum { CELL_STATE_MAX = 128 };
+
+struct table_cell {
+    int n;                        // evaluated runs (seeds); 0 = state says why not
+    double mean, half;            // half-width of the 95% interval (0 when n == 1)
+    char state[CELL_STATE_MAX];   // "ok" or the reason there is no value
+    int has_paper;
+    double paper;
+};
+
+struct table_result {
+    const struct table_spec *spec;
+    enum table_scale scale;
+    struct table_cell cells[SPEC_ROWS_MAX][SPEC_COLUMNS_MAX];
+};
+
+// The scale whose sweep has runs in the database: paper if its sweep has any, else mini.
+enum table_scale table_detect_scale(const struct table_spec *spec, struct sqlite3 *db);
+
+// Fills *out (caller-owned) for the given scale.
+int table_build(const struct table_spec *spec, struct sqlite3 *db, enum table_scale scale,
+                struct table_result *out);
+
+int table_format_parse(const char *name, enum table_format *out);
+// Writes the table in the format; CSV is long: row,column,scale,n,mean,ci95,paper,status.
+void table_write(const struct table_result *result, enum table_format format, FILE *out);
+
+#endif
