@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"sample", cmd_sample, "generate images from a checkpoint (PNG grid, .npy or .npz)"},
     {"forward", cmd_forward, "run the network on given inputs (.npy) and write its raw output"},
     {"config", cmd_config, "list every config key, or print a config's resolved keys and parameters"},
+    {"plot", cmd_plot, "draw the paper's loss and scaling figures as PNG with gnuplot"},
     {"table", cmd_table, "print a paper table with our figures beside the paper's (md, latex, csv)"},
 };
 
