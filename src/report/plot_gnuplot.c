@@ -113,7 +113,12 @@ int plot_run_gnuplot(const char *dir, const char *name)
     int status;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) return err("waiting for gnuplot on '%s/%s'", dir, script);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        char path[2 * PATH_MAX_LEN];
+        snprintf(path, sizeof path, "%s/%s", dir, log);
+        remove(path); // kept only when gnuplot fails
+        return 0;
+    }
     if (WIFEXITED(status) && WEXITSTATUS(status) == CHDIR_FAILED)
         return err("cannot enter folder '%s' to run '%s'", dir, script);
     if (WIFEXITED(status) && WEXITSTATUS(status) == EXEC_FAILED)

@@ -24,8 +24,8 @@ void plot_gp_header(FILE *f, const char *name, const char *title, const char *xl
 // Colour of curve i as six hex digits, cycling through a fixed palette.
 const char *plot_colour(int i);
 
-// Runs `gnuplot name.gp` in dir with its messages in dir/name.log; an error names the script when
-// gnuplot is missing or fails.
+// Runs `gnuplot name.gp` in dir with its messages in dir/name.log (removed on success); an error
+// names the script when gnuplot is missing or fails.
 int plot_run_gnuplot(const char *dir, const char *name);
 
 // Appends a line to the report (printf-style); lines beyond PLOT_REPORT_MAX are dropped.

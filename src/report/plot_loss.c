@@ -116,7 +116,7 @@ int plot_loss(sqlite3 *db, const char *sweep, const struct plot_options *o, stru
     write_script(gp, sweep, &runs, o);
     if (plot_close(gp, o->out_dir, sweep, "gp") < 0) return -1;
     if (o->run_gnuplot && plot_run_gnuplot(o->out_dir, sweep) < 0) return -1;
-    plot_report_add(report, "%s: %d runs -> %s/%s.%s", sweep, runs.n, o->out_dir, sweep,
+    plot_report_add(report, "%s: %d run%s -> %s/%s.%s", sweep, runs.n, runs.n == 1 ? "" : "s", o->out_dir, sweep,
                     o->run_gnuplot ? "png" : "gp");
     return 0;
 }

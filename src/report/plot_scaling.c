@@ -170,7 +170,7 @@ static int write_block(sqlite3 *db, FILE *dat, const struct scaling_data *d, int
         *points += found[*points].n > 0;
     }
     if (*points == 0) return 0;
-    fprintf(dat, "# series %s cfg %g\n", d->series[series], cfg);
+    fprintf(dat, "# series %s cfg %.1f\n", d->series[series], cfg);
     for (int i = 0; i < *points; i++)
         fprintf(dat, "%.9g %.9g %.9g %d\n", found[i].x, found[i].mean, found[i].half, found[i].n);
     fputs("\n\n", dat);
@@ -209,7 +209,7 @@ static void write_script(FILE *gp, const struct scaling_figure *fig, const char 
     fputs("set offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\nplot \\\n", gp);
     for (int b = 0; b < n_blocks; b++) {
         char curve[2 * PLOT_TEXT_MAX];
-        snprintf(curve, sizeof curve, "%s, cfg %g", d->series[blocks[b].series], CFG_SCALES[blocks[b].cfg]);
+        snprintf(curve, sizeof curve, "%s, cfg %.1f", d->series[blocks[b].series], CFG_SCALES[blocks[b].cfg]);
         fprintf(gp, "  '%s.dat' index %d using 1:2:3 with yerrorlines lw %g pt 7 ps %g dt %d lc rgb '#%s' title ",
                 name, b, LINE_WIDTH, POINT_SIZE, 1 + blocks[b].cfg, plot_colour(blocks[b].series));
         plot_gp_string(gp, curve);
@@ -242,7 +242,7 @@ static int plot_metric(sqlite3 *db, const struct scaling_figure *fig, const char
     write_script(gp, fig, name, sweep, y, d, blocks, n_blocks);
     if (plot_close(gp, o->out_dir, name, "gp") < 0) return -1;
     if (o->run_gnuplot && plot_run_gnuplot(o->out_dir, name) < 0) return -1;
-    plot_report_add(report, "%s: %d curves -> %s/%s.%s", name, n_blocks, o->out_dir, name,
+    plot_report_add(report, "%s: %d curve%s -> %s/%s.%s", name, n_blocks, n_blocks == 1 ? "" : "s", o->out_dir, name,
                     o->run_gnuplot ? "png" : "gp");
     return 0;
 }
