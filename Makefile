@@ -23,7 +23,7 @@ TEST_SRC = $(wildcard tests/test_*.c)
 F64_SRC  = $(wildcard tests/f64_*.c)
 TESTS    = $(TEST_SRC:tests/%.c=build/tests/%) $(F64_SRC:tests/%.c=build/tests/%)
 
-.PHONY: all test deps bench clean main
+.PHONY: all test deps bench clean main plots
 all: build/promoe
 
 # Debian packages, installed when missing (scripts/install-deps.sh); checked once per build tree.
@@ -35,6 +35,11 @@ build/.deps: scripts/install-deps.sh
 # The main job on Fashion-MNIST: train the mini dense model, write results/promoe.db and a grid.
 main: build/.deps build/promoe
 	build/promoe train experiments/mini/dense.yaml
+
+# The paper's loss and scaling figures (Figs. 5, 3b, 3c) from the results database, as PNG under
+# results/plots with their gnuplot data and scripts.
+plots: build/.deps build/promoe
+	build/promoe plot --db results/promoe.db --out results/plots
 
 build/obj/%.o: src/%.c $(wildcard src/*/*.h) | build/.deps
 	@mkdir -p $(dir $@)

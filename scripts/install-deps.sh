@@ -13,6 +13,7 @@ packages=(
   libcjson-dev                  # safetensors headers
   libssl-dev                    # SHA-256 run ids
   dataset-fashion-mnist         # the mini-scale data set
+  gnuplot-nox                   # figures (promoe plot): pngcairo terminal
 )
 
 missing=()

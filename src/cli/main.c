@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"sweep", cmd_sweep, "train every run of a sweep file, resumably, N at once"},
     {"runs", cmd_runs, "list runs with their status and key figures"},
     {"config", cmd_config, "list every config key, or print a config's resolved keys and parameters"},
+    {"plot", cmd_plot, "draw the paper's loss and scaling figures as PNG with gnuplot"},
     {"table", cmd_table, "print a paper table with our figures beside the paper's (md, latex, csv)"},
 };
 

@@ -99,8 +99,7 @@ static int match_runs(sqlite3 *db, const struct spec_row *row, enum table_scale 
     return rc;
 }
 
-// 1 and *value when the run has an evaluation of metric at cfg, 0 when not.
-static int run_eval(sqlite3 *db, const char *run_id, const char *metric, double cfg,
+int table_run_eval(sqlite3 *db, const char *run_id, const char *metric, double cfg,
                     long long step_wanted, double *value)
 {
     sqlite3_stmt *stmt;
@@ -149,7 +148,7 @@ static int fill_cell(sqlite3 *db, const struct matched_run *runs, int n_runs, lo
     const char *metric = spec_metric_name(column->metric, scale);
     cell->n = 0;
     for (int i = 0; metric && i < n_runs; i++) {
-        int found = run_eval(db, runs[i].run_id, metric, column->cfg, step, &values[cell->n]);
+        int found = table_run_eval(db, runs[i].run_id, metric, column->cfg, step, &values[cell->n]);
         if (found < 0) return -1;
         cell->n += found;
     }

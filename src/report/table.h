@@ -35,6 +35,11 @@ enum table_scale table_detect_scale(const struct table_spec *spec, struct sqlite
 int table_build(const struct table_spec *spec, struct sqlite3 *db, enum table_scale scale,
                 struct table_result *out);
 
+// A run's evaluation of metric (the harness's name) at cfg scale: the latest step, or step_wanted
+// when not 0, preferring the most samples. 1 and *value when found, 0 when not, -1 on error.
+int table_run_eval(struct sqlite3 *db, const char *run_id, const char *metric, double cfg,
+                   long long step_wanted, double *value);
+
 int table_format_parse(const char *name, enum table_format *out);
 // Writes the table in the format; CSV is long: row,column,scale,n,mean,ci95,paper,status.
 void table_write(const struct table_result *result, enum table_format format, FILE *out);

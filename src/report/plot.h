@@ -1,0 +1,43 @@
+// Figures from the results database as PNG through gnuplot: the training-loss curves of a sweep
+// (ProMoE Fig. 5) and the scaling curves of Fig. 3b (vs activated parameters) and Fig. 3c (vs
+// number of experts). Each figure leaves DIR/<name>.dat (gnuplot data blocks, one per curve) and
+// DIR/<name>.gp (the script, run from DIR) beside DIR/<name>.png, so a user can restyle it.
+#ifndef PROMOE_REPORT_PLOT_H
+#define PROMOE_REPORT_PLOT_H
+
+#include "report/table_spec.h"
+
+struct sqlite3;
+
+enum { PLOT_TEXT_MAX = 512, PLOT_REPORT_MAX = 32 };
+
+struct plot_options {
+    const char *out_dir;
+    double smoothing;   // EMA weight w of the loss: s_0 = v_0, s_i = w s_(i-1) + (1 - w) v_i
+    int log_y;          // logarithmic loss axis
+    int run_gnuplot;    // 0: write the .dat and .gp files only
+};
+
+// What a call did, one line per figure for people: "wrote DIR/x.png" or why a figure is skipped.
+struct plot_report {
+    char lines[PLOT_REPORT_MAX][PLOT_TEXT_MAX];
+    int n;
+};
+
+// The scale whose figure sweeps have runs in the database: paper if any has, else mini.
+enum table_scale plot_detect_scale(struct sqlite3 *db);
+
+// Loss curves of every run of the sweep: DIR/<sweep>.{dat,gp,png}. A sweep without loss rows is
+// reported and skipped, not an error.
+int plot_loss(struct sqlite3 *db, const char *sweep, const struct plot_options *options,
+              struct plot_report *report);
+
+// The Fig. 3b and 3c scaling figures of the scale (sweeps fig3b-model-size[-mini] and
+// fig3c-experts[-mini]): DIR/<sweep>-<metric>.{dat,gp,png} for FD/FID and IS, cfg 1.0 and 1.5.
+int plot_scaling(struct sqlite3 *db, enum table_scale scale, const struct plot_options *options,
+                 struct plot_report *report);
+
+// The loss sweep of Fig. 5 at the scale (fig5-loss or fig5-loss-mini), in a buffer of PLOT_TEXT_MAX.
+void plot_loss_sweep(enum table_scale scale, char *out);
+
+#endif
