@@ -13,6 +13,8 @@ packages=(
   libcjson-dev                  # safetensors headers
   libssl-dev                    # SHA-256 run ids
   dataset-fashion-mnist         # the mini-scale data set
+  liblapack-dev                 # SVDs and eigenvectors of the analysis commands
+  gnuplot-nox                   # analysis plots (PNG through pngcairo)
 )
 
 missing=()

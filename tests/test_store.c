@@ -108,7 +108,7 @@ static void test_fresh_schema(void)
     CHECK(store_open(&db, path) == 0, "open %s: %s", path, err_message());
     if (!db)
         return;
-    CHECK(query_int(db, "PRAGMA user_version") == 1, "schema version");
+    CHECK(query_int(db, "PRAGMA user_version") == 2, "schema version");
     CHECK(query_int(db, "PRAGMA application_id") == 0x50724d6f, "application id");
     CHECK(strcmp(query_text(db, "PRAGMA journal_mode"), "wal") == 0, "journal mode %s",
           query_text(db, "PRAGMA journal_mode"));
@@ -373,7 +373,7 @@ static void test_newer_schema_refused(void)
     CHECK(store_open(&db, path) == -1 && db == NULL, "newer schema refused");
     char expected[700];
     snprintf(expected, sizeof expected,
-             "database '%s' has schema version 99, newer than this promoe's 1: update promoe",
+             "database '%s' has schema version 99, newer than this promoe's 2: update promoe",
              path);
     CHECK(strcmp(err_message(), expected) == 0, "message: %s", err_message());
 }

@@ -11,6 +11,9 @@ int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_svd(int argc, char **argv);
+int cmd_tokens(int argc, char **argv);
+int cmd_routing(int argc, char **argv);
 
 // Reads a config file then applies overrides; NULL path = defaults only.
 int cli_load_config(struct config *cfg, const char *path, char **overrides, int n_overrides);

@@ -18,6 +18,9 @@ static const struct command commands[] = {
     {"sample", cmd_sample, "generate images from a checkpoint (PNG grid, .npy or .npz)"},
     {"forward", cmd_forward, "run the network on given inputs (.npy) and write its raw output"},
     {"config", cmd_config, "list every config key, or print a config's resolved keys and parameters"},
+    {"svd", cmd_svd, "expert diversity: subspace similarity of the experts' singular vectors"},
+    {"tokens", cmd_tokens, "token semantics of one block: class separation, k-means, t-SNE plots"},
+    {"routing", cmd_routing, "routing specialisation: class-expert mutual information and heat maps"},
 };
 
 static int usage(FILE *out)
