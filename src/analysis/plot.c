@@ -89,7 +89,7 @@ int plot_heatmap(const struct heatmap_spec *s, const double *values)
     if (fclose(d) != 0) return err("cannot write '%s'", data);
     FILE *f = open_script(s->png, script);
     if (!f) return -1;
-    fprintf(f, "set title \"%s\" noenhanced\nset xlabel '%s'\nset ylabel '%s'\nset cblabel '%s'\n", s->title, s->x_label,
+    fprintf(f, "set title \"%s\" noenhanced\nset xlabel \"%s\"\nset ylabel \"%s\"\nset cblabel \"%s\"\n", s->title, s->x_label,
             s->y_label, s->colour_label);
     fprintf(f, "set xrange [-0.5:%d.5]\nset yrange [-0.5:%d.5] reverse\nset xtics 1\nset ytics 1\nset cbrange [0:1]\n",
             s->cols - 1, s->rows - 1);
