@@ -17,7 +17,7 @@
 
 static const char *const routing_usage = "promoe routing RUN [--db PATH] [--step S] [--out DIR]";
 
-enum { SPECIALISATION_METRICS = 5 };
+enum { SPECIALISATION_METRICS = 5, ROUTING_MAX_LAYERS = 256 };
 
 struct routing_args {
     const char *run, *db, *out;
@@ -63,7 +63,7 @@ static int draw(const char *dir, const char *run_id, int64_t step, int layer, co
 }
 
 struct layer_table {
-    int classes, experts, layers[256], n_layers;
+    int classes, experts, layers[ROUTING_MAX_LAYERS], n_layers;
 };
 
 // The layers present in rows (ascending) and the expert count (largest expert + 1).
@@ -72,7 +72,7 @@ static void scan_rows(const struct class_routing_row *rows, int n, struct layer_
     t->n_layers = 0, t->experts = 0;
     for (int i = 0; i < n; i++) {
         if (rows[i].expert + 1 > t->experts) t->experts = rows[i].expert + 1;
-        if ((t->n_layers == 0 || t->layers[t->n_layers - 1] != rows[i].layer) && t->n_layers < (int)(sizeof t->layers / sizeof *t->layers))
+        if ((t->n_layers == 0 || t->layers[t->n_layers - 1] != rows[i].layer) && t->n_layers < ROUTING_MAX_LAYERS)
             t->layers[t->n_layers++] = rows[i].layer;
     }
 }
