@@ -13,7 +13,8 @@ packages=(
   libcjson-dev                  # safetensors headers
   libssl-dev                    # SHA-256 run ids
   dataset-fashion-mnist         # the mini-scale data set
-  gnuplot-nox                   # figures (promoe plot): pngcairo terminal
+  liblapack-dev                 # SVDs and eigen-decompositions (evaluation and analysis)
+  gnuplot-nox                   # figures: promoe plot and the analysis commands (pngcairo)
 )
 
 missing=()

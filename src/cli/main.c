@@ -22,6 +22,9 @@ static const struct command commands[] = {
     {"config", cmd_config, "list every config key, or print a config's resolved keys and parameters"},
     {"plot", cmd_plot, "draw the paper's loss and scaling figures as PNG with gnuplot"},
     {"table", cmd_table, "print a paper table with our figures beside the paper's (md, latex, csv)"},
+    {"svd", cmd_svd, "expert diversity: subspace similarity of the experts' singular vectors"},
+    {"tokens", cmd_tokens, "token semantics of one block: class separation, k-means, t-SNE plots"},
+    {"routing", cmd_routing, "routing specialisation: class-expert mutual information and heat maps"},
 };
 
 static int usage(FILE *out)

@@ -58,7 +58,31 @@ static int apply_views(sqlite3 *handle)
     return sqlite3_exec(handle, sql, NULL, NULL, NULL);
 }
 
-static int (*const migrations[])(sqlite3 *handle) = {apply_schema_v1, apply_views};
+
+// Version 2 -> 3: analysis tables (src/store/analysis.c). token_stats: the inter/intra-class
+// distance figures of `promoe tokens` (variant 'centroid' or 'pairwise'; metric 'inter', 'intra',
+// 'ratio'), for the tokens at the output of block `layer` at model time t. specialisation: per
+// MoE layer, mutual information between class and expert of `promoe routing` (metric 'mi_bits',
+// 'h_class_bits', 'h_expert_bits', 'mi_over_h_class', 'mi_over_h_expert').
+static int apply_analysis_tables(sqlite3 *handle)
+{
+    return sqlite3_exec(handle,
+                        "CREATE TABLE token_stats ("
+                        "  run_id TEXT NOT NULL, step INTEGER NOT NULL, layer INTEGER NOT NULL,"
+                        "  t REAL NOT NULL, n_tokens INTEGER NOT NULL, variant TEXT NOT NULL,"
+                        "  metric TEXT NOT NULL, value REAL,"
+                        "  PRIMARY KEY (run_id, step, layer, t, n_tokens, variant, metric)"
+                        ") STRICT, WITHOUT ROWID;"
+                        "CREATE TABLE specialisation ("
+                        "  run_id TEXT NOT NULL, step INTEGER NOT NULL, layer INTEGER NOT NULL,"
+                        "  metric TEXT NOT NULL, value REAL,"
+                        "  PRIMARY KEY (run_id, step, layer, metric)"
+                        ") STRICT, WITHOUT ROWID;",
+                        NULL, NULL, NULL);
+}
+
+
+static int (*const migrations[])(sqlite3 *handle) = {apply_schema_v1, apply_views, apply_analysis_tables};
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
