@@ -12,6 +12,7 @@ packages=(
   libpng-dev                    # sample grids
   libcjson-dev                  # safetensors headers
   libssl-dev                    # SHA-256 run ids
+  liblapack-dev                 # symmetric eigen-decompositions (Frechet distance)
   dataset-fashion-mnist         # the mini-scale data set
 )
 
