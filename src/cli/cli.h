@@ -11,6 +11,8 @@ int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_import_eval(int argc, char **argv);
 
 // Reads a config file then applies overrides; NULL path = defaults only.
 int cli_load_config(struct config *cfg, const char *path, char **overrides, int n_overrides);

@@ -18,6 +18,8 @@ static const struct command commands[] = {
     {"sample", cmd_sample, "generate images from a checkpoint (PNG grid, .npy or .npz)"},
     {"forward", cmd_forward, "run the network on given inputs (.npy) and write its raw output"},
     {"config", cmd_config, "list every config key, or print a config's resolved keys and parameters"},
+    {"eval", cmd_eval, "sample a run's latest checkpoint and store its sample quality (fd, is, precision, recall)"},
+    {"import-eval", cmd_import_eval, "store the guided-diffusion evaluator's printed results for a run"},
 };
 
 static int usage(FILE *out)

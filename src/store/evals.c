@@ -75,3 +75,17 @@ int store_resolve_run(struct store *db, const char *id, char *out)
     if (!found) return err("no run '%s' in database '%s'", id, db->path);
     return 0;
 }
+
+int store_run_param(struct store *db, const char *run_id, const char *key, char *out, size_t capacity)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->handle, "SELECT value FROM params WHERE run_id = ?1 AND key = ?2", -1, &st, NULL) !=
+        SQLITE_OK)
+        return err("database '%s': %s", db->path, sqlite3_errmsg(db->handle));
+    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    int found = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0);
+    if (found) snprintf(out, capacity, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return found;
+}

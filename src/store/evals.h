@@ -4,6 +4,7 @@
 #ifndef PROMOE_STORE_EVALS_H
 #define PROMOE_STORE_EVALS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "store/db.h"
@@ -30,5 +31,8 @@ int store_evals(struct store *db, const struct eval_row *rows, int n);
 // The run whose id is `id` or starts with it: full id into out (capacity 64). Errors name the
 // database when none or several match.
 int store_resolve_run(struct store *db, const char *id, char *out);
+
+// The value of config key `key` recorded for a run (into out); 1 found, 0 not, -1 error.
+int store_run_param(struct store *db, const char *run_id, const char *key, char *out, size_t capacity);
 
 #endif
