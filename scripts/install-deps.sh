@@ -12,6 +12,7 @@ packages=(
   libpng-dev                    # sample grids
   libcjson-dev                  # safetensors headers
   libssl-dev                    # SHA-256 run ids
+  liblapack-dev                 # symmetric eigen-decompositions (Frechet distance)
   dataset-fashion-mnist         # the mini-scale data set
   liblapack-dev                 # SVDs and eigen-decompositions (evaluation and analysis)
   gnuplot-nox                   # figures: promoe plot and the analysis commands (pngcairo)

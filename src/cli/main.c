@@ -20,6 +20,8 @@ static const struct command commands[] = {
     {"sweep", cmd_sweep, "train every run of a sweep file, resumably, N at once"},
     {"runs", cmd_runs, "list runs with their status and key figures"},
     {"config", cmd_config, "list every config key, or print a config's resolved keys and parameters"},
+    {"eval", cmd_eval, "sample a run's latest checkpoint and store its sample quality (fd, is, precision, recall)"},
+    {"import-eval", cmd_import_eval, "store the guided-diffusion evaluator's printed results for a run"},
     {"plot", cmd_plot, "draw the paper's loss and scaling figures as PNG with gnuplot"},
     {"table", cmd_table, "print a paper table with our figures beside the paper's (md, latex, csv)"},
     {"svd", cmd_svd, "expert diversity: subspace similarity of the experts' singular vectors"},
@@ -31,7 +33,7 @@ static int usage(FILE *out)
 {
     fprintf(out, "usage: promoe <command> [arguments]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n'promoe <command> --help' describes a command.\n");
     return out == stdout ? 0 : EXIT_USAGE;
 }

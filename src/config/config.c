@@ -172,6 +172,11 @@ static const struct config_key keys[] = {
             "number of channels guided (0 = all)"),
     INT_KEY("sample.n", sample_n, "100", 0, 100000, OPERATIONAL,
             "images in the end-of-run grid (0 = none)"),
+    INT_KEY("eval.every", eval_every, "0", 0, INT_MAX, OPERATIONAL,
+            "evaluate sample quality every this many steps and at the end (0 = off)"),
+    INT_KEY("eval.n", eval_n, "1000", 4, 100000, OPERATIONAL, "samples per cfg scale in an evaluation"),
+    STRING_KEY("eval.cfg", eval_cfg, "1.0,1.5", NULL, OPERATIONAL, "cfg scales of an evaluation, comma-separated"),
+    INT_KEY("eval.steps", eval_steps, "50", 1, 100000, OPERATIONAL, "sampler steps of an evaluation"),
 };
 
 enum { KEY_COUNT = sizeof keys / sizeof keys[0] };

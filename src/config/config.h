@@ -92,6 +92,12 @@ struct config {
     double sample_cfg;     // sample.cfg
     int sample_cfg_channels; // sample.cfg_channels: number of channels guided, 0 = all
     int sample_n;          // sample.n: images in the end-of-run grid (0 = none)
+
+    // eval.* (sample quality during training; do not affect training)
+    int eval_every;        // eval.every: steps between evaluations (0 = off; also at the final step)
+    int eval_n;            // eval.n: samples per cfg scale
+    char eval_cfg[CONFIG_STRING_MAX];     // eval.cfg: comma-separated cfg scales
+    int eval_steps;        // eval.steps: sampler steps
 };
 
 // Fills every key with its default.

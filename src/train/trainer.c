@@ -19,6 +19,7 @@
 #include "diffusion/ddpm.h"
 #include "diffusion/rf.h"
 #include "diffusion/sampler.h"
+#include "eval/evaluate.h"
 #include "model/checkpoint.h"
 #include "model/dit.h"
 #include "store/db.h"
@@ -237,6 +238,11 @@ static int start_run(struct run *r)
     config_canonical(r->cfg, r->config_text, sizeof r->config_text);
     config_run_id(r->cfg, r->res->run_id);
     sha256_hex(r->config_text, strlen(r->config_text), r->config_sha);
+    if (r->cfg->eval_every > 0) {
+        struct eval_request check;
+        if (eval_supported(r->cfg) < 0 || eval_parse_cfg_list(r->cfg->eval_cfg, "eval.cfg", &check) < 0)
+            return err_context("eval.every is set");
+    }
     if (store_open(&r->db, r->o->db_path) < 0) return -1;
     char status[16];
     int64_t step_done;
@@ -287,6 +293,28 @@ static int write_grid(struct run *r)
     return rc;
 }
 
+// eval.every: evaluations at every multiple of it and at the final step.
+static int eval_due(const struct config *cfg, int64_t step)
+{
+    return cfg->eval_every > 0 && (step % cfg->eval_every == 0 || step == cfg->steps);
+}
+
+// Sample quality of the EMA weights at the current step (after its checkpoint is written), into
+// the run's database; outside the training step, which stays allocation-free.
+static int evaluate_now(struct run *r)
+{
+    const struct config *cfg = r->cfg;
+    char featnet_dir[1024];
+    struct eval_request q = {.run_id = r->res->run_id, .step = r->state.step, .n = cfg->eval_n,
+                             .steps = cfg->eval_steps, .seed = cfg->seed, .featnet_dir = featnet_dir};
+    eval_featnet_dir(r->o->db_path, featnet_dir);
+    if (eval_parse_cfg_list(cfg->eval_cfg, "eval.cfg", &q) < 0) return -1;
+    dit_bind_weights(&r->model, r->state.ema);
+    int rc = eval_model(&r->model, cfg, &q, r->db, NULL, NULL);
+    dit_bind_weights(&r->model, r->state.weights);
+    return rc < 0 ? err_context("evaluation at step %lld", (long long)r->state.step) : 0;
+}
+
 // Steps until the end, the stop_after budget, or a non-finite loss.
 static int loop(struct run *r)
 {
@@ -313,15 +341,23 @@ static int loop(struct run *r)
         r->state.step = step + 1;
         int log_now = (step + 1) % cfg->log_every == 0 || step == 0 || step + 1 == stop;
         if (log_now && log_figures(r, step + 1, &f) < 0) return -1;
-        if (cfg->ckpt_every > 0 && (step + 1) % cfg->ckpt_every == 0 && step + 1 < stop &&
-            save_checkpoint(r) < 0)
-            return -1;
+        int ckpt_now = cfg->ckpt_every > 0 && (step + 1) % cfg->ckpt_every == 0 && step + 1 < stop;
+        int eval_now = eval_due(cfg, step + 1) && step + 1 < stop;
+        if ((ckpt_now || eval_now) && save_checkpoint(r) < 0) return -1;
+        if (eval_now) {
+            double eval_started = clock_seconds();
+            if (evaluate_now(r) < 0) return fail_run(r, "failed");
+            // Evaluation time is not training time: keep it out of img_per_s.
+            r->interval_start += clock_seconds() - eval_started;
+            started += clock_seconds() - eval_started;
+        }
         progress_update(&bar, step + 1, f.loss, r->res->img_per_s);
     }
     progress_end(&bar);
     r->res->steps_done = r->state.step;
     double seconds = clock_seconds() - started;
     if (save_checkpoint(r) < 0) return -1;
+    if (eval_due(cfg, r->state.step) && evaluate_now(r) < 0) return fail_run(r, "failed");
     double img_per_s = seconds > 0 ? (double)(stop - first) * cfg->batch_size / seconds : 0;
     r->res->img_per_s = img_per_s;
     if (r->state.step < cfg->steps) return store_run_end(r->db, r->res->run_id, "interrupted", NULL, seconds, img_per_s);
