@@ -1,6 +1,5 @@
-// The analysis tables of the results database (schema version 2, migrate.c) and the reads the
-// analysis commands need: a run named by a unique prefix of its id, its stored config, and its
-// class-routing counts. Rows are written in one transaction per call; a rerun overwrites
+// The analysis tables of the results database (schema version 3, migrate.c) and the class-routing
+// counts the analysis commands read. Rows are written in one transaction per call; a rerun overwrites
 // (upsert), so analysing the same checkpoint twice never duplicates rows.
 #ifndef PROMOE_STORE_ANALYSIS_H
 #define PROMOE_STORE_ANALYSIS_H
@@ -8,14 +7,6 @@
 #include <stdint.h>
 
 #include "store/db.h"
-
-enum { STORE_RUN_ID_CAPACITY = 64 };
-
-// The run whose id starts with prefix, into run_id (capacity STORE_RUN_ID_CAPACITY). Errors: no
-// such run, or several (the message names them).
-int store_resolve_run(struct store *db, const char *prefix, char *run_id);
-// The canonical resolved config of a run (*yaml allocated, the caller frees it).
-int store_run_config(struct store *db, const char *run_id, char **yaml);
 
 // `diversity` rows: layer -1 holds the mean over the model's MoE layers.
 struct diversity_row {

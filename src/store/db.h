@@ -5,6 +5,7 @@
 #ifndef PROMOE_DB_H
 #define PROMOE_DB_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct store;
@@ -60,6 +61,16 @@ int store_run_status(struct store *db, const char *run_id, char *status, int64_t
 // Latest checkpoint of a run of the given kind: path (capacity 1024) and step; 1 found, 0 not.
 int store_latest_checkpoint(struct store *db, const char *run_id, const char *kind, char *path,
                             int64_t *step);
+
+enum { STORE_RUN_ID_CAPACITY = 64 };
+
+// The run whose id starts with prefix, into run_id (capacity STORE_RUN_ID_CAPACITY). Errors: no
+// such run, or several (the message names them) (run_lookup.c).
+int store_resolve_run(struct store *db, const char *prefix, char *run_id);
+// The canonical resolved config of a run (*yaml allocated, the caller frees it).
+int store_run_config(struct store *db, const char *run_id, char **yaml);
+// The value of config key `key` recorded for a run (into out); 1 found, 0 not, -1 error.
+int store_run_param(struct store *db, const char *run_id, const char *key, char *out, size_t capacity);
 
 // The underlying handle, for queries of later modules and tests.
 struct sqlite3 *store_handle(struct store *db);

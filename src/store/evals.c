@@ -55,37 +55,3 @@ int store_evals(struct store *db, const struct eval_row *rows, int n)
     struct eval_batch b = {rows, n};
     return store_write(db, write_rows, &b, "writing evals");
 }
-
-int store_resolve_run(struct store *db, const char *id, char *out)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db->handle, "SELECT run_id FROM runs WHERE substr(run_id, 1, length(?1)) = ?1 "
-                           "ORDER BY run_id LIMIT 2", -1, &st, NULL) != SQLITE_OK)
-        return err("database '%s': %s", db->path, sqlite3_errmsg(db->handle));
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int found = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (found++ == 0) snprintf(out, STORE_RUN_ID_MAX, "%s", (const char *)sqlite3_column_text(st, 0));
-        else if (strcmp(out, id) != 0) {
-            sqlite3_finalize(st);
-            return err("run '%s' is ambiguous in database '%s': give more of the id", id, db->path);
-        }
-    }
-    sqlite3_finalize(st);
-    if (!found) return err("no run '%s' in database '%s'", id, db->path);
-    return 0;
-}
-
-int store_run_param(struct store *db, const char *run_id, const char *key, char *out, size_t capacity)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db->handle, "SELECT value FROM params WHERE run_id = ?1 AND key = ?2", -1, &st, NULL) !=
-        SQLITE_OK)
-        return err("database '%s': %s", db->path, sqlite3_errmsg(db->handle));
-    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-    int found = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0);
-    if (found) snprintf(out, capacity, "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    return found;
-}

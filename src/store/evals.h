@@ -1,6 +1,5 @@
 // Sample-quality rows of the `evals` table (one per run, step, weights, cfg scale, sampler,
-// sampler steps, sample count, reference and metric; written again = replaced), and finding a
-// run by its id or a unique prefix of it.
+// sampler steps, sample count, reference and metric; written again = replaced),.
 #ifndef PROMOE_STORE_EVALS_H
 #define PROMOE_STORE_EVALS_H
 
@@ -27,12 +26,5 @@ struct eval_row {
 
 // Upserts rows [n] in one transaction.
 int store_evals(struct store *db, const struct eval_row *rows, int n);
-
-// The run whose id is `id` or starts with it: full id into out (capacity 64). Errors name the
-// database when none or several match.
-int store_resolve_run(struct store *db, const char *id, char *out);
-
-// The value of config key `key` recorded for a run (into out); 1 found, 0 not, -1 error.
-int store_run_param(struct store *db, const char *run_id, const char *key, char *out, size_t capacity);
 
 #endif

@@ -102,4 +102,8 @@ int store_migrate(struct store *db);
 // Unix time in milliseconds.
 int64_t store_now_ms(void);
 
+// Records "cannot read the <what> of run '<run_id>' from database '<path>': <sqlite message>" and
+// returns -1 (run_lookup.c).
+int store_read_failed(struct store *db, const char *what, const char *run_id);
+
 #endif
