@@ -14,6 +14,7 @@ int cmd_config(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_table(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 // Reads a config file then applies overrides; NULL path = defaults only.
 int cli_load_config(struct config *cfg, const char *path, char **overrides, int n_overrides);

@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"sweep", cmd_sweep, "train every run of a sweep file, resumably, N at once"},
     {"runs", cmd_runs, "list runs with their status and key figures"},
     {"config", cmd_config, "list every config key, or print a config's resolved keys and parameters"},
+    {"merge", cmd_merge, "fold shard databases (one per Slurm array task) into the main database"},
     {"table", cmd_table, "print a paper table with our figures beside the paper's (md, latex, csv)"},
 };
 
