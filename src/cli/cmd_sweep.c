@@ -1,9 +1,13 @@
 // promoe sweep SWEEP.yaml [--jobs N] [--dry-run] [--db PATH] [--retry-failed] [--update]
+//              [--index I|env] [--slurm [--partition P] [--time T] [--cpus C] [--array-parallel N]
+//              [--out DIR]]
 // Checks and expands the whole sweep file first; --dry-run then lists idx, run id, status and
 // label and writes nothing. Otherwise the sweep and its runs are recorded (a changed file needs
 // --update), and every run not done is trained by a child process, N at once, each with
 // train.threads = cores / N when the sweep leaves it at 0: done runs are skipped, interrupted or
 // orphaned ones resume from their checkpoint, failed ones are retried only with --retry-failed.
+// --index trains run I alone, into a shard database; --slurm writes the sbatch scripts that do
+// so for every run on a cluster (sweep_cluster.h, sweep_slurm.h).
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,13 +16,17 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/sweep_cluster.h"
 #include "cli/sweep_jobs.h"
+#include "cli/sweep_slurm.h"
 #include "config/sweep.h"
 #include "core/error.h"
 #include "store/sweeps.h"
 
 static const char *const sweep_usage =
-    "promoe sweep SWEEP.yaml [--jobs N] [--dry-run] [--db PATH] [--retry-failed] [--update]";
+    "promoe sweep SWEEP.yaml [--jobs N] [--dry-run] [--db PATH] [--retry-failed] [--update]\n"
+    "                    [--index I|env]   (run I alone; --db may hold {index})\n"
+    "                    [--slurm [--partition P] [--time T] [--cpus C] [--array-parallel N] [--out DIR]]";
 
 #define DEFAULT_DB "results/promoe.db"
 
@@ -27,15 +35,21 @@ enum { HOST_CAPACITY = 256, MAX_JOBS_OPTION = 256 };
 struct sweep_options {
     const char *path, *db_path;
     int jobs, dry_run, retry_failed, update;
+    struct sweep_cluster_options cluster;
 };
 
 static int parse_options(int argc, char **argv, struct sweep_options *o)
 {
-    *o = (struct sweep_options){.db_path = DEFAULT_DB, .jobs = 1};
+    *o = (struct sweep_options){.jobs = 1};
+    sweep_cluster_defaults(&o->cluster);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         long long n;
-        if (!strcmp(a, "--jobs") && i + 1 < argc) {
+        int cluster = sweep_cluster_option(argc, argv, &i, &o->cluster);
+        if (cluster < 0) return EXIT_FAILED;
+        if (cluster) {
+            continue;
+        } else if (!strcmp(a, "--jobs") && i + 1 < argc) {
             if (cli_int(a, argv[++i], &n) < 0) return EXIT_FAILED;
             if (n < 1 || n > MAX_JOBS_OPTION) return err("option '--jobs': expected 1 to %d, got %lld", MAX_JOBS_OPTION, n), EXIT_FAILED;
             o->jobs = (int)n;
@@ -54,6 +68,7 @@ static int parse_options(int argc, char **argv, struct sweep_options *o)
             return cli_usage(sweep_usage);
         }
     }
+    if (!o->db_path && o->cluster.index < 0) o->db_path = DEFAULT_DB;  // else the shard, once loaded
     return o->path ? 0 : cli_usage(sweep_usage);
 }
 
@@ -130,7 +145,7 @@ static int check_changes(struct store *db, const struct sweep *sw, const struct 
 
 static void set_threads(struct sweep *sw, int jobs)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = sweep_cores();
     int threads = cores > jobs ? (int)(cores / jobs) : 1;
     for (int i = 0; i < sw->n_runs; i++)
         if (sw->runs[i].cfg.threads == 0) sw->runs[i].cfg.threads = threads;
@@ -179,8 +194,8 @@ static int wants_run(struct store *db, const struct sweep_run *run, const struct
         why = "done";
     else if ((!strcmp(status, "failed") || !strcmp(status, "nan")) && !o->retry_failed)
         why = "failed before (--retry-failed runs it again)";
-    else if (!strcmp(status, "running") && (strcmp(host, my_host) != 0 || pid_alive(pid)))
-        why = "running in another process";
+    else if (!strcmp(status, "running") && (strcmp(host, my_host) != 0 ? o->cluster.index < 0 : pid_alive(pid)))
+        why = "running in another process"; // a shard is one array task's: another host was its last try
     if (!why) return 1;
     printf("skip     %4d  %s  %s: %s\n", run->idx, run->run_id, run->label, why);
     return 0;
@@ -192,7 +207,9 @@ static int plan(struct store *db, const struct sweep *sw, const struct sweep_opt
     char my_host[HOST_CAPACITY] = "";
     gethostname(my_host, sizeof my_host - 1);
     *n_todo = *skipped = 0;
-    for (int i = 0; i < sw->n_runs; i++) {
+    int first = o->cluster.index < 0 ? 0 : o->cluster.index;
+    int end = o->cluster.index < 0 ? sw->n_runs : o->cluster.index + 1;
+    for (int i = first; i < end; i++) {
         int want = wants_run(db, &sw->runs[i], o, my_host);
         if (want < 0) return -1;
         if (want)
@@ -230,6 +247,17 @@ static int run_sweep(struct sweep *sw, const struct sweep_options *o)
     return rc < 0 ? EXIT_FAILED : report(sw, &tally, o->db_path);
 }
 
+static int write_slurm(const struct sweep *sw, const struct sweep_options *o)
+{
+    struct sweep_slurm_scripts s;
+    if (sweep_slurm_write(sw, o->path, o->db_path, &o->cluster, &s) < 0) return EXIT_FAILED;
+    printf("sweep %s: %d runs as a Slurm job array\n  %s\n  %s (merges %s/*.db into %s)\n", sw->name,
+           sw->n_runs, s.array, s.merge, s.shards, o->db_path);
+    printf("submit with:\n  jid=$(sbatch --parsable %s) && sbatch --dependency=afterany:${jid%%%%;*} %s\n",
+           s.array, s.merge);
+    return 0;
+}
+
 int cmd_sweep(int argc, char **argv)
 {
     struct sweep_options o;
@@ -241,7 +269,14 @@ int cmd_sweep(int argc, char **argv)
     if (status) return status;
     struct sweep sw;
     if (sweep_load(&sw, o.path) < 0) return EXIT_FAILED;
-    status = o.dry_run ? dry_run(&sw, o.db_path) : run_sweep(&sw, &o);
+    char shard[SWEEP_PATH_MAX];
+    if (o.cluster.index >= 0 && (sweep_cluster_check_index(&o.cluster, &sw) < 0 ||
+                                 sweep_shard_path(o.db_path, sw.name, o.cluster.index, shard, sizeof shard) < 0)) {
+        sweep_free(&sw);
+        return EXIT_FAILED;
+    }
+    if (o.cluster.index >= 0) o.db_path = shard;
+    status = o.cluster.slurm ? write_slurm(&sw, &o) : o.dry_run ? dry_run(&sw, o.db_path) : run_sweep(&sw, &o);
     sweep_free(&sw);
     return status;
 }

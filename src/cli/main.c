@@ -23,6 +23,7 @@ static const struct command commands[] = {
     {"eval", cmd_eval, "sample a run's latest checkpoint and store its sample quality (fd, is, precision, recall)"},
     {"import-eval", cmd_import_eval, "store the guided-diffusion evaluator's printed results for a run"},
     {"plot", cmd_plot, "draw the paper's loss and scaling figures as PNG with gnuplot"},
+    {"merge", cmd_merge, "fold shard databases (one per Slurm array task) into the main database"},
     {"table", cmd_table, "print a paper table with our figures beside the paper's (md, latex, csv)"},
     {"svd", cmd_svd, "expert diversity: subspace similarity of the experts' singular vectors"},
     {"tokens", cmd_tokens, "token semantics of one block: class separation, k-means, t-SNE plots"},

@@ -2,6 +2,7 @@
 // the step itself allocates nothing.
 #include "train/trainer.h"
 
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -233,6 +234,17 @@ static int save_checkpoint(struct run *r)
     return store_checkpoint(r->db, r->res->run_id, r->state.step, "train", path, bytes, "");
 }
 
+// The checkpoint a run resumes from is recorded again: a process killed between writing the file
+// and recording it would otherwise leave that checkpoints row missing for good.
+static int record_resumed_checkpoint(struct run *r)
+{
+    char path[1024];
+    struct stat st;
+    train_checkpoint_path(r->cfg, r->res->run_id, path);
+    if (stat(path, &st) != 0) return err("cannot read checkpoint '%s': %s", path, strerror(errno));
+    return store_checkpoint(r->db, r->res->run_id, r->state.step, "train", path, (int64_t)st.st_size, "");
+}
+
 static int start_run(struct run *r)
 {
     config_canonical(r->cfg, r->config_text, sizeof r->config_text);
@@ -256,7 +268,8 @@ static int start_run(struct run *r)
                             (int64_t)r->cfg->seed, omp_get_max_threads(),
                             params_count_total(&r->model.table),
                             params_count_activated(&r->model.table), r->state.step};
-    return store_run_begin(r->db, &info);
+    if (store_run_begin(r->db, &info) < 0) return -1;
+    return r->state.step > 0 ? record_resumed_checkpoint(r) : 0;
 }
 
 static int fail_run(struct run *r, const char *status)

@@ -1,0 +1,99 @@
+// Options and task-side helpers of `promoe sweep` on a cluster (see sweep_cluster.h). An index
+// comes from the command line or, with `--index env`, from SLURM_ARRAY_TASK_ID, which Slurm sets
+// in each task of a job array; tests set it by hand to emulate an array.
+#include "cli/sweep_cluster.h"
+
+#include "cli/cli.h"
+#include "core/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { MAX_INDEX = 1 << 30, MAX_CPUS = 1 << 16 };
+
+#define INDEX_FROM_ENV "env"
+#define TASK_ID_VARIABLE "SLURM_ARRAY_TASK_ID"
+#define CPUS_VARIABLE "SLURM_CPUS_PER_TASK"
+#define INDEX_FIELD "{index}"
+
+void sweep_cluster_defaults(struct sweep_cluster_options *c)
+{
+    *c = (struct sweep_cluster_options){.index = -1, .out_dir = SWEEP_SLURM_OUT};
+}
+
+static int parse_count(const char *option, const char *text, int min, int max, int *out)
+{
+    long long n;
+    if (cli_int(option, text, &n) < 0) return -1;
+    if (n < min || n > max) return err("option '%s': expected %d to %d, got %lld", option, min, max, n);
+    *out = (int)n;
+    return 0;
+}
+
+static int parse_index(const char *text, int *index)
+{
+    if (strcmp(text, INDEX_FROM_ENV) != 0) return parse_count("--index", text, 0, MAX_INDEX, index);
+    const char *value = getenv(TASK_ID_VARIABLE);
+    if (!value || !value[0])
+        return err("option '--index env': %s is not set (it is set in each task of a Slurm job array)",
+                   TASK_ID_VARIABLE);
+    if (parse_count(TASK_ID_VARIABLE, value, 0, MAX_INDEX, index) < 0)
+        return err_context("option '--index env'");
+    return 0;
+}
+
+int sweep_cluster_option(int argc, char **argv, int *i, struct sweep_cluster_options *c)
+{
+    const char *a = argv[*i];
+    if (!strcmp(a, "--slurm")) return c->slurm = 1;
+    static const char *const with_value[] = {"--index", "--partition", "--time", "--out", "--cpus",
+                                             "--array-parallel"};
+    int known = 0;
+    for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++) known |= !strcmp(a, with_value[k]);
+    if (!known) return 0;
+    if (*i + 1 >= argc) return err("option '%s' needs a value", a);
+    const char *value = argv[++*i];
+    if (!strcmp(a, "--index")) return parse_index(value, &c->index) < 0 ? -1 : 1;
+    if (!strcmp(a, "--cpus")) return parse_count(a, value, 1, MAX_CPUS, &c->cpus) < 0 ? -1 : 1;
+    if (!strcmp(a, "--array-parallel")) return parse_count(a, value, 1, MAX_INDEX, &c->parallel) < 0 ? -1 : 1;
+    if (!value[0]) return err("option '%s': empty value", a);
+    if (!strcmp(a, "--partition")) c->partition = value;
+    else if (!strcmp(a, "--time")) c->time = value;
+    else c->out_dir = value;
+    return 1;
+}
+
+int sweep_cluster_check_index(const struct sweep_cluster_options *c, const struct sweep *sw)
+{
+    if (c->index >= sw->n_runs)
+        return err("--index %d: sweep '%s' has %d runs (indexes 0 to %d)", c->index, sw->name, sw->n_runs,
+                   sw->n_runs - 1);
+    return 0;
+}
+
+int sweep_shard_path(const char *pattern, const char *sweep, int index, char *out, size_t size)
+{
+    char fallback[SWEEP_PATH_MAX];
+    if (!pattern) {
+        snprintf(fallback, sizeof fallback, SWEEP_SHARD_PATTERN, sweep);
+        pattern = fallback;
+    }
+    size_t used = 0, field = strlen(INDEX_FIELD);
+    out[0] = '\0';
+    for (const char *p = pattern; *p && used < size; ) {
+        int n = !strncmp(p, INDEX_FIELD, field) ? snprintf(out + used, size - used, "%d", index)
+                                                : snprintf(out + used, size - used, "%c", *p);
+        p += !strncmp(p, INDEX_FIELD, field) ? field : 1;
+        used += (size_t)n;
+    }
+    if (used >= size) return err("shard path '%s' is too long", pattern);
+    return 0;
+}
+
+long sweep_cores(void)
+{
+    const char *slurm_cpus = getenv(CPUS_VARIABLE);
+    long cpus = slurm_cpus ? strtol(slurm_cpus, NULL, 10) : 0;
+    return cpus > 0 ? cpus : sysconf(_SC_NPROCESSORS_ONLN);
+}
