@@ -32,9 +32,11 @@ build/.deps: scripts/install-deps.sh
 	@bash scripts/install-deps.sh
 	@mkdir -p build && touch $@
 
-# The main job on Fashion-MNIST: train the mini dense model, write results/promoe.db and a grid.
+# The main job on Fashion-MNIST: a small sweep (dense DiT, DiT-MoE, ProMoE; trained, evaluated and
+# recorded in results/promoe.db), then its table beside the paper's figures. Re-running resumes.
 main: build/.deps build/promoe
-	build/promoe train experiments/mini/dense.yaml
+	build/promoe sweep sweeps/mini/main.yaml
+	build/promoe table analysis/tables/main.yaml
 
 # The paper's loss and scaling figures (Figs. 5, 3b, 3c) from the results database, as PNG under
 # results/plots with their gnuplot data and scripts.
