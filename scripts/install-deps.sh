@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what promoe needs from Debian's packages when it is missing (as root, with apt-get).
-# Without root, lists the missing packages and fails.
+# Without root, lists the missing packages and fails. `install-deps.sh mpi` adds Open MPI (mpicc,
+# mpirun) for the optional data-parallel build (`make mpi`, `make test-mpi`).
 set -euo pipefail
 
 packages=(
@@ -14,6 +15,9 @@ packages=(
   libssl-dev                    # SHA-256 run ids
   dataset-fashion-mnist         # the mini-scale data set
 )
+if [ "${1:-}" = mpi ]; then
+  packages+=(openmpi-bin libopenmpi-dev)   # data-parallel training over MPI
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,38 @@
+// The communicator of data-parallel training: rank, world size and the few collectives the trainer
+// and the routers need. Two implementations chosen at compile time: a world of one process (the
+// plain build, no MPI headers; every collective is the identity) and MPI over MPI_COMM_WORLD
+// (`make mpi` compiles with -DPROMOE_MPI). Every collective must be called by all ranks in the
+// same order; buffers are reduced in place and the result is the same on every rank.
+#ifndef PROMOE_DIST_COMM_H
+#define PROMOE_DIST_COMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/real.h"
+
+// Starts the communicator (MPI_Init_thread); call once before anything else. Returns 0 or -1.
+int comm_init(int *argc, char ***argv);
+// Ends it: MPI_Finalize, or MPI_Abort when status is non-zero and other ranks may be waiting in a
+// collective; harmless when comm_init was not called.
+void comm_finish(int status);
+int comm_rank(void);
+int comm_size(void);
+static inline int comm_is_root(void) { return comm_rank() == 0; }
+
+// Element-wise sums over ranks, in place, the same result on every rank.
+void comm_sum_reals(real *buf, size_t n);
+void comm_sum_doubles(double *buf, size_t n);
+void comm_sum_ints(int *buf, size_t n);
+void comm_sum_int64(int64_t *buf, size_t n);
+// Fixed-order sum: every rank's buffer is gathered and added in rank order, 0 first, so the
+// result does not depend on the reduction algorithm the MPI library picks. scratch holds
+// size * n reals (NULL when the world has one process).
+void comm_sum_reals_ordered(real *buf, size_t n, real *scratch);
+// Rank 0's bytes to every rank.
+void comm_broadcast(void *buf, size_t bytes);
+void comm_barrier(void);
+// Bytes this rank sent into reductions since start (the all-reduce volume per step, measured).
+int64_t comm_reduced_bytes(void);
+
+#endif
