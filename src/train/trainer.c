@@ -280,7 +280,7 @@ static int start_run(struct run *r)
     struct run_info info = {r->res->run_id, r->config_sha, r->config_text, r->o->label,
                             (int64_t)r->cfg->seed, omp_get_max_threads(),
                             params_count_total(&r->model.table),
-                            params_count_activated(&r->model.table), r->state.step};
+                            params_count_activated(&r->model.table), r->state.step, dist_ranks()};
     return store_run_begin(r->db, &info);
 }
 
