@@ -93,8 +93,8 @@ build-mpi/promoe: $(MPI_OBJ) build/obj/schema.o
 	mpicc $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Two ranks against one process on tiny models (installs Open MPI when missing).
-test-mpi: build/promoe build-mpi/promoe
-	@bash tests/mpi_train.sh
+test-mpi: build/promoe build-mpi/promoe build/tests/test_mpi
+	@PROMOE_TEST_MPI=1 bash tests/run.sh build/tests/test_mpi
 
 clean:
 	rm -rf build build-mpi
