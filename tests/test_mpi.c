@@ -207,8 +207,8 @@ static void test_resume(void)
           "resumed weights differ");
 }
 
-// A global DiffMoE pool over ranks is refused naming the router; a pool per rank trains. A batch
-// that does not split evenly is refused.
+// A global DiffMoE pool over ranks is refused naming the router; a pool per rank trains (DiffMoE,
+// k-means). A batch that does not split evenly is refused.
 static void test_refusals(void)
 {
     char log[512], cmd[1024];
@@ -218,6 +218,8 @@ static void test_refusals(void)
     CHECK(system(cmd) == 0, "the refusal does not name the router and the way out (see %s)", log);
     CHECK(train(2, "experiments/mini/diffmoe.yaml", "model.moe.pool_scope=rank", "diffmoe_rank") == 0,
           "DiffMoE with a pool per rank failed (see %s/diffmoe_rank.log)", tmp_dir);
+    CHECK(train(2, "experiments/mini/kmeans.yaml", "model.moe.pool_scope=rank", "kmeans_rank") == 0,
+          "k-means with a pool per rank failed (see %s/kmeans_rank.log)", tmp_dir);
     CHECK(train(2, "experiments/mini/dense.yaml", "train.batch_size=15", "uneven") != 0, "batch 15 over 2 ranks");
     snprintf(cmd, sizeof cmd, "grep -q 'does not split evenly over 2 ranks' %s/uneven.log", tmp_dir);
     CHECK(system(cmd) == 0, "the uneven split message is missing");
@@ -240,6 +242,7 @@ int main(void)
     if (check_failed) return test_summary("mpi");
     if (!mkdtemp(tmp_dir)) return fprintf(stderr, "mkdtemp failed\n"), 1;
     test_matches_one_process("experiments/mini/dense.yaml", "", "dense");
+    test_matches_one_process("experiments/mini/dense.yaml", "objective=ddpm", "dense_ddpm");
     test_matches_one_process("experiments/mini/promoe.yaml", "", "promoe");
     test_matches_one_process("experiments/mini/promoe.yaml", "loss.balance.weight=0.01", "promoe_balance");
     test_matches_one_process("experiments/mini/kmeans.yaml", "", "kmeans");

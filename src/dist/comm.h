@@ -25,10 +25,12 @@ void comm_sum_reals(real *buf, size_t n);
 void comm_sum_doubles(double *buf, size_t n);
 void comm_sum_ints(int *buf, size_t n);
 void comm_sum_int64(int64_t *buf, size_t n);
-// Fixed-order sum: every rank's buffer is gathered and added in rank order, 0 first, so the
-// result does not depend on the reduction algorithm the MPI library picks. scratch holds
-// size * n reals (NULL when the world has one process).
-void comm_sum_reals_ordered(real *buf, size_t n, real *scratch);
+// Fixed order (on = 1): from now on every floating-point sum gathers all ranks' buffers and adds
+// them in rank order, 0 first, so results do not depend on the reduction algorithm the MPI library
+// picks (an all-gather and size - 1 buffers of scratch instead of an all-reduce). Integer sums
+// are exact either way. largest_bytes bounds every later floating-point sum (the scratch is
+// reserved here, so reductions allocate nothing). Returns 0, or -1 when it cannot be allocated.
+int comm_set_ordered(int on, size_t largest_bytes);
 // Rank 0's bytes to every rank.
 void comm_broadcast(void *buf, size_t bytes);
 void comm_barrier(void);

@@ -200,6 +200,10 @@ static void km_plan(struct moe_layer *L, const real *x, const int *routed, int B
     for (int n = 0; n < N; n++)
         if (r->assigned[n] >= 0) plan_add(&L->plan, r->assigned[n], n, KMEANS_GATE);
     if (may_update && r->initialised[0] != 0) update_centroids(L, x, N, E, D);
+    if (may_update) {   // a pool per rank: replicas keep rank 0's centroids
+        pool_share_buffer(L, r->centroids, (size_t)E * D);
+        pool_share_buffer(L, r->initialised, 1);
+    }
 }
 
 // The gate is the constant 1 and nearest-centroid selection is piecewise constant: the router

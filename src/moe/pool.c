@@ -46,3 +46,8 @@ void pool_average_buffer(real *buf, size_t n)
     comm_sum_reals(buf, n);
     for (size_t i = 0; i < n; i++) buf[i] /= (real)size;
 }
+
+void pool_share_buffer(const struct moe_layer *L, real *buf, size_t n)
+{
+    if (comm_size() > 1 && !pool_is_global(L)) comm_broadcast(buf, sizeof(real) * n);
+}

@@ -26,5 +26,8 @@ void pool_sum_ints(const struct moe_layer *L, int *buf, size_t n);
 real pool_token_gradient_scale(const struct moe_layer *L);
 // Router buffers (EMA thresholds) averaged over every rank so that replicas stay identical.
 void pool_average_buffer(real *buf, size_t n);
+// With scope rank and several ranks, rank 0's buffer (k-means centroids) replaces the others', as
+// PyTorch DDP broadcasts buffers; nothing otherwise (a global pool keeps replicas identical).
+void pool_share_buffer(const struct moe_layer *L, real *buf, size_t n);
 
 #endif

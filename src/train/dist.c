@@ -1,8 +1,6 @@
 // Data-parallel helpers of the training loop over the communicator (dist/comm.h).
 #include "train/dist.h"
 
-#include <stdlib.h>
-
 #include "core/error.h"
 #include "dist/comm.h"
 
@@ -17,21 +15,18 @@ int dist_slice_of(const struct config *cfg, struct dist_slice *slice)
     return 0;
 }
 
-real *dist_gradient_scratch(const struct config *cfg, size_t total)
+int dist_prepare(const struct config *cfg, size_t total)
 {
-    if (!cfg->deterministic || comm_size() == 1) return NULL;
-    return malloc(sizeof(real) * total * (size_t)comm_size());
+    return comm_set_ordered(cfg->deterministic, total * sizeof(real));
 }
 
-void dist_reduce_gradients(const struct config *cfg, const struct dist_slice *slice, real *grads,
-                           size_t total, real *scratch)
+void dist_reduce_gradients(const struct dist_slice *slice, real *grads, size_t total)
 {
     if (comm_size() == 1) return;
     real share = (real)slice->count / (real)slice->global;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < total; i++) grads[i] *= share;
-    if (cfg->deterministic) comm_sum_reals_ordered(grads, total, scratch);
-    else comm_sum_reals(grads, total);
+    comm_sum_reals(grads, total);
 }
 
 void dist_average_figures(const struct dist_slice *slice, double *figures, size_t n)

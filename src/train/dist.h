@@ -20,12 +20,11 @@ struct dist_slice {
 
 // The slice of this rank; fails when the batch does not split evenly over the ranks.
 int dist_slice_of(const struct config *cfg, struct dist_slice *slice);
-// Scratch the reduction needs for `total` gradients (NULL when none); the caller frees it.
-real *dist_gradient_scratch(const struct config *cfg, size_t total);
-// grads [total] of this slice's mean loss become the gradient of the global mean, on every rank;
-// with train.deterministic the ranks' buffers are added in rank order (scratch from above).
-void dist_reduce_gradients(const struct config *cfg, const struct dist_slice *slice, real *grads,
-                           size_t total, real *scratch);
+// With train.deterministic, every later sum over ranks adds the ranks' buffers in rank order;
+// reserves room for sums up to `total` gradients. 0 or -1.
+int dist_prepare(const struct config *cfg, size_t total);
+// grads [total] of this slice's mean loss become the gradient of the global mean, on every rank.
+void dist_reduce_gradients(const struct dist_slice *slice, real *grads, size_t total);
 // figures [n] of this slice (means over its samples) become the means over the global batch.
 void dist_average_figures(const struct dist_slice *slice, double *figures, size_t n);
 // Number of ranks.

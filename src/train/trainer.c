@@ -42,7 +42,6 @@ struct run {
     struct train_state state;
     real *grads;
     struct dist_slice slice;   // this rank's samples of each global batch
-    real *reduce_scratch;      // fixed-order gradient sum over ranks (or NULL)
     struct ddpm_schedule ddpm;
     struct batch batch;
     struct store *db;
@@ -91,7 +90,6 @@ static int allocate(struct run *r)
     s->adam_m = alloc_reals(total);
     s->adam_v = alloc_reals(total);
     r->grads = alloc_reals(total);
-    r->reduce_scratch = dist_gradient_scratch(cfg, total);
     size_t image = (size_t)cfg->channels * r->data.size * r->data.size;
     size_t out = (size_t)r->model.shape.out_channels * r->data.size * r->data.size;
     struct batch *b = &r->batch;
@@ -106,6 +104,7 @@ static int allocate(struct run *r)
         !b->target || !b->t || !b->d_out || !b->labels || !b->t_index)
         return err("out of memory for %zu parameters and a batch of %d", total, B);
     if (cfg->objective == OBJECTIVE_DDPM && ddpm_schedule_linear(&r->ddpm, cfg->ddpm_steps) < 0) return -1;
+    if (dist_prepare(cfg, total) < 0) return -1;
     dit_bind_grads(&r->model, r->grads);
     dit_bind_weights(&r->model, s->weights);
     return 0;
@@ -118,7 +117,6 @@ static void release(struct run *r)
     free(b->labels); free(b->t_index);
     free(r->state.weights); free(r->state.ema); free(r->state.adam_m); free(r->state.adam_v);
     free(r->grads);
-    free(r->reduce_scratch);
     ddpm_schedule_free(&r->ddpm);
     dit_destroy(&r->model);
     dataset_close(&r->data);
@@ -202,7 +200,7 @@ static struct step_figures train_step(struct run *r, int64_t step)
     size_t total = m->table.total;
     memset(r->grads, 0, sizeof(real) * total);
     dit_backward(m, b->d_out, n);
-    dist_reduce_gradients(cfg, &r->slice, r->grads, total, r->reduce_scratch);
+    dist_reduce_gradients(&r->slice, r->grads, total);
     average_over_ranks(r, &f);
     f.grad_norm = grad_global_norm(r->grads, total);
     if (!isfinite(f.loss) || !isfinite(f.aux_total) || !isfinite(f.grad_norm)) return f;
