@@ -23,7 +23,7 @@ TEST_SRC = $(wildcard tests/test_*.c)
 F64_SRC  = $(wildcard tests/f64_*.c)
 TESTS    = $(TEST_SRC:tests/%.c=build/tests/%) $(F64_SRC:tests/%.c=build/tests/%)
 
-.PHONY: all test deps bench clean main plots
+.PHONY: all test deps bench clean main plots mpi test-mpi
 all: build/promoe
 
 # Debian packages, installed when missing (scripts/install-deps.sh); checked once per build tree.
@@ -81,5 +81,27 @@ build/bench: tests/bench/bench.c build/libpromoe.a
 bench: build/.deps build/bench
 	@bash tests/bench/run.sh
 
+# Optional data-parallel build over MPI (Open MPI from Debian): build-mpi/promoe, compiled by
+# mpicc with -DPROMOE_MPI in its own object folder; run it with mpirun (README, "Running on a
+# cluster"). The plain build above never includes an MPI header.
+MPI_OBJ  = $(LIB_SRC:src/%.c=build-mpi/obj/%.o) $(CLI_SRC:src/%.c=build-mpi/obj/%.o)
+
+mpi: build-mpi/promoe
+
+build-mpi/.deps: scripts/install-deps.sh
+	@bash scripts/install-deps.sh mpi
+	@mkdir -p build-mpi && touch $@
+
+build-mpi/obj/%.o: src/%.c $(wildcard src/*/*.h) | build-mpi/.deps
+	@mkdir -p $(dir $@)
+	mpicc $(CFLAGS) -DPROMOE_MPI -c $< -o $@
+
+build-mpi/promoe: $(MPI_OBJ) build/obj/schema.o
+	mpicc $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Two ranks against one process on tiny models (installs Open MPI when missing).
+test-mpi: build/promoe build-mpi/promoe build/tests/test_mpi
+	@PROMOE_TEST_MPI=1 bash tests/run.sh build/tests/test_mpi
+
 clean:
-	rm -rf build
+	rm -rf build build-mpi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what promoe needs from Debian's packages when it is missing (as root, with apt-get).
-# Without root, lists the missing packages and fails.
+# Without root, lists the missing packages and fails. `install-deps.sh mpi` adds Open MPI (mpicc,
+# mpirun) for the optional data-parallel build (`make mpi`, `make test-mpi`).
 set -euo pipefail
 
 packages=(
@@ -17,6 +18,9 @@ packages=(
   liblapack-dev                 # SVDs and eigen-decompositions (evaluation and analysis)
   gnuplot-nox                   # figures: promoe plot and the analysis commands (pngcairo)
 )
+if [ "${1:-}" = mpi ]; then
+  packages+=(openmpi-bin libopenmpi-dev)   # data-parallel training over MPI
+fi
 
 missing=()
 for p in "${packages[@]}"; do

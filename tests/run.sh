@@ -10,7 +10,7 @@ for t in "$@"; do
     */f64_*) out=$(OMP_NUM_THREADS=1 "$t" 2>&1); rc=$? ;;
     *) out=$("$t" 2>&1); rc=$? ;;
   esac
-  printf '%s\n' "$out" | grep -E 'FAIL|passed' 
+  printf '%s\n' "$out" | grep -E 'FAIL|passed|skipped' 
   line=$(printf '%s\n' "$out" | grep -E '^[a-z0-9_]+: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
   if [ -z "$line" ]; then broken+=("$t (exit $rc, no summary)"); failed=$((failed+1)); continue; fi
   p=$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line"); f=$(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$line")

@@ -260,6 +260,10 @@ static void test_set(void)
               cfg.seed == 12345678901234567890ull,
           "%s", err_message());
     CHECK(config_set(&cfg, "data.flip=no") == 0 && cfg.flip == 0, "%s", err_message());
+    CHECK(cfg.moe_pool_scope == POOL_GLOBAL && !cfg.deterministic, "data-parallel defaults");
+    CHECK(config_set(&cfg, "model.moe.pool_scope=rank") == 0 && cfg.moe_pool_scope == POOL_RANK, "%s",
+          err_message());
+    CHECK(config_set(&cfg, "train.deterministic=true") == 0 && cfg.deterministic == 1, "%s", err_message());
 
     expect_set_error("model.hidn=3",
                      "--set 'model.hidn=3': unknown key (did you mean 'model.hidden'?)");
@@ -270,6 +274,8 @@ static void test_set(void)
     expect_set_error("train.lr=fast", "--set 'train.lr=fast': expected a number, got 'fast'");
     expect_set_error("objective=flow",
                      "--set 'objective=flow': expected one of rf|ddpm, got 'flow'");
+    expect_set_error("model.moe.pool_scope=node",
+                     "--set 'model.moe.pool_scope=node': expected one of global|rank, got 'node'");
     expect_set_error("model=3", "--set 'model=3': 'model' is a section, not a key");
     expect_set_error("=3", "--set '=3': unknown key");
 }
@@ -362,7 +368,7 @@ static void test_canonical(void)
         CHECK(!previous || strcmp(previous, line) < 0, "not sorted at '%.20s'", line);
         previous = line;
     }
-    CHECK(lines == 60, "%d canonical lines", lines);
+    CHECK(lines == 62, "%d canonical lines", lines);
 
     char small[10];
     CHECK(config_canonical(&cfg, small, sizeof small) == n && strlen(small) == 9,
@@ -465,7 +471,7 @@ static void test_print_list(void)
     CHECK(contains(listing, "(0, inf)") && contains(listing, "[0, 1)"), "open bounds");
     int rows = 0;
     for (const char *p = listing; (p = strchr(p, '\n')); p++) rows++;
-    CHECK(rows == 61, "%d rows (header + 60 keys)", rows);
+    CHECK(rows == 63, "%d rows (header + 62 keys)", rows);
     free(listing);
 }
 

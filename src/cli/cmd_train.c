@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "core/error.h"
+#include "dist/comm.h"
 #include "train/trainer.h"
 
 static const char *const train_usage =
@@ -51,6 +52,7 @@ int cmd_train(int argc, char **argv)
     if (cli_load_config(&cfg, config_path, overrides, n_overrides) < 0) return EXIT_FAILED;
     struct train_result r;
     if (train_run(&cfg, &o, &r) < 0) return EXIT_FAILED;
+    if (!comm_is_root()) return 0;   // rank 0 reports for the whole data-parallel job
     if (r.already_done) {
         printf("run %s is already done (database %s)\n", r.run_id, o.db_path);
         return 0;

@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "core/error.h"
+#include "dist/comm.h"
 
 struct command {
     const char *name;
@@ -46,8 +47,13 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
         err_clear();
+        if (comm_init(&argc, &argv) < 0) {   // one process, or a rank of an MPI job (`make mpi`)
+            fprintf(stderr, "promoe: error: %s\n", err_message());
+            return EXIT_FAILED;
+        }
         int status = commands[i].run(argc - 1, argv + 1);
         if (status == EXIT_FAILED) fprintf(stderr, "promoe %s: error: %s\n", argv[1], err_message());
+        comm_finish(status);
         return status;
     }
     fprintf(stderr, "promoe: '%s' is not a command\n", argv[1]);

@@ -51,6 +51,7 @@ static const char *const objective_names[] = {"rf", "ddpm", NULL}; // index = en
 static const char *const data_names[] = {"fashion-mnist", "npy", NULL};
 static const char *const router_names[] = {"token_choice", "expert_choice", "diffmoe", "expert_race",
                                            "kmeans", "classification", "prototype", NULL};
+static const char *const pool_scope_names[] = {"global", "rank", NULL};   // enum pool_scope
 static const char *const activation_names[] = {"default", "softmax", "sigmoid", "identity", NULL};
 
 // clang-format off
@@ -107,6 +108,8 @@ static const struct config_key keys[] = {
                "scale of the prototype cosine scores"),
     DOUBLE_KEY("model.moe.capacity", moe_capacity, "1.0", 0, 64, RESULTS_MIN_OPEN,
                "capacity factor of expert choice and DiffMoE"),
+    ENUM_KEY("model.moe.pool_scope", moe_pool_scope, "global", pool_scope_names, RESULTS,
+             "batch-level router quantities over ranks: global (whole batch) or rank (own slice)"),
     DOUBLE_KEY("model.moe.threshold_momentum", moe_threshold_momentum, "0.95", 0, 1, RESULTS,
                "momentum of the EMA inference thresholds (DiffMoE, Expert Race)"),
     STRING_KEY("model.moe.superclasses", moe_superclasses, "", NULL, RESULTS,
@@ -160,6 +163,8 @@ static const struct config_key keys[] = {
     DOUBLE_KEY("train.ema_decay", ema_decay, "0.9999", 0, 1, RESULTS, "decay of the EMA weights"),
     UINT64_KEY("train.seed", seed, "0", RESULTS, "seed of every random stream"),
     INT_KEY("train.threads", threads, "0", 0, 1024, OPERATIONAL, "worker threads (0 = all cores)"),
+    BOOL_KEY("train.deterministic", deterministic, "false", OPERATIONAL,
+             "sum gradients over ranks in rank order (bit-identical repeats, any MPI algorithm)"),
     INT_KEY("log.every", log_every, "50", 1, INT_MAX, OPERATIONAL, "steps between metric rows"),
     INT_KEY("ckpt.every", ckpt_every, "0", 0, INT_MAX, OPERATIONAL,
             "steps between checkpoints (0 = only at the end)"),

@@ -18,6 +18,7 @@ enum moe_router_kind {
 // identity for prototypes and Expert Race).
 enum moe_activation { ACTIVATION_DEFAULT, ACTIVATION_SOFTMAX, ACTIVATION_SIGMOID, ACTIVATION_IDENTITY };
 
+enum pool_scope { POOL_GLOBAL, POOL_RANK };
 enum { CONFIG_STRING_MAX = 512 };
 
 struct config {
@@ -40,6 +41,7 @@ struct config {
     int moe_conditional;   // model.moe.conditional: null-label tokens to the unconditional experts
     double moe_alpha;      // model.moe.alpha: prototype score scale
     double moe_capacity;   // model.moe.capacity: expert-choice / DiffMoE capacity factor
+    int moe_pool_scope;    // model.moe.pool_scope: enum pool_scope, data-parallel scope of pools
     double moe_threshold_momentum;  // model.moe.threshold_momentum: EMA of inference thresholds
     char moe_superclasses[CONFIG_STRING_MAX];  // model.moe.superclasses: class -> superclass file
 
@@ -80,6 +82,7 @@ struct config {
     double grad_clip;      // train.grad_clip: max global L2 norm, 0 = off
     double ema_decay;      // train.ema_decay
     uint64_t seed;         // train.seed
+    int deterministic;     // train.deterministic: fixed-order gradient sum over ranks
     int threads;           // train.threads: 0 = all cores (does not affect results)
 
     // log.*, ckpt.* (do not affect results)

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "moe/moe.h"
+#include "moe/pool.h"
 #include "moe/scores.h"
 #include "nn/linear.h"
 
@@ -222,7 +223,9 @@ static double cls_loss(const struct moe_layer *L, const int *routed, int B)
         sum -= log(p[r->superclass[L->labels[b]]]);
         count++;
     }
-    return count ? L->cfg->cls_weight * sum / count : 0;
+    double totals[2] = {sum, count};   // the mean over the global batch with a global pool
+    pool_sum_doubles(L, totals, 2);
+    return totals[1] ? L->cfg->cls_weight * totals[0] / totals[1] : 0;
 }
 
 // d_z [B, N_c] += dL_cls/dSbar = weight (softmax(Sbar_b) - onehot) / count.
@@ -231,7 +234,9 @@ static void cls_loss_backward(const struct moe_layer *L, real *d_z, const int *r
     const struct classification *r = L->router_state;
     int E = L->spec.routed, count = 0;
     for (int b = 0; b < B; b++) count += cls_target(L, routed, b);
-    double p[E], scale = count ? L->cfg->cls_weight / count : 0;
+    pool_sum_ints(L, &count, 1);
+    // times the world size with a global pool: the trainer averages rank gradients
+    double p[E], scale = count ? L->cfg->cls_weight / count * pool_token_gradient_scale(L) : 0;
     for (int b = 0; b < B; b++) {
         if (!cls_target(L, routed, b)) continue;
         softmax_double(p, r->z + (size_t)b * E, E);

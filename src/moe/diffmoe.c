@@ -12,6 +12,7 @@
 #include "core/blas.h"
 #include "core/error.h"
 #include "moe/moe.h"
+#include "moe/pool.h"
 #include "moe/scores.h"
 #include "nn/activation.h"
 #include "nn/linear.h"
@@ -207,7 +208,9 @@ static void dm_plan(struct moe_layer *L, const real *x, const int *routed, int B
     r->trained = L->training;
     if (!L->training) return;
     L->aux[AUX_CAPACITY] = capacity_loss(r, E, L->cfg->capacity_weight);
-    if (L->update_buffers) update_thresholds(r, k, E, L->spec.threshold_momentum);
+    if (!L->update_buffers) return;
+    update_thresholds(r, k, E, L->spec.threshold_momentum);
+    pool_average_buffer(r->tau, E);   // averaged across data-parallel ranks, as the reference does
 }
 
 // The predictor's BCE backward: d_pred = weight (sigmoid(pred) - M) / (n E); its input is

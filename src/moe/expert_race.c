@@ -13,6 +13,7 @@
 #include "core/blas.h"
 #include "core/error.h"
 #include "moe/moe.h"
+#include "moe/pool.h"
 #include "moe/scores.h"
 
 // The "initialised" buffer stores 0 or 1; anything above one half counts as set.
@@ -221,6 +222,7 @@ static void race_plan(struct moe_layer *L, const real *x, const int *routed, int
         real tau_b = race_select(r, N, E, k, n_routed);
         if (L->training && L->update_buffers && n_routed > 0)
             threshold_update(r, tau_b, L->spec.threshold_momentum);
+        if (L->training && L->update_buffers) pool_average_buffer(r->tau, 1);   // replicas agree
     } else {
         threshold_select(r, N, E);
     }

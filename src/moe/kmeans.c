@@ -10,7 +10,9 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "dist/comm.h"
 #include "moe/moe.h"
+#include "moe/pool.h"
 
 // Gate of every routed entry [R]: there is no router parameter to train through it, and 1 keeps
 // the expert output at the scale of the dense MLP's.
@@ -78,24 +80,58 @@ static void km_layout(struct moe_layer *L, struct arena *a, int B, int T)
     r->sums = (double *)arena_reals(a, E * D * sizeof(double) / sizeof(real));
 }
 
+// What virtual slot `at` holds: its own position unless a swap moved something there.
+static int moved_slot(const int *slot, const int *holds, int n_moved, int at)
+{
+    for (int m = 0; m < n_moved; m++)
+        if (slot[m] == at) return holds[m];
+    return at;
+}
+
+// Slot `at` now holds `value`; returns the new number of moved slots.
+static int move_slot(int *slot, int *holds, int n_moved, int at, int value)
+{
+    for (int m = 0; m < n_moved; m++)
+        if (slot[m] == at) {
+            holds[m] = value;
+            return n_moved;
+        }
+    slot[n_moved] = at;
+    holds[n_moved] = value;
+    return n_moved + 1;
+}
+
 // Centroids = E distinct routed tokens drawn uniformly (partial Fisher-Yates over the routed token
-// indices, stream (seed, step, ROUTER, layer)) [P "randomly sampling tokens"]. A batch with fewer
-// than E routed tokens cannot supply them: the draw waits for the next training batch.
+// positions, stream (seed, step, ROUTER, layer)) [P "randomly sampling tokens"]. A batch with fewer
+// than E routed tokens cannot supply them: the draw waits for the next training batch. With a
+// global pool the positions run over every rank's routed tokens in rank order (the single
+// process's order), each rank copies the picks it holds and a sum over ranks fills the rest.
 static void initialise(struct moe_layer *L, const real *x, const int *routed, int N, int T)
 {
     struct kmeans *r = L->router_state;
     int E = L->spec.routed, D = L->D, n_routed = 0;
     for (int n = 0; n < N; n++)
         if (routed[n / T]) r->order[n_routed++] = n;
-    if (n_routed < E) return;
+    int ranks = pool_is_global(L) ? comm_size() : 1, rank = ranks > 1 ? comm_rank() : 0;
+    int per_rank[ranks], total = 0, first = 0;
+    memset(per_rank, 0, sizeof per_rank);
+    per_rank[rank] = n_routed;
+    pool_sum_ints(L, per_rank, ranks);
+    for (int q = 0; q < ranks; q++) total += per_rank[q], first += q < rank ? per_rank[q] : 0;
+    if (total < E) return;
+    // Fisher-Yates over virtual positions 0..total-1: only moved slots are stored (at most 2E).
+    int slot[2 * E], holds[2 * E], n_moved = 0;
     struct rng g;
     rng_init(&g, L->seed, (uint64_t)L->step, RNG_ROUTER, (uint32_t)L->block);
+    memset(r->centroids, 0, sizeof(real) * E * D);
     for (int i = 0; i < E; i++) {
-        int j = i + (int)rng_below(&g, (uint32_t)(n_routed - i)), picked = r->order[j];
-        r->order[j] = r->order[i];
-        r->order[i] = picked;
-        memcpy(r->centroids + (size_t)i * D, x + (size_t)picked * D, sizeof(real) * D);
+        int j = i + (int)rng_below(&g, (uint32_t)(total - i));
+        int at_i = moved_slot(slot, holds, n_moved, i), picked = moved_slot(slot, holds, n_moved, j);
+        n_moved = move_slot(slot, holds, n_moved, j, at_i);
+        if (picked >= first && picked < first + n_routed)
+            memcpy(r->centroids + (size_t)i * D, x + (size_t)r->order[picked - first] * D, sizeof(real) * D);
     }
+    pool_sum_reals(L, r->centroids, (size_t)E * D);
     r->initialised[0] = 1;
 }
 
@@ -129,9 +165,11 @@ static void assign(struct kmeans *r, const real *x, const int *routed, int N, in
 
 // c_e <- mean of the tokens assigned to e in this forward, unchanged if none [P "replacing each
 // with the mean of their currently assigned tokens"]; no momentum. Threads own column blocks and
-// add tokens in ascending order, so the sums do not depend on the thread count.
-static void update_centroids(struct kmeans *r, const real *x, int N, int E, int D)
+// add tokens in ascending order, so the sums do not depend on the thread count. A global pool
+// sums counts and sums over ranks first.
+static void update_centroids(struct moe_layer *L, const real *x, int N, int E, int D)
 {
+    struct kmeans *r = L->router_state;
     memset(r->count, 0, sizeof(int) * E);
     for (int n = 0; n < N; n++)
         if (r->assigned[n] >= 0) r->count[r->assigned[n]]++;
@@ -144,10 +182,12 @@ static void update_centroids(struct kmeans *r, const real *x, int N, int E, int 
             int e = r->assigned[n];
             for (int d = first; e >= 0 && d < last; d++) r->sums[(size_t)e * D + d] += x[(size_t)n * D + d];
         }
-        for (int e = 0; e < E; e++)
-            for (int d = first; r->count[e] > 0 && d < last; d++)
-                r->centroids[(size_t)e * D + d] = (real)(r->sums[(size_t)e * D + d] / r->count[e]);
     }
+    pool_sum_ints(L, r->count, E);
+    pool_sum_doubles(L, r->sums, (size_t)E * D);
+    for (int e = 0; e < E; e++)
+        for (int d = 0; r->count[e] > 0 && d < D; d++)
+            r->centroids[(size_t)e * D + d] = (real)(r->sums[(size_t)e * D + d] / r->count[e]);
 }
 
 static void km_plan(struct moe_layer *L, const real *x, const int *routed, int B, int T)
@@ -159,7 +199,11 @@ static void km_plan(struct moe_layer *L, const real *x, const int *routed, int B
     assign(r, x, routed, N, T, E, D);
     for (int n = 0; n < N; n++)
         if (r->assigned[n] >= 0) plan_add(&L->plan, r->assigned[n], n, KMEANS_GATE);
-    if (may_update && r->initialised[0] != 0) update_centroids(r, x, N, E, D);
+    if (may_update && r->initialised[0] != 0) update_centroids(L, x, N, E, D);
+    if (may_update) {   // a pool per rank: replicas keep rank 0's centroids
+        pool_share_buffer(L, r->centroids, (size_t)E * D);
+        pool_share_buffer(L, r->initialised, 1);
+    }
 }
 
 // The gate is the constant 1 and nearest-centroid selection is piecewise constant: the router

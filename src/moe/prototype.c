@@ -9,6 +9,7 @@
 #include "core/blas.h"
 #include "core/error.h"
 #include "moe/moe.h"
+#include "moe/pool.h"
 #include "moe/rcl.h"
 #include "moe/scores.h"
 
@@ -98,10 +99,11 @@ static void proto_plan(struct moe_layer *L, const real *x, const int *routed, in
             plan_add(&L->plan, e, n, r->s[(size_t)n * E + e]);
         }
     if (!L->training) return;
+    r->rcl.global = pool_is_global(L);
     L->aux[AUX_RCL] = rcl_forward(&r->rcl, x, r->p, r->topk, r->routed_token, N, D, E, k, L->cfg->rcl_tau,
                                   L->cfg->rcl_weight);
     L->aux[AUX_BALANCE] = balance_loss(r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
-                                       L->cfg->balance_weight);
+                                       L->cfg->balance_weight, pool_is_global(L));
 }
 
 // Cosine backward: d_v += (d_hat - <d_hat, v_hat> v_hat) / |v| row by row.
@@ -125,7 +127,7 @@ static void proto_backward(struct moe_layer *L, const real *x, const int *routed
     (void)x;   // the router works on the normalised tokens kept from the forward
     plan_gate_gradients(p, r->d_s, N, E);
     balance_loss_backward(r->d_s, r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
-                          L->cfg->balance_weight);
+                          L->cfg->balance_weight, pool_is_global(L));
     scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);
     real alpha = (real)L->spec.alpha;
     gemm(NO_TRANS, NO_TRANS, N, D, E, alpha, r->d_z, E, r->p_hat, D, 0, r->d_x_hat, D);

@@ -1,10 +1,13 @@
 // RCL: centroids m_j of the tokens routed to each expert, s_ij = cos(p_i, m_j) over the active
 // experts, L = -(1/N_a) sum_i log softmax_j(s_ij / tau)[i]. Backward with
-// G_ij = weight (q_ij - delta_ij) / (N_a tau), ROUTERS.md 3.9. Sums run in token order.
+// G_ij = weight (q_ij - delta_ij) / (N_a tau), ROUTERS.md 3.9. Sums run in token order. With a
+// global pool (moe/pool.h) the centroid sums and counts span every rank's tokens.
 #include "moe/rcl.h"
 
 #include <math.h>
 #include <string.h>
+
+#include "dist/comm.h"
 
 #define COSINE_EPS 1e-12
 
@@ -34,6 +37,10 @@ static void centroids(struct rcl_work *w, const real *x, const int *topk, const 
             w->count[e]++;
             for (int d = 0; d < D; d++) w->centroid[(size_t)e * D + d] += x[(size_t)n * D + d];
         }
+    if (w->global) {   // centroids of the whole global batch: sums and counts over ranks
+        comm_sum_reals(w->centroid, (size_t)E * D);
+        comm_sum_ints(w->count, E);
+    }
     w->n_active = 0;
     for (int e = 0; e < E; e++) {
         if (!w->count[e]) continue;
@@ -94,11 +101,14 @@ void rcl_backward(struct rcl_work *w, real *d_p, real *d_x, const real *p, const
         real proj = dot_of(d_ph, pi, D) / w->p_norm[i];
         for (int d = 0; d < D; d++) d_p[(size_t)i * D + d] += (d_ph[d] - proj * pi[d] / w->p_norm[i]) / w->p_norm[i];
     }
+    // A global loss's token share is summed over ranks, but the trainer averages gradients.
+    real rank_scale = w->global ? (real)comm_size() : 1;
     for (int a = 0; a < A; a++) {   // through m -> m / |m|, then the mean over the expert's tokens
         int j = w->active[a];
         const real *mj = w->centroid + (size_t)j * D;
         real proj = dot_of(d_m[j], mj, D) / w->m_norm[j];
-        for (int d = 0; d < D; d++) d_m[j][d] = (d_m[j][d] - proj * mj[d] / w->m_norm[j]) / w->m_norm[j] / w->count[j];
+        for (int d = 0; d < D; d++)
+            d_m[j][d] = (d_m[j][d] - proj * mj[d] / w->m_norm[j]) / w->m_norm[j] / w->count[j] * rank_scale;
     }
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++)

@@ -13,6 +13,7 @@ struct rcl_work {
     int n_active;
     real *q;            // [E, E] row softmax of s / tau over the active experts
     real *p_norm, *m_norm;   // [E]
+    int global;         // centroids over every rank's tokens (model.moe.pool_scope global)
 };
 
 // Loss weight * L_RCL over the tokens x [N, D] with routed_token[n] = 1, each assigned to its top-k

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "dist/comm.h"
 #include "nn/fastmath.h"
 
 static void softmax_row(real *out, const real *z, int E)
@@ -69,26 +70,30 @@ static void balance_probs(real *pi, const real *s, int E, int activation)
     else softmax_row(pi, s, E);
 }
 
-// f_e = E * count_e / (N k) over routed tokens; returns N.
-static int balance_fractions(double *f, const int *topk, const int *routed_token, int n, int E, int k)
+// f_e = E * count_e / (N k) over routed tokens (of every rank when global); returns N.
+static double balance_fractions(double *f, const int *topk, const int *routed_token, int n, int E, int k,
+                                int global)
 {
-    int tokens = 0;
-    memset(f, 0, sizeof(double) * E);
+    double counted[E + 1];   // counts per expert, then the number of tokens
+    memset(counted, 0, sizeof counted);
     for (int i = 0; i < n; i++) {
         if (!routed_token[i]) continue;
-        tokens++;
-        for (int j = 0; j < k; j++) f[topk[(size_t)i * k + j]] += 1;
+        counted[E] += 1;
+        for (int j = 0; j < k; j++) counted[topk[(size_t)i * k + j]] += 1;
     }
-    for (int e = 0; e < E && tokens; e++) f[e] *= (double)E / ((double)tokens * k);
+    if (global) comm_sum_doubles(counted, (size_t)E + 1);
+    double tokens = counted[E];
+    for (int e = 0; e < E; e++) f[e] = tokens ? counted[e] * ((double)E / (tokens * k)) : 0;
     return tokens;
 }
 
 double balance_loss(const real *s, const int *topk, const int *routed_token, int n, int E, int k,
-                    int activation, double weight)
+                    int activation, double weight, int global)
 {
     double f[E], P[E];
-    int tokens = balance_fractions(f, topk, routed_token, n, E, k);
-    if (tokens == 0 || weight == 0) return 0;
+    if (weight == 0) return 0;
+    double tokens = balance_fractions(f, topk, routed_token, n, E, k, global);
+    if (tokens == 0) return 0;
     memset(P, 0, sizeof P);
     real pi[E];
     for (int i = 0; i < n; i++) {
@@ -96,22 +101,26 @@ double balance_loss(const real *s, const int *topk, const int *routed_token, int
         balance_probs(pi, s + (size_t)i * E, E, activation);
         for (int e = 0; e < E; e++) P[e] += pi[e];
     }
+    if (global) comm_sum_doubles(P, E);
     double loss = 0;
     for (int e = 0; e < E; e++) loss += f[e] * P[e] / tokens;
     return weight * loss;
 }
 
 void balance_loss_backward(real *d_s, const real *s, const int *topk, const int *routed_token, int n,
-                           int E, int k, int activation, double weight)
+                           int E, int k, int activation, double weight, int global)
 {
     double f[E];
-    int tokens = balance_fractions(f, topk, routed_token, n, E, k);
-    if (tokens == 0 || weight == 0) return;
+    if (weight == 0) return;
+    double tokens = balance_fractions(f, topk, routed_token, n, E, k, global);
+    if (tokens == 0) return;
+    // the trainer averages rank gradients; a global loss's token share is summed instead
+    double rank_scale = global ? comm_size() : 1;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
         if (!routed_token[i]) continue;
         real d_pi[E], pi[E], d[E];
-        for (int e = 0; e < E; e++) d_pi[e] = (real)(weight * f[e] / tokens);
+        for (int e = 0; e < E; e++) d_pi[e] = (real)(weight * f[e] / tokens * rank_scale);
         if (activation == ACTIVATION_SOFTMAX) {
             for (int e = 0; e < E; e++) d_s[(size_t)i * E + e] += d_pi[e];
             continue;

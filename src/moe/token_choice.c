@@ -10,6 +10,7 @@
 #include "core/blas.h"
 #include "core/error.h"
 #include "moe/moe.h"
+#include "moe/pool.h"
 #include "moe/scores.h"
 
 struct token_choice {
@@ -67,7 +68,7 @@ static void tc_plan(struct moe_layer *L, const real *x, const int *routed, int B
         }
     if (L->training)
         L->aux[AUX_BALANCE] = balance_loss(r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
-                                           L->cfg->balance_weight);
+                                           L->cfg->balance_weight, pool_is_global(L));
 }
 
 static void tc_backward(struct moe_layer *L, const real *x, const int *routed, int B, int T, real *d_x)
@@ -78,7 +79,7 @@ static void tc_backward(struct moe_layer *L, const real *x, const int *routed, i
     (void)routed;
     plan_gate_gradients(p, r->d_s, N, E);
     balance_loss_backward(r->d_s, r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
-                          L->cfg->balance_weight);
+                          L->cfg->balance_weight, pool_is_global(L));
     scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);
     gemm(TRANS, NO_TRANS, E, L->D, N, 1, r->d_z, E, x, L->D, 1, r->g, L->D);
     gemm(NO_TRANS, NO_TRANS, N, L->D, E, 1, r->d_z, E, r->w, L->D, 1, d_x, L->D);

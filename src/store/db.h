@@ -20,6 +20,7 @@ struct run_info {
     int threads;
     int64_t params_total, params_active;
     int64_t from_step;        // 0 for a fresh run, the checkpoint step when resuming
+    int world_size;           // data-parallel ranks (0 is read as 1)
 };
 
 // Opens (creating folders, file and schema as needed) the database at path. A database of a

@@ -36,7 +36,7 @@ static const char RUN_UPSERT[] =
     "INSERT INTO runs (run_id, config_sha256, config_yaml, label, seed, status, code_commit, "
     "  code_dirty, build_info, host, pid, threads, world_size, params_total, params_active, "
     "  step_done, created_ms, started_ms, heartbeat_ms) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?13, ?14, ?15, "
+    "VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, ?10, ?11, ?16, ?12, ?13, ?14, ?15, "
     "  ?15, ?15) "
     "ON CONFLICT (run_id) DO UPDATE SET config_sha256 = excluded.config_sha256, "
     "  config_yaml = excluded.config_yaml, label = coalesce(excluded.label, label), "
@@ -104,6 +104,7 @@ static int upsert_run(struct store *db, const struct run_begin *begin)
     sqlite3_bind_int64(stmt, 13, info->params_active);
     sqlite3_bind_int64(stmt, 14, info->from_step);
     sqlite3_bind_int64(stmt, 15, begin->now_ms);
+    sqlite3_bind_int(stmt, 16, info->world_size > 0 ? info->world_size : 1);
     return store_exec(stmt);
 }
 

@@ -3,7 +3,11 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "core/error.h"
+#include "dist/comm.h"
 
 // Conditional-token counts of the routed experts, into counts [routed].
 static void routed_counts(const struct moe_layer *L, int T, int64_t *counts)
@@ -15,11 +19,10 @@ static void routed_counts(const struct moe_layer *L, int T, int64_t *counts)
     }
 }
 
-struct layer_balance routing_balance_of(const struct moe_layer *L, int T)
+// Balance figures of token counts [E] over the routed experts.
+static struct layer_balance balance_of_counts(const int64_t *counts, int E)
 {
-    int E = L->spec.routed;
-    int64_t counts[E], total = 0, max = 0;
-    routed_counts(L, T, counts);
+    int64_t total = 0, max = 0;
     for (int e = 0; e < E; e++) {
         total += counts[e];
         max = counts[e] > max ? counts[e] : max;
@@ -37,44 +40,60 @@ struct layer_balance routing_balance_of(const struct moe_layer *L, int T)
     return b;
 }
 
-static int write_expert_rows(struct store *db, const char *run_id, int64_t step, const struct moe_layer *L, int T)
+struct layer_balance routing_balance_of(const struct moe_layer *L, int T)
 {
-    const struct routing_plan *p = &L->plan;
-    for (int e = 0; e < p->n_experts; e++) {
-        int64_t cond = 0, uncond = 0;
-        double gate_sum = 0, gate_sumsq = 0;
-        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) {
-            if (L->routed[p->token[s] / T]) cond++;
-            else uncond++;
-            gate_sum += p->gate[s];
-            gate_sumsq += (double)p->gate[s] * p->gate[s];
-        }
-        if (store_routing(db, run_id, step, L->block, e, cond, uncond, gate_sum, gate_sumsq,
-                          e == 0 ? p->dropped : 0) < 0)
-            return -1;
-    }
-    return 0;
+    int64_t counts[L->spec.routed];
+    routed_counts(L, T, counts);
+    return balance_of_counts(counts, L->spec.routed);
 }
 
-static int write_class_rows(struct store *db, const char *run_id, int64_t step, const struct moe_layer *L, int T)
+// A layer's tally: per expert (cond, uncond, gate sum, gate sum of squares), then per expert the
+// tokens of each class, then the dropped slots. Doubles, so that one sum over ranks adds them all.
+enum { EXPERT_FIGURES = 4 };
+
+static size_t tally_size(const struct moe_layer *L)
+{
+    size_t experts = (size_t)L->plan.n_experts;
+    return experts * EXPERT_FIGURES + experts * (size_t)(L->num_classes + 1) + 1;
+}
+
+static void tally_layer(const struct moe_layer *L, int T, double *tally)
 {
     const struct routing_plan *p = &L->plan;
     int classes = L->num_classes + 1;
+    double *by_class = tally + (size_t)p->n_experts * EXPERT_FIGURES;
     for (int e = 0; e < p->n_experts; e++) {
-        int64_t counts[classes];
-        memset(counts, 0, sizeof counts);
-        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) counts[L->labels[p->token[s] / T]]++;
-        for (int c = 0; c < classes; c++)
-            if (counts[c] && store_class_routing(db, run_id, step, L->block, c, e, counts[c]) < 0) return -1;
+        double *f = tally + (size_t)e * EXPERT_FIGURES;
+        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) {
+            f[L->routed[p->token[s] / T] ? 0 : 1] += 1;
+            f[2] += p->gate[s];
+            f[3] += (double)p->gate[s] * p->gate[s];
+            by_class[(size_t)e * classes + L->labels[p->token[s] / T]] += 1;
+        }
     }
-    return 0;
+    by_class[(size_t)p->n_experts * classes] = p->dropped;
 }
 
-static int write_balance(struct store *db, const char *run_id, int64_t step, const struct moe_layer *L, int T)
+static int write_layer(struct store *db, const char *run_id, int64_t step, const struct moe_layer *L,
+                       const double *tally)
 {
-    struct layer_balance b = routing_balance_of(L, T);
+    int E = L->plan.n_experts, classes = L->num_classes + 1;
+    const double *by_class = tally + (size_t)E * EXPERT_FIGURES;
+    int64_t dropped = (int64_t)by_class[(size_t)E * classes], counts[L->spec.routed];
+    for (int e = 0; e < E; e++) {
+        const double *f = tally + (size_t)e * EXPERT_FIGURES;
+        if (e < L->spec.routed) counts[e] = (int64_t)f[0];
+        if (store_routing(db, run_id, step, L->block, e, (int64_t)f[0], (int64_t)f[1], f[2], f[3],
+                          e == 0 ? dropped : 0) < 0)
+            return -1;
+        for (int c = 0; c < classes; c++) {
+            int64_t tokens = (int64_t)by_class[(size_t)e * classes + c];
+            if (tokens && store_class_routing(db, run_id, step, L->block, c, e, tokens) < 0) return -1;
+        }
+    }
+    struct layer_balance b = balance_of_counts(counts, L->spec.routed);
     const struct { const char *name; double value; } figures[] = {
-        {"cv", b.cv}, {"max_over_mean", b.max_over_mean}, {"entropy", b.entropy}, {"dropped", L->plan.dropped}};
+        {"cv", b.cv}, {"max_over_mean", b.max_over_mean}, {"entropy", b.entropy}, {"dropped", (double)dropped}};
     for (size_t i = 0; i < sizeof figures / sizeof *figures; i++) {
         char name[64];
         snprintf(name, sizeof name, "moe/L%d/%s", L->block, figures[i].name);
@@ -89,9 +108,14 @@ int routing_stats_write(struct store *db, const char *run_id, int64_t step, cons
     for (int i = 0; i < m->shape.depth; i++) {
         const struct moe_layer *L = m->moe[i];
         if (!L) continue;
-        if (write_expert_rows(db, run_id, step, L, T) < 0 || write_class_rows(db, run_id, step, L, T) < 0 ||
-            write_balance(db, run_id, step, L, T) < 0)
-            return -1;
+        size_t n = tally_size(L);
+        double *tally = calloc(n, sizeof(double));
+        if (!tally) return err("out of memory for the routing statistics of block %d", L->block);
+        tally_layer(L, T, tally);
+        comm_sum_doubles(tally, n);   // every rank's tokens
+        int rc = db ? write_layer(db, run_id, step, L, tally) : 0;
+        free(tally);
+        if (rc < 0) return -1;
     }
     return 0;
 }

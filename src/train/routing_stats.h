@@ -19,7 +19,8 @@ struct layer_balance {
 // Balance figures of one layer's last plan over its routed experts.
 struct layer_balance routing_balance_of(const struct moe_layer *L, int T);
 
-// Rows of every MoE layer's last plan, buffered in db (written by the next store_flush).
+// Rows of every MoE layer's last plan, summed over data-parallel ranks (every rank calls it; only
+// the writer passes a db, the others NULL), buffered in db (written by the next store_flush).
 int routing_stats_write(struct store *db, const char *run_id, int64_t step, const struct dit *m);
 
 #endif

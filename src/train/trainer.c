@@ -25,6 +25,7 @@
 #include "model/dit.h"
 #include "store/db.h"
 #include "train/adamw.h"
+#include "train/dist.h"
 #include "train/routing_stats.h"
 
 enum { CONFIG_TEXT_MAX = 16384 };
@@ -42,6 +43,7 @@ struct run {
     struct dit model;
     struct train_state state;
     real *grads;
+    struct dist_slice slice;   // this rank's samples of each global batch
     struct ddpm_schedule ddpm;
     struct batch batch;
     struct store *db;
@@ -49,6 +51,7 @@ struct run {
     char config_sha[65];
     double interval_start;
     int64_t interval_images;
+    int64_t interval_bytes;    // bytes put into reductions over ranks at the interval's start
 };
 
 static real *alloc_reals(size_t n)
@@ -81,7 +84,7 @@ static int allocate(struct run *r)
     const struct config *cfg = r->cfg;
     int B = cfg->batch_size;
     if (dataset_open(&r->data, cfg) < 0) return err_context("data set");
-    if (dit_create(&r->model, cfg, B) < 0) return -1;
+    if (dist_slice_of(cfg, &r->slice) < 0 || dit_create(&r->model, cfg, r->slice.count) < 0) return -1;
     size_t total = r->model.table.total;
     struct train_state *s = &r->state;
     s->weights = alloc_reals(total);
@@ -103,6 +106,7 @@ static int allocate(struct run *r)
         !b->target || !b->t || !b->d_out || !b->labels || !b->t_index)
         return err("out of memory for %zu parameters and a batch of %d", total, B);
     if (cfg->objective == OBJECTIVE_DDPM && ddpm_schedule_linear(&r->ddpm, cfg->ddpm_steps) < 0) return -1;
+    if (dist_prepare(cfg, total) < 0) return -1;
     dit_bind_grads(&r->model, r->grads);
     dit_bind_weights(&r->model, s->weights);
     return 0;
@@ -153,6 +157,17 @@ struct step_figures {
     double loss, mse, vb, grad_norm, aux_total, aux[AUX_COUNT];
 };
 
+// Loss figures of this rank's slice become those of the global batch.
+static void average_over_ranks(const struct run *r, struct step_figures *f)
+{
+    enum { LOSSES = 4 };
+    double v[LOSSES + AUX_COUNT] = {f->loss, f->mse, f->vb, f->aux_total};
+    memcpy(v + LOSSES, f->aux, sizeof f->aux);
+    dist_average_figures(&r->slice, v, LOSSES + AUX_COUNT);
+    f->loss = v[0], f->mse = v[1], f->vb = v[2], f->aux_total = v[3];
+    memcpy(f->aux, v + LOSSES, sizeof f->aux);
+}
+
 // One optimisation step on the batch of `step` (0-based); returns its figures.
 static struct step_figures train_step(struct run *r, int64_t step)
 {
@@ -172,19 +187,23 @@ static struct step_figures train_step(struct run *r, int64_t step)
     m->training = 1;
     m->update_buffers = 1;
     m->step = step;
-    m->aux_target = b->target;   // per-layer regularisation heads predict the same target
-    const real *out = dit_forward(m, b->x_t, b->t, b->labels, B);
+    int n = r->slice.count;   // this rank's slice of the global batch, from sample `first`
+    size_t first = (size_t)r->slice.offset, at = first * image;
+    m->aux_target = b->target + at;   // per-layer regularisation heads predict the same target
+    const real *out = dit_forward(m, b->x_t + at, b->t + first, b->labels + first, n);
     f.aux_total = dit_aux_losses(m, f.aux);
     if (cfg->objective == OBJECTIVE_RF) {
-        f.loss = f.mse = rf_loss(b->d_out, out, b->target, B, C, C_out, S * S);
+        f.loss = f.mse = rf_loss(b->d_out, out, b->target + at, n, C, C_out, S * S);
     } else {
-        struct ddpm_loss_parts p = ddpm_loss(&r->ddpm, b->d_out, out, b->target, b->x0, b->x_t,
-                                             b->t_index, B, C, C_out, S * S, cfg->ddpm_hybrid_loss);
+        struct ddpm_loss_parts p = ddpm_loss(&r->ddpm, b->d_out, out, b->target + at, b->x0 + at, b->x_t + at,
+                                             b->t_index + first, n, C, C_out, S * S, cfg->ddpm_hybrid_loss);
         f.loss = p.loss, f.mse = p.mse, f.vb = p.vb;
     }
     size_t total = m->table.total;
     memset(r->grads, 0, sizeof(real) * total);
-    dit_backward(m, b->d_out, B);
+    dit_backward(m, b->d_out, n);
+    dist_reduce_gradients(&r->slice, r->grads, total);
+    average_over_ranks(r, &f);
     f.grad_norm = grad_global_norm(r->grads, total);
     if (!isfinite(f.loss) || !isfinite(f.aux_total) || !isfinite(f.grad_norm)) return f;
     if (cfg->grad_clip > 0) grad_clip(r->grads, total, f.grad_norm, cfg->grad_clip);
@@ -199,10 +218,17 @@ static int log_figures(struct run *r, int64_t step_done, const struct step_figur
     const char *id = r->res->run_id;
     double now = clock_seconds(), elapsed = now - r->interval_start;
     double img_per_s = elapsed > 0 ? (double)r->interval_images / elapsed : 0;
+    int64_t bytes = dist_reduced_bytes(), steps = r->interval_images / r->cfg->batch_size;
+    double bytes_per_step = steps > 0 ? (double)(bytes - r->interval_bytes) / (double)steps : 0;
     r->interval_start = now;
     r->interval_images = 0;
+    r->interval_bytes = bytes;
     r->res->img_per_s = img_per_s;
+    // routing counts are summed over ranks (a collective), then rank 0 alone writes
+    if (moe_enabled(r->cfg) && routing_stats_write(r->db, id, step_done, &r->model) < 0) return -1;
+    if (!dist_is_writer()) return 0;
     int rc = store_metric(r->db, id, "loss", step_done, f->loss);
+    if (dist_ranks() > 1) rc |= store_metric(r->db, id, "reduced_bytes_per_step", step_done, bytes_per_step);
     rc |= store_metric(r->db, id, "grad_norm", step_done, f->grad_norm);
     rc |= store_metric(r->db, id, "lr", step_done, r->cfg->lr);
     rc |= store_metric(r->db, id, "img_per_s", step_done, img_per_s);
@@ -212,7 +238,6 @@ static int log_figures(struct run *r, int64_t step_done, const struct step_figur
     }
     if (moe_enabled(r->cfg)) {
         char name[64];
-        rc |= routing_stats_write(r->db, id, step_done, &r->model);
         rc |= store_metric(r->db, id, "loss_total", step_done, f->loss + f->aux_total);
         for (int k = 0; k < AUX_COUNT; k++) {
             snprintf(name, sizeof name, "aux/%s", moe_aux_names[k]);
@@ -227,6 +252,7 @@ static int save_checkpoint(struct run *r)
 {
     char *path = r->res->checkpoint;
     train_checkpoint_path(r->cfg, r->res->run_id, path);
+    if (!dist_is_writer()) return 0;   // the replicas hold the same state
     if (make_dirs(path) < 0) return -1;
     int64_t bytes = 0;
     if (checkpoint_save(path, &r->model.table, &r->state, r->config_text, r->res->run_id, &bytes) < 0)
@@ -255,19 +281,22 @@ static int start_run(struct run *r)
         if (eval_supported(r->cfg) < 0 || eval_parse_cfg_list(r->cfg->eval_cfg, "eval.cfg", &check) < 0)
             return err_context("eval.every is set");
     }
-    if (store_open(&r->db, r->o->db_path) < 0) return -1;
+    int opened = dist_is_writer() ? store_open(&r->db, r->o->db_path) : 0;
+    if (dist_broadcast_int(opened) < 0) return opened < 0 ? -1 : err("rank 0 could not open '%s'", r->o->db_path);
     char status[16];
     int64_t step_done;
-    if (r->o->resume && store_run_status(r->db, r->res->run_id, status, &step_done) == 1 &&
-        strcmp(status, "done") == 0) {
+    int done = dist_is_writer() && r->o->resume &&
+               store_run_status(r->db, r->res->run_id, status, &step_done) == 1 && strcmp(status, "done") == 0;
+    if (dist_broadcast_int(done)) {
         r->res->already_done = 1;
         return 0;
     }
     if (allocate(r) < 0 || restore(r) < 0) return -1;
+    if (!dist_is_writer()) return 0;
     struct run_info info = {r->res->run_id, r->config_sha, r->config_text, r->o->label,
                             (int64_t)r->cfg->seed, omp_get_max_threads(),
                             params_count_total(&r->model.table),
-                            params_count_activated(&r->model.table), r->state.step};
+                            params_count_activated(&r->model.table), r->state.step, dist_ranks()};
     if (store_run_begin(r->db, &info) < 0) return -1;
     return r->state.step > 0 ? record_resumed_checkpoint(r) : 0;
 }
@@ -276,7 +305,7 @@ static int fail_run(struct run *r, const char *status)
 {
     char message[4096];
     snprintf(message, sizeof message, "%s", err_message());
-    store_run_end(r->db, r->res->run_id, status, message, 0, r->res->img_per_s);
+    if (r->db) store_run_end(r->db, r->res->run_id, status, message, 0, r->res->img_per_s);
     err("%s", message);
     return -1;
 }
@@ -284,7 +313,7 @@ static int fail_run(struct run *r, const char *status)
 static int write_grid(struct run *r)
 {
     const struct config *cfg = r->cfg;
-    if (cfg->sample_n <= 0 || (cfg->channels != 1 && cfg->channels != 3)) return 0;
+    if (cfg->sample_n <= 0 || (cfg->channels != 1 && cfg->channels != 3) || !dist_is_writer()) return 0;
     int n = cfg->sample_n, S = r->data.size;
     real *images = alloc_reals((size_t)n * cfg->channels * S * S);
     int *labels = calloc(n, sizeof(int));
@@ -314,9 +343,11 @@ static int eval_due(const struct config *cfg, int64_t step)
 
 // Sample quality of the EMA weights at the current step (after its checkpoint is written), into
 // the run's database; outside the training step, which stays allocation-free.
+// Rank 0 alone evaluates and writes; the other ranks wait for it at the next step's reduction.
 static int evaluate_now(struct run *r)
 {
     const struct config *cfg = r->cfg;
+    if (!r->db) return 0;
     char featnet_dir[1024];
     struct eval_request q = {.run_id = r->res->run_id, .step = r->state.step, .n = cfg->eval_n,
                              .steps = cfg->eval_steps, .seed = cfg->seed, .featnet_dir = featnet_dir};
@@ -370,6 +401,7 @@ static int loop(struct run *r)
     r->res->steps_done = r->state.step;
     double seconds = clock_seconds() - started;
     if (save_checkpoint(r) < 0) return -1;
+    if (!r->db) return 0;   // ranks other than 0 write nothing
     if (eval_due(cfg, r->state.step) && evaluate_now(r) < 0) return fail_run(r, "failed");
     double img_per_s = seconds > 0 ? (double)(stop - first) * cfg->batch_size / seconds : 0;
     r->res->img_per_s = img_per_s;
