@@ -35,7 +35,7 @@ build/.deps: scripts/install-deps.sh
 # The main job on Fashion-MNIST: a small sweep (dense DiT, DiT-MoE, ProMoE; trained, evaluated and
 # recorded in results/promoe.db), then its table beside the paper's figures. Re-running resumes.
 main: build/.deps build/promoe
-	build/promoe sweep sweeps/mini/main.yaml
+	build/promoe sweep sweeps/mini/main.yaml --jobs 2
 	build/promoe table analysis/tables/main.yaml
 
 # The paper's loss and scaling figures (Figs. 5, 3b, 3c) from the results database, as PNG under
