@@ -99,3 +99,14 @@ fuzz-build: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 
 fuzz: build/.deps fuzz-build
 	@bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Address and undefined-behaviour sanitizers: a copy of the tree in build-asan/tree is built with
+# them (library, program, tests) and its test suite run; any report fails the test that made it.
+ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+asan:
+	@mkdir -p build-asan/tree
+	@tar -c --exclude=./build --exclude=./build-asan --exclude=./build-fuzz --exclude=./.git \
+	  --exclude=./results . | tar -x -C build-asan/tree
+	@mkdir -p build-asan/tree/results
+	CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" ASAN_OPTIONS=detect_leaks=1 \
+	  $(MAKE) -C build-asan/tree test
