@@ -31,7 +31,7 @@ enum {
     ROWS_TEXT = 1 << 16,
 };
 static const double KILL_BUDGET_S = 50;  // the kill loop stops starting new sweeps after this
-static const double DELAY_SPAN = 1.2;    // kill delays are uniform in [0, span x reference time)
+static const double DELAY_SPAN = 1.2;    // kill delays: uniform in [0, span x a whole sweep's time)
 static const uint64_t KILL_SEED = 20240607;
 
 static char dir[] = "/tmp/promoe_test_kill_XXXXXX";
@@ -253,16 +253,21 @@ static void new_round(struct kill_tally *t)
 static void kill_loop(double reference_s, struct kill_tally *t)
 {
     uint64_t rng = KILL_SEED;
-    double start = clock_seconds();
+    double start = clock_seconds(), sweep_s = reference_s;
+    int fresh = 1; // B's database is empty: a sweep that ends by itself now took a whole sweep's time
     while (t->kills < MAX_KILLS && clock_seconds() - start < KILL_BUDGET_S) {
-        double delay = (double)(next_random(&rng) % 1000000) / 1e6 * DELAY_SPAN * reference_s;
+        double delay = (double)(next_random(&rng) % 1000000) / 1e6 * DELAY_SPAN * sweep_s;
+        double started = clock_seconds();
         pid_t pid = start_sweep(path("b.yaml"), path("b.db"));
         int status;
         if (wait_for(pid, delay, &status)) {
+            if (fresh) sweep_s = clock_seconds() - started; // the load changes: follow the last whole sweep
             CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "an unkilled sweep failed, see %s", path("sweep.log"));
             new_round(t);
+            fresh = 1;
             continue;
         }
+        fresh = 0;
         kill(-pid, SIGKILL);
         while (waitpid(-pid, &status, 0) > 0) {} // the sweep and, as their subreaper, its children
         t->kills++;
