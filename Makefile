@@ -105,3 +105,37 @@ test-mpi: build/promoe build-mpi/promoe build/tests/test_mpi
 
 clean:
 	rm -rf build build-mpi
+
+# Fuzzing (optional, needs clang: scripts/install-clang.sh): one libFuzzer harness per reader in
+# tests/fuzz/, built with address and undefined-behaviour sanitizers against the reader sources;
+# `make fuzz` runs each for FUZZ_SECONDS (FUZZ_TARGETS picks some). Crashes land in
+# tests/fuzz/regressions/<target>/ and test_fuzz replays them.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= config sweep npy npz idx safetensors
+FUZZ_LIB_SRC = src/core/error.c src/config/config.c src/config/sweep_parse.c src/config/sweep_expand.c \
+               src/moe/spec.c src/data/npy.c src/data/npz.c src/data/idx.c src/model/safetensors.c src/io/atomic.c
+FUZZ_CFLAGS  = -O1 -g -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=undefined -fno-omit-frame-pointer -Isrc -Itests/fuzz
+.PHONY: fuzz fuzz-build asan
+build-fuzz/.clang: scripts/install-clang.sh
+	@bash scripts/install-clang.sh
+	@mkdir -p build-fuzz && touch $@
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_file.h $(FUZZ_LIB_SRC) $(wildcard src/*/*.h) | build-fuzz/.clang
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) -lyaml -lz -lcjson -lcrypto -lm
+
+fuzz-build: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+
+fuzz: build/.deps fuzz-build
+	@bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Address and undefined-behaviour sanitizers: a copy of the tree in build-asan/tree is built with
+# them (library, program, tests) and its test suite run; any report fails the test that made it.
+ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+asan:
+	@mkdir -p build-asan/tree
+	@tar -c --exclude=./build --exclude=./build-asan --exclude=./build-fuzz --exclude=./.git \
+	  --exclude=./results . | tar -x -C build-asan/tree
+	@mkdir -p build-asan/tree/results
+	CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" ASAN_OPTIONS=detect_leaks=1 \
+	  $(MAKE) -C build-asan/tree test

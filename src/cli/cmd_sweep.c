@@ -177,9 +177,17 @@ static int record(struct store *db, const struct sweep *sw)
 
 // ---- what to run ----------------------------------------------------------------------------------
 
+// A zombie (killed, not yet reaped: an init that does not reap, as in some containers) is dead.
 static int pid_alive(int64_t pid)
 {
-    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+    if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM)) return 0;
+    char stat_path[64], line[256];
+    snprintf(stat_path, sizeof stat_path, "/proc/%lld/stat", (long long)pid);
+    FILE *f = fopen(stat_path, "r");
+    if (!f) return 1;
+    const char *state = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+    fclose(f);
+    return !(state && (state[2] == 'Z' || state[2] == 'X'));
 }
 
 // 1 to run, 0 to skip (printing why).

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <zlib.h>
 
-enum { IDX_TYPE_UBYTE = 0x08, IDX_MAX_DIMS = 4, IDX_READ_CHUNK = 1 << 30 };
+enum { IDX_TYPE_UBYTE = 0x08, IDX_MAX_DIMS = 4, IDX_READ_CHUNK = 1 << 30, IDX_FIRST_BUFFER = 1 << 20 };
 // Largest element count accepted (1 TiB): guards the allocation against a corrupt header.
 static const int64_t IDX_MAX_COUNT = (int64_t)1 << 40;
 
@@ -74,13 +74,30 @@ static int parse_dims(gzFile gz, const char *path, struct idx_array *out)
     return 0;
 }
 
+// Reads up to count bytes into a buffer that grows (doubling) as data arrives, so a header that
+// claims more than the file holds costs at most twice the data actually there, not the claim.
+static int64_t read_growing(gzFile gz, const char *path, struct idx_array *out)
+{
+    int64_t capacity = 0, got = 0;
+    do {
+        int64_t next = capacity ? 2 * capacity : IDX_FIRST_BUFFER;
+        capacity = next < out->count ? next : out->count;
+        uint8_t *grown = realloc(out->data, capacity ? (size_t)capacity : 1);
+        if (!grown)
+            return err("'%s': out of memory for %lld bytes", path, (long long)capacity);
+        out->data = grown;
+        int64_t r = gz_read_all(gz, path, out->data + got, capacity - got);
+        if (r < 0)
+            return -1;
+        got += r;
+    } while (got == capacity && got < out->count);
+    return got;
+}
+
 // Reads exactly count bytes and makes sure nothing follows them.
 static int read_data(gzFile gz, const char *path, struct idx_array *out)
 {
-    out->data = malloc(out->count ? (size_t)out->count : 1);
-    if (!out->data)
-        return err("'%s': out of memory for %lld bytes", path, (long long)out->count);
-    int64_t got = gz_read_all(gz, path, out->data, out->count);
+    int64_t got = read_growing(gz, path, out);
     if (got < 0)
         return -1;
     if (got < out->count)

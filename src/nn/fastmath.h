@@ -32,7 +32,8 @@ static inline float exp_fast(float x)
     p = fmaf(p, r, 0.5f);
     p = fmaf(p, r, 1.0f);
     p = fmaf(p, r, 1.0f);
-    int32_t bits = ((int32_t)k + 127) << 23;
+    int32_t k_int = k == k ? (int32_t)k : 0;   // a NaN k would make the conversion undefined; p is NaN then
+    uint32_t bits = (uint32_t)(k_int + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;

@@ -208,8 +208,10 @@ static int write_once(struct store *db, store_tx_body body, void *ctx, char *mes
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db->handle, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
+        int system_errno = sqlite3_system_errno(db->handle);  // a full disk: "No space left on device"
         if (rc != -1)
-            snprintf(message, size, "%s", sqlite3_errmsg(db->handle));
+            snprintf(message, size, "%s%s%s", sqlite3_errmsg(db->handle), system_errno ? ": " : "",
+                     system_errno ? strerror(system_errno) : "");
         if (!sqlite3_get_autocommit(db->handle))
             sqlite3_exec(db->handle, "ROLLBACK", NULL, NULL, NULL);
     }

@@ -196,7 +196,9 @@ int store_migrate(struct store *db)
     if (rc == -1)
         return -1;
     if (rc != SQLITE_OK)
-        return err("cannot read database '%s': %s", db->path, sqlite3_errmsg(db->handle));
+        return err("cannot read database '%s': %s%s%s", db->path, sqlite3_errmsg(db->handle),
+                   sqlite3_system_errno(db->handle) ? ": " : "",
+                   sqlite3_system_errno(db->handle) ? strerror(sqlite3_system_errno(db->handle)) : "");
     if (version == STORE_SCHEMA_VERSION)
         return 0;
     if (version == 0 && set_wal(db) < 0)

@@ -73,7 +73,8 @@ static int make_dirs(const char *path)
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';
-        if (mkdir(buf, 0755) < 0 && access(buf, F_OK) != 0) return err("cannot create folder '%s'", buf);
+        int mkdir_errno = mkdir(buf, 0755) < 0 ? errno : 0;
+        if (mkdir_errno && access(buf, F_OK) != 0) return err("cannot create folder '%s': %s", buf, strerror(mkdir_errno));
         *p = '/';
     }
     return 0;
@@ -293,6 +294,9 @@ static int start_run(struct run *r)
     }
     if (allocate(r) < 0 || restore(r) < 0) return -1;
     if (!dist_is_writer()) return 0;
+    char checkpoint[1024];  // its folder is made now, so an unwritable one stops the run before it is recorded
+    train_checkpoint_path(r->cfg, r->res->run_id, checkpoint);
+    if (make_dirs(checkpoint) < 0) return -1;
     struct run_info info = {r->res->run_id, r->config_sha, r->config_text, r->o->label,
                             (int64_t)r->cfg->seed, omp_get_max_threads(),
                             params_count_total(&r->model.table),
