@@ -23,7 +23,7 @@ TEST_SRC = $(wildcard tests/test_*.c)
 F64_SRC  = $(wildcard tests/f64_*.c)
 TESTS    = $(TEST_SRC:tests/%.c=build/tests/%) $(F64_SRC:tests/%.c=build/tests/%)
 
-.PHONY: all test deps bench clean main plots
+.PHONY: all test deps bench bench-deps bench-check clean main plots
 all: build/promoe
 
 # Debian packages, installed when missing (scripts/install-deps.sh); checked once per build tree.
@@ -78,8 +78,16 @@ test: build/.deps build/promoe $(TESTS)
 build/bench: tests/bench/bench.c build/libpromoe.a
 	$(CC) $(CFLAGS) -o $@ $< build/libpromoe.a $(LDLIBS)
 
-bench: build/.deps build/bench
+bench: build/.deps build/promoe build/bench
 	@bash tests/bench/run.sh
+
+# The PyTorch side of the benchmark (Debian's python3-torch, python3-numpy, libtcmalloc-minimal4).
+bench-deps:
+	@bash tests/bench/install-deps.sh
+
+# Our network against the PyTorch implementation in tests/bench (max relative error <= 1e-4).
+bench-check: build/.deps build/promoe
+	/usr/bin/python3 tests/bench/check_forward.py
 
 clean:
 	rm -rf build

@@ -4,7 +4,9 @@ For the mini dense and mini ProMoE (E14A1S1U1, prototype router, conditional rou
 a short run with build/promoe train (so no tensor is at its zero initialisation), writes inputs
 x [B, C, S, S], t [B] (model time), y [B] (labels, some of them the null label, which sends those
 samples' tokens to the unconditional expert), runs `build/promoe forward` (EMA weights) and the PyTorch
-model loaded from the same checkpoint, and compares the outputs by
+model loaded from the same checkpoint; then the same on a copy of the checkpoint with every weight
+redrawn at random (no zero tensor, gates of order 1, so every expert and gate shows in the output);
+and compares the outputs by
 
     max relative error = ||ours - torch||_inf / ||torch||_inf   (over the whole [B, C_out, S, S] output)
 
@@ -28,13 +30,16 @@ TOLERANCE = 1e-4
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PROMOE = os.path.join(ROOT, "build", "promoe")
 TRAIN_SETTINGS = ["train.steps=20", "train.batch_size=16", "train.lr=1e-3", "train.ema_decay=0.5",
-                  "log.every=10", "ckpt.every=0", "sample.n=0", "eval.every=0"]
+                  "log.every=10", "train.threads=1", "ckpt.every=0", "sample.n=0", "eval.every=0"]
 CASES = [("mini dense", "experiments/mini/dense.yaml"), ("mini ProMoE E14A1S1U1", "experiments/mini/promoe.yaml")]
 BATCH = 12
 
 
 def run(cmd):
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # One thread: results do not depend on the thread count, and on a shared machine OpenMP's
+    # waiting threads make a 2-thread run many times slower.
+    env = dict(os.environ, OMP_NUM_THREADS="1", BLIS_NUM_THREADS="1")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode != 0:
         sys.stdout.write(proc.stdout)
         raise SystemExit("check_forward: command failed (%d): %s" % (proc.returncode, " ".join(cmd)))
@@ -51,6 +56,24 @@ def train_checkpoint(config, work):
     if len(found) != 1:
         raise SystemExit("check_forward: expected one checkpoint under %s, found %d" % (ckpt_dir, len(found)))
     return found[0]
+
+
+def randomise(ckpt, out):
+    """A copy of the checkpoint whose weights (EMA and raw) are all redrawn, weights N(0, 1/fan_in),
+    biases, tables and prototypes N(0, 1), adaLN weights N(0, 0.25/fan_in): no tensor is zero, every
+    gate is of order 0.5, so every path of the network (each expert, each gate) shows in the output."""
+    tensors, meta = torch_dit.read_safetensors(ckpt)
+    rng = np.random.default_rng(11)
+    for name, arr in tensors.items():
+        if name.startswith("adam.") or name.endswith("pos_embed"):
+            continue
+        fan_in = int(np.prod(arr.shape[1:])) if arr.ndim > 1 and "embedding_table" not in name else 1
+        std = 1.0 / np.sqrt(fan_in)
+        if "adaLN_modulation" in name and arr.ndim > 1:
+            std *= 0.5
+        tensors[name] = (rng.standard_normal(arr.shape) * std).astype(arr.dtype)
+    torch_dit.write_safetensors(out, tensors, meta)
+    return out
 
 
 def routing_disagreement(m32, m64, x, t, y):
@@ -74,8 +97,7 @@ def routing_disagreement(m32, m64, x, t, y):
     return sum(int((a != b).any(dim=-1).sum()) for a, b in zip(picks["f32"], picks["f64"]))
 
 
-def check(name, config, work):
-    ckpt = train_checkpoint(config, work)
+def check(name, ckpt, work):
     m64, cfg = torch_dit.load_checkpoint(ckpt)
     m64 = m64.double().eval()
     m32, _ = torch_dit.load_checkpoint(ckpt)
@@ -96,18 +118,26 @@ def check(name, config, work):
         ref64 = m64(xt.double(), tt.double(), yt).numpy()
         ref32 = m32(xt, tt, yt).numpy().astype(np.float64)
     if ours.shape != ref64.shape:
-        print("%-24s FAIL: output shape %s, PyTorch %s" % (name, ours.shape, ref64.shape))
+        print("%-32s FAIL: output shape %s, PyTorch %s" % (name, ours.shape, ref64.shape))
         return False
     err64 = np.abs(ours - ref64).max() / np.abs(ref64).max()
     err32 = np.abs(ours - ref32).max() / np.abs(ref64).max()
     torch_self = np.abs(ref32 - ref64).max() / np.abs(ref64).max()
     moe = any(isinstance(b.mlp, torch_dit.PrototypeMoE) for b in m32.blocks)
     flips = routing_disagreement(m32, m64, xt, tt, yt) if moe else 0
+    sensitivity = ""
+    if moe:   # how much a routing change moves the output: the check must be able to see it
+        with torch.no_grad():
+            for b in m64.blocks:
+                if isinstance(b.mlp, torch_dit.PrototypeMoE):
+                    b.mlp.cluster_centers.neg_()
+            moved = np.abs(m64(xt.double(), tt.double(), yt).numpy() - ref64).max() / np.abs(ref64).max()
+        sensitivity = "; negated prototypes move it by %.1e" % moved
     ok = err64 <= TOLERANCE and err32 <= TOLERANCE
-    print("%-24s %s  max rel err ||ours - torch||_inf / ||torch||_inf: vs float64 %.2e, vs float32 %.2e "
-          "(torch f32 vs f64 %.2e; output max |.| %.3g; B %d, %d null labels%s)"
+    print("%-32s %s  max rel err ||ours - torch||_inf / ||torch||_inf: vs float64 %.2e, vs float32 %.2e "
+          "(torch f32 vs f64 %.2e; output max |.| %.3g; B %d, %d null labels%s%s)"
           % (name, "ok  " if ok else "FAIL", err64, err32, torch_self, np.abs(ref64).max(), BATCH,
-             int((y == null).sum()), ", %d tokens routed differently f32/f64" % flips if moe else ""))
+             int((y == null).sum()), ", %d tokens routed differently f32/f64" % flips if moe else "", sensitivity))
     if not ok:
         per_channel = np.abs(ours - ref64).max(axis=(0, 2, 3))
         print("    per output channel max |ours - torch f64|:", " ".join("%.2e" % v for v in per_channel))
@@ -118,6 +148,7 @@ def check(name, config, work):
 
 def main():
     torch.manual_seed(0)
+    torch.set_num_threads(1)
     if not os.path.exists(PROMOE):
         raise SystemExit("check_forward: %s is missing (make)" % PROMOE)
     print("check_forward: promoe forward against tests/bench/torch_dit.py (torch %s), tolerance %.0e"
@@ -125,7 +156,9 @@ def main():
     ok = True
     for name, config in CASES:
         with tempfile.TemporaryDirectory(prefix="promoe-check-") as work:
-            ok = check(name, config, work) and ok
+            ckpt = train_checkpoint(config, work)
+            ok = check(name + ", trained", ckpt, work) and ok
+            ok = check(name + ", random", randomise(ckpt, os.path.join(work, "random.safetensors")), work) and ok
     return 0 if ok else 1
 
 

@@ -13,6 +13,7 @@ and DiT's unpatchify. RCL (Eq. 6) for the training step.
 import json
 import math
 import struct
+import zlib
 
 import numpy as np
 import torch
@@ -40,6 +41,29 @@ def read_safetensors(path):
                             offset=base + begin)
         tensors[name] = arr.reshape(info["shape"]).copy()
     return tensors, meta
+
+
+def write_safetensors(path, tensors, meta):
+    """Writes {name: numpy array} and string metadata as safetensors (header padded to 8 bytes), with
+    promoe's "promoe.crc32" (CRC-32 of the data section) that our reader checks."""
+    names = sorted(tensors)
+    crc = 0
+    for name in names:
+        crc = zlib.crc32(np.ascontiguousarray(tensors[name]).tobytes(), crc)
+    header, offset = {"__metadata__": dict(meta, **{"promoe.crc32": str(crc)})}, 0
+    inverse = {np.dtype(v): k for k, v in DTYPES.items()}
+    for name in names:
+        arr = np.ascontiguousarray(tensors[name])
+        header[name] = {"dtype": inverse[arr.dtype], "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + arr.nbytes]}
+        offset += arr.nbytes
+    text = json.dumps(header).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for name in names:
+            f.write(np.ascontiguousarray(tensors[name]).tobytes())
 
 
 def parse_config(text):
