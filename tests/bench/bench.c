@@ -170,7 +170,7 @@ static double peak_rss_mb(void)
 
 struct buffers {
     real *w, *g, *am, *av, *ema, *x0, *xt, *target, *t, *d_out, *guided;
-    int *labels, *null_labels;
+    int *labels, *class_labels, *null_labels;   // training (with null), sampling's two passes
 };
 
 static int save_weights(const char *dir, const struct bench_case *bc, const struct config *cfg,
@@ -216,7 +216,7 @@ static double sample_seconds(struct dit *m, struct buffers *b, int B, size_t ima
     m->training = 0;
     for (int step = 0; step <= steps; step++) {
         if (step == 1) start = clock_seconds();
-        const real *cond = dit_forward(m, b->xt, b->t, b->labels, B);
+        const real *cond = dit_forward(m, b->xt, b->t, b->class_labels, B);
         memcpy(b->guided, cond, sizeof(real) * B * out_image);
         const real *uncond = dit_forward(m, b->xt, b->t, b->null_labels, B);
         for (int i = 0; i < B; i++)
@@ -246,7 +246,8 @@ static int run_case(const struct bench_case *bc, int steps, const char *save_dir
         .av = calloc(total, sizeof(real)), .ema = calloc(total, sizeof(real)), .x0 = malloc(sizeof(real) * B * image),
         .xt = malloc(sizeof(real) * B * image), .target = malloc(sizeof(real) * B * image),
         .t = malloc(sizeof(real) * B), .d_out = malloc(sizeof(real) * out_n), .guided = malloc(sizeof(real) * out_n),
-        .labels = malloc(sizeof(int) * B), .null_labels = malloc(sizeof(int) * B)};
+        .labels = malloc(sizeof(int) * B), .class_labels = malloc(sizeof(int) * B),
+        .null_labels = malloc(sizeof(int) * B)};
     params_init(&m.table, b.w, 0);
     memcpy(b.ema, b.w, sizeof(real) * total);
     dit_bind_weights(&m, b.w);
@@ -256,6 +257,7 @@ static int run_case(const struct bench_case *bc, int steps, const char *save_dir
     for (size_t i = 0; i < B * image; i++) b.x0[i] = (real)rng_normal(&r);
     for (int i = 0; i < B; i++) {
         b.labels[i] = i % 11 == 10 ? cfg.num_classes : i % cfg.num_classes;   // ~10% label dropout
+        b.class_labels[i] = i % cfg.num_classes;
         b.null_labels[i] = cfg.num_classes;
     }
     int rc = save_dir ? save_weights(save_dir, bc, &cfg, &m, &b) : 0;
@@ -276,7 +278,7 @@ static int run_case(const struct bench_case *bc, int steps, const char *save_dir
         fflush(stdout);
     }
     free(b.w); free(b.g); free(b.am); free(b.av); free(b.ema); free(b.x0); free(b.xt); free(b.target);
-    free(b.t); free(b.d_out); free(b.guided); free(b.labels); free(b.null_labels);
+    free(b.t); free(b.d_out); free(b.guided); free(b.labels); free(b.class_labels); free(b.null_labels);
     dit_destroy(&m);
     return rc;
 }

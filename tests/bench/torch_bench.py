@@ -91,13 +91,14 @@ def main():
     generator = torch.Generator().manual_seed(1)
     x0 = torch.randn((B, model.channels, model.size, model.size), generator=generator)
     labels = torch.tensor([null if b % 11 == 10 else b % null for b in range(B)], dtype=torch.int64)
+    class_labels = torch.tensor([b % null for b in range(B)], dtype=torch.int64)
     null_labels = torch.full((B,), null, dtype=torch.int64)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.999),
                             eps=1e-8, weight_decay=0.0, foreach=True)
     ema = {id(p): p.detach().clone() for p in model.parameters() if p.requires_grad}
     train_s = train_seconds(model, ema, opt, x0, labels, args.steps, generator)
     xt, _, t = make_batch(x0, generator)
-    sample_s = sample_seconds(model, xt, t, labels, null_labels, args.steps)
+    sample_s = sample_seconds(model, xt, t, class_labels, null_labels, args.steps)
     rss = peak_rss_mb()
     f = args.forward_gflop
     print("%-44s train %7.1f img/s %6.1f GFLOP/s  sample+cfg %7.1f img/s %6.1f GFLOP/s  peak RSS %.0f MB "
