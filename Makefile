@@ -78,7 +78,7 @@ test: build/.deps build/promoe $(TESTS)
 build/bench: tests/bench/bench.c build/libpromoe.a
 	$(CC) $(CFLAGS) -o $@ $< build/libpromoe.a $(LDLIBS)
 
-bench: build/.deps build/promoe build/bench
+bench: build/.deps build/bench
 	@bash tests/bench/run.sh
 
 # The PyTorch side of the benchmark (Debian's python3-torch, python3-numpy, libtcmalloc-minimal4).
