@@ -27,7 +27,9 @@ tcmalloc=$(ls /usr/lib/*/libtcmalloc_minimal.so.4 2>/dev/null | head -n 1 || tru
 if [ "$torch" = 1 ] && [ -z "$tcmalloc" ]; then
   echo "bench: libtcmalloc-minimal4 is missing (make bench-deps): PyTorch runs with glibc malloc" >&2
 fi
-[ "$torch" = 1 ] || echo "bench: /usr/bin/python3 has no torch (make bench-deps): ours only" >&2
+if [ "$torch" = 0 ] && [ "${BENCH_TORCH:-1}" != 0 ]; then
+  echo "bench: /usr/bin/python3 has no torch (make bench-deps): ours only" >&2
+fi
 if [ "$torch" = 1 ]; then   # Debian's torch multiplies through the libblas.so.3 alternative
   echo "bench: PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)'), libblas.so.3 ->" \
        "$(readlink -f /usr/lib/*/libblas.so.3 | head -n 1), LD_PRELOAD ${tcmalloc:-none}"
