@@ -8,8 +8,11 @@
 # Environment: BENCH_STEPS (timed steps per case, default 3), BENCH_CASES (ids, default all:
 # build/bench --list), BENCH_THREADS (thread counts, default "1 N"), BENCH_TORCH=0 to skip PyTorch,
 # BENCH_LOG (the key=value lines, default build/bench.log).
+# `run.sh --summary LOG` prints the table of an earlier run's key=value lines without running.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+summary_only=
+if [ "${1:-}" = --summary ]; then summary_only=1; export BENCH_LOG=${2:?usage: run.sh --summary LOG}; fi
 steps=${BENCH_STEPS:-3}
 cores=$(nproc)
 max=${BENCH_MAX_THREADS:-2}
@@ -18,6 +21,7 @@ threads=${BENCH_THREADS:-$( [ "$top" -gt 1 ] && echo "1 $top" || echo 1 )}
 cases=${BENCH_CASES:-$(build/bench --list | cut -f1)}
 log=${BENCH_LOG:-build/bench.log}
 weights=build/bench-weights
+if [ -z "$summary_only" ]; then
 mkdir -p "$weights"
 : > "$log"
 
@@ -45,6 +49,7 @@ for t in $threads; do
       --threads "$t" --steps "$steps" --forward-gflop "$gflop" | tee -a "$log"
   done
 done
+fi
 
 echo
 echo "Summary (FLOPs = 2 x multiply-adds of every matrix product; training step = 3 forwards, sampling"
@@ -71,8 +76,8 @@ END {
       step = s ? "sample" : "train"
       oi = val["promoe", k, step "_img_s"]; og = val["promoe", k, step "_gflops"]
       ob = val["promoe", k, step "_blis_frac"]; ti = val["torch", k, step "_img_s"]; tg = val["torch", k, step "_gflops"]
-      printf "%-12s %3s %-6s %10.1f %8.1f %5.0f%% %11s %8s %7s %9s %9s\n", c, t, step, oi, og, 100 * ob,
-             num(ti, "%11.1f"), num(tg, "%8.1f"), (ti == "" ? "      -" : x(oi, ti)),
+      printf "%-12s %3s %-6s %10.2f %8.1f %5.0f%% %11s %8s %7s %9s %9s\n", c, t, step, oi, og, 100 * ob,
+             num(ti, "%11.2f"), num(tg, "%8.1f"), (ti == "" ? "      -" : x(oi, ti)),
              s ? "" : sprintf("%9.0f", val["promoe", k, "rss_mb"]), s ? "" : num(val["torch", k, "rss_mb"], "%9.0f")
     }
   }
