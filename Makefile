@@ -23,7 +23,7 @@ TEST_SRC = $(wildcard tests/test_*.c)
 F64_SRC  = $(wildcard tests/f64_*.c)
 TESTS    = $(TEST_SRC:tests/%.c=build/tests/%) $(F64_SRC:tests/%.c=build/tests/%)
 
-.PHONY: all test deps bench clean main plots mpi test-mpi
+.PHONY: all test deps bench bench-deps bench-check clean main plots mpi test-mpi
 all: build/promoe
 
 # Debian packages, installed when missing (scripts/install-deps.sh); checked once per build tree.
@@ -102,6 +102,14 @@ build-mpi/promoe: $(MPI_OBJ) build/obj/schema.o
 # Two ranks against one process on tiny models (installs Open MPI when missing).
 test-mpi: build/promoe build-mpi/promoe build/tests/test_mpi
 	@PROMOE_TEST_MPI=1 bash tests/run.sh build/tests/test_mpi
+
+# The PyTorch side of the benchmark (Debian's python3-torch, python3-numpy, libtcmalloc-minimal4).
+bench-deps:
+	@bash tests/bench/install-deps.sh
+
+# Our network against the PyTorch implementation in tests/bench (max relative error <= 1e-4).
+bench-check: build/.deps build/promoe
+	/usr/bin/python3 tests/bench/check_forward.py
 
 clean:
 	rm -rf build build-mpi

@@ -51,6 +51,7 @@ static int run_forward(const char *checkpoint, struct forward_inputs *in, const 
     struct config cfg;
     struct dit m;
     real *weights = NULL;
+    memset(&m, 0, sizeof m);   // a load that fails before dit_create leaves nothing to destroy
     int B = (int)in->x.shape[0], rc = cli_load_model(checkpoint, B, &cfg, &m, &weights);
     if (!rc) rc = check_model_inputs(&m, in, px, py);
     real *x = NULL, *t = NULL;

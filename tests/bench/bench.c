@@ -1,12 +1,18 @@
-// promoe's speed benchmark (`make bench`): for each case, a training step (forward, backward,
-// global norm, AdamW, EMA) on random data and a sampling step with classifier-free guidance; prints
-// images/s and model GFLOP/s, and the BLIS rate measured on the block's own matrix shapes.
+// promoe's speed benchmark (`make bench`, tests/bench/run.sh): for each case, a training step
+// (forward, backward, global norm, AdamW, EMA) on random data and a sampling step with
+// classifier-free guidance (the sampler's rectified-flow schedule: a conditional and a null-label
+// forward of the whole batch, guidance, an Euler update); prints images/s, model GFLOP/s, the BLIS
+// rate measured on the block's own matrix shapes and our fraction of it, and peak resident memory.
 // Model FLOPs of a forward: 2 x multiply-adds of every matrix product (linears with the tokens
 // each one sees, attention's q k^T and p v); a training step counts 3 forwards (backward = 2x).
+// Each case prints a line for people and a `bench impl=promoe key=value ...` line for run.sh.
+// `--save DIR` writes each case's initial weights as DIR/<case>.safetensors (the PyTorch bench
+// loads them, so both sides route the same tokens to the same experts).
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "config/config.h"
 #include "core/blas.h"
@@ -14,31 +20,33 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "diffusion/rf.h"
+#include "model/checkpoint.h"
 #include "model/dit.h"
 #include "nn/embed.h"
 #include "train/adamw.h"
 
+#define GEMM_MIN_SECONDS 0.2
+#define CONFIG_TEXT_MAX (1 << 16)
+
 struct bench_case {
-    const char *name;
+    const char *id, *name;
     const char *overrides[16];
 };
 
+#define S2_SHAPE "model.hidden=384", "model.depth=12", "model.heads=6", "model.patch=2", "data.name=npy", \
+    "data.path=x", "data.labels=y", "data.channels=4", "data.image_size=32", "data.num_classes=1000"
+#define PROMOE_MOE "model.moe.experts=E14A1S1U1", "model.moe.router=prototype", "model.moe.conditional=true"
+
 static const struct bench_case cases[] = {
-    {"mini dense (28x28x1 p4 D192 depth 6, batch 128)", {"train.batch_size=128", NULL}},
-    {"mini ProMoE E14A1S1U1 (batch 128)", {"train.batch_size=128", "model.moe.experts=E14A1S1U1",
-                                           "model.moe.router=prototype", "model.moe.conditional=true", NULL}},
-    {"DiT-S/2 dense (32x32x4, batch 32)", {"train.batch_size=32", "model.hidden=384", "model.depth=12",
-                                           "model.patch=2", "data.name=npy", "data.path=x", "data.labels=y",
-                                           "data.channels=4", "data.image_size=32", "data.num_classes=1000", NULL}},
-    {"ProMoE-S E14A1S1U1 (32x32x4, batch 32)", {"train.batch_size=32", "model.hidden=384", "model.depth=12",
-                                           "model.patch=2", "data.name=npy", "data.path=x", "data.labels=y",
-                                           "data.channels=4", "data.image_size=32", "data.num_classes=1000",
-                                           "model.moe.experts=E14A1S1U1", "model.moe.router=prototype",
-                                           "model.moe.conditional=true", NULL}},
+    {"mini-dense", "mini dense (28x28x1 p4 D192 depth 6, batch 128)", {"train.batch_size=128", NULL}},
+    {"mini-promoe", "mini ProMoE E14A1S1U1 (batch 128)", {"train.batch_size=128", PROMOE_MOE, NULL}},
+    {"dit-s2", "DiT-S/2 dense (32x32x4, batch 32)", {"train.batch_size=32", S2_SHAPE, NULL}},
+    {"promoe-s", "ProMoE-S E14A1S1U1 (32x32x4, batch 32)", {"train.batch_size=32", S2_SHAPE, PROMOE_MOE, NULL}},
 };
+enum { N_CASES = sizeof cases / sizeof *cases };
 
 // Forward FLOPs for B samples (activated experts: each routed token passes k routed experts and the
-// shared ones; unconditional tokens (10%) are counted as routed, which is the same cost).
+// shared ones; unconditional tokens go to the unconditional expert instead, the same cost).
 static double forward_flops(const struct dit *m, int B)
 {
     const struct dit_shape *s = &m->shape;
@@ -61,26 +69,167 @@ static double forward_flops(const struct dit *m, int B)
     return f;
 }
 
-// GFLOP/s of BLIS on C[m,n] = A[m,k] B[n,k]^T (the linear layers' shape).
-static double gemm_rate(int m, int n, int k)
+// One of the blocks' matrix products C[m,n] = A[m,k] op(B): `parallel` > 0 runs that many
+// independent single-threaded products spread over the threads (attention heads, experts), as the
+// model does; 0 runs one product on all threads. flops = its share of a forward.
+struct gemm_shape {
+    const char *name;
+    int trans_b, m, n, k, parallel;
+    double flops;
+};
+
+static void gemm_shape_run(const struct gemm_shape *g, const real *a, const real *b, real *c)
 {
-    real *a = calloc((size_t)m * k, sizeof(real)), *b = calloc((size_t)n * k, sizeof(real)),
-         *c = calloc((size_t)m * n, sizeof(real));
-    for (size_t i = 0; i < (size_t)m * k; i++) a[i] = (real)((i % 7) * 0.01);
-    for (size_t i = 0; i < (size_t)n * k; i++) b[i] = (real)((i % 5) * 0.01);
-    gemm(NO_TRANS, TRANS, m, n, k, 1, a, k, b, k, 0, c, n);
-    int reps = 0;
-    double start = clock_seconds(), elapsed;
-    do {
-        gemm(NO_TRANS, TRANS, m, n, k, 1, a, k, b, k, 0, c, n);
-        reps++;
-        elapsed = clock_seconds() - start;
-    } while (elapsed < 0.3);
-    free(a); free(b); free(c);
-    return 2.0 * m * n * k * reps / elapsed / 1e9;
+    int ldb = g->trans_b ? g->k : g->n;
+    size_t nc = (size_t)g->m * g->n;
+    if (!g->parallel) {
+        gemm(NO_TRANS, g->trans_b, g->m, g->n, g->k, 1, a, g->k, b, ldb, 0, c, g->n);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < g->parallel; i++)
+        gemm_serial(NO_TRANS, g->trans_b, g->m, g->n, g->k, 1, a, g->k, b, ldb, 0,
+                    c + (size_t)omp_get_thread_num() * nc, g->n);
 }
 
-static int run_case(const struct bench_case *bc, int steps)
+static double gemm_shape_rate(const struct gemm_shape *g)
+{
+    int copies = g->parallel ? omp_get_max_threads() : 1, count = g->parallel ? g->parallel : 1, reps = 0;
+    size_t na = (size_t)g->m * g->k, nb = (size_t)g->n * g->k, nc = (size_t)g->m * g->n;
+    real *a = malloc(sizeof(real) * na), *b = malloc(sizeof(real) * nb), *c = calloc(nc * copies, sizeof(real));
+    for (size_t i = 0; i < na; i++) a[i] = (real)((i % 7) * 0.01);
+    for (size_t i = 0; i < nb; i++) b[i] = (real)((i % 5) * 0.01);
+    gemm_shape_run(g, a, b, c);   // warm-up
+    double start = clock_seconds(), elapsed;
+    do {
+        gemm_shape_run(g, a, b, c);
+        reps++;
+        elapsed = clock_seconds() - start;
+    } while (elapsed < GEMM_MIN_SECONDS);
+    free(a); free(b); free(c);
+    return 2.0 * g->m * g->n * g->k * count * reps / elapsed / 1e9;
+}
+
+// The distinct products of the model's blocks with their forward FLOPs (routed experts: the
+// batch's tokens spread evenly over the routed experts).
+static int block_shapes(const struct dit *m, int B, struct gemm_shape *out)
+{
+    const struct dit_shape *s = &m->shape;
+    int T = s->tokens, D = s->hidden, N = B * T, hd = D / s->heads, n = 0, dense = 0, moe = 0;
+    for (int i = 0; i < s->depth; i++) m->moe[i] ? moe++ : dense++;
+    double depth = s->depth, attn = 2.0 * T * T * hd * B * s->heads;
+    out[n++] = (struct gemm_shape){"qkv", TRANS, N, 3 * D, D, 0, depth * 2.0 * N * 3 * D * D};
+    out[n++] = (struct gemm_shape){"proj", TRANS, N, D, D, 0, depth * 2.0 * N * D * D};
+    out[n++] = (struct gemm_shape){"attn-qk", TRANS, T, T, hd, B * s->heads, depth * attn};
+    out[n++] = (struct gemm_shape){"attn-pv", NO_TRANS, T, hd, T, B * s->heads, depth * attn};
+    if (dense) {
+        int F = s->mlp_hidden;
+        out[n++] = (struct gemm_shape){"fc1", TRANS, N, F, D, 0, dense * 2.0 * N * F * D};
+        out[n++] = (struct gemm_shape){"fc2", TRANS, N, D, F, 0, dense * 2.0 * N * D * F};
+    }
+    for (int i = 0; moe && i < s->depth; i++) {
+        if (!m->moe[i]) continue;
+        const struct moe_spec *e = &m->moe[i]->spec;
+        int h = e->hidden, per_expert = N * e->active / e->routed;
+        double shared = (double)moe * e->shared, routed = (double)moe * e->active;
+        out[n++] = (struct gemm_shape){"shared-up", TRANS, N, h, D, 0, shared * 2.0 * N * h * D};
+        out[n++] = (struct gemm_shape){"shared-down", TRANS, N, D, h, 0, shared * 2.0 * N * D * h};
+        out[n++] = (struct gemm_shape){"expert-up", TRANS, per_expert, h, D, e->routed, routed * 2.0 * N * h * D};
+        out[n++] = (struct gemm_shape){"expert-down", TRANS, per_expert, D, h, e->routed, routed * 2.0 * N * D * h};
+        break;
+    }
+    return n;
+}
+
+// The rate BLIS reaches on the blocks' products, weighted by their FLOPs: total FLOPs over the time
+// BLIS alone would take for them. Prints each shape's rate and share.
+static double blis_rate(const struct dit *m, int B)
+{
+    struct gemm_shape shapes[16];
+    int n = block_shapes(m, B, shapes);
+    double flops = 0, seconds = 0;
+    for (int i = 0; i < n; i++) flops += shapes[i].flops;
+    for (int i = 0; i < n; i++) {
+        const struct gemm_shape *g = &shapes[i];
+        double rate = gemm_shape_rate(g);
+        printf("  %-12s BLIS %6.1f GFLOP/s on m %d n %d k %d, %4.1f%% of the blocks' FLOPs", g->name, rate,
+               g->m, g->n, g->k, 100 * g->flops / flops);
+        if (g->parallel) printf(" (%d independent products, one thread each)", g->parallel);
+        printf("\n");
+        seconds += g->flops / (rate * 1e9);
+    }
+    return flops / seconds / 1e9;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss / 1024.0;   // kilobytes on Linux
+}
+
+struct buffers {
+    real *w, *g, *am, *av, *ema, *x0, *xt, *target, *t, *d_out, *guided;
+    int *labels, *class_labels, *null_labels;   // training (with null), sampling's two passes
+};
+
+static int save_weights(const char *dir, const struct bench_case *bc, const struct config *cfg,
+                        const struct dit *m, const struct buffers *b)
+{
+    char path[4096], *text = malloc(CONFIG_TEXT_MAX);
+    if (!text) return err("out of memory");
+    snprintf(path, sizeof path, "%s/%s.safetensors", dir, bc->id);
+    config_canonical(cfg, text, CONFIG_TEXT_MAX);
+    struct train_state st = {.weights = b->w, .ema = b->w, .adam_m = b->am, .adam_v = b->av, .step = 0};
+    int rc = checkpoint_save(path, &m->table, &st, text, bc->id, NULL);
+    free(text);
+    return rc;
+}
+
+static double train_seconds(struct dit *m, struct buffers *b, int B, size_t image, int steps)
+{
+    size_t total = m->table.total;
+    struct adamw_hparams h = {1e-4, 0.9, 0.999, 1e-8, 0};
+    double start = 0;
+    m->training = 1;
+    m->update_buffers = 1;
+    for (int step = 0; step <= steps; step++) {
+        if (step == 1) start = clock_seconds();   // step 0 warms up caches and page tables
+        rf_make_batch(b->xt, b->target, b->t, b->x0, B, (int)image, 1, step, 0, 1);
+        const real *out = dit_forward(m, b->xt, b->t, b->labels, B);
+        rf_loss(b->d_out, out, b->target, B, m->shape.channels, m->shape.out_channels,
+                m->shape.size * m->shape.size);
+        memset(b->g, 0, sizeof(real) * total);
+        dit_backward(m, b->d_out, B);
+        grad_global_norm(b->g, total);
+        adamw_update(&m->table, b->w, b->g, b->am, b->av, &h, step + 1);
+        ema_update(&m->table, b->ema, b->w, 0.9999);
+    }
+    return (clock_seconds() - start) / steps;
+}
+
+// One Euler step of guided rectified-flow sampling for B images (as src/diffusion/sampler.c).
+static double sample_seconds(struct dit *m, struct buffers *b, int B, size_t image, int steps)
+{
+    size_t out_image = (size_t)m->shape.out_channels * m->shape.size * m->shape.size;
+    double start = 0, scale = 1.5, dt = -1.0 / 50;
+    m->training = 0;
+    for (int step = 0; step <= steps; step++) {
+        if (step == 1) start = clock_seconds();
+        const real *cond = dit_forward(m, b->xt, b->t, b->class_labels, B);
+        memcpy(b->guided, cond, sizeof(real) * B * out_image);
+        const real *uncond = dit_forward(m, b->xt, b->t, b->null_labels, B);
+        for (int i = 0; i < B; i++)
+            for (size_t k = 0; k < image; k++) {
+                size_t o = i * out_image + k;
+                real v = uncond[o] + (real)scale * (b->guided[o] - uncond[o]);
+                b->xt[i * image + k] += (real)dt * v;
+            }
+    }
+    return (clock_seconds() - start) / steps;
+}
+
+static int run_case(const struct bench_case *bc, int steps, const char *save_dir)
 {
     struct config cfg;
     config_defaults(&cfg);
@@ -92,66 +241,85 @@ static int run_case(const struct bench_case *bc, int steps)
     if (dit_create(&m, &cfg, B) < 0) return -1;
     size_t total = m.table.total, image = (size_t)m.shape.channels * m.shape.size * m.shape.size;
     size_t out_n = (size_t)B * m.shape.out_channels * m.shape.size * m.shape.size;
-    real *w = calloc(total, sizeof(real)), *g = calloc(total, sizeof(real)), *am = calloc(total, sizeof(real)),
-         *av = calloc(total, sizeof(real)), *ema = calloc(total, sizeof(real));
-    real *x0 = malloc(sizeof(real) * B * image), *xt = malloc(sizeof(real) * B * image),
-         *target = malloc(sizeof(real) * B * image), *t = malloc(sizeof(real) * B), *d_out = malloc(sizeof(real) * out_n);
-    int *labels = malloc(sizeof(int) * B);
-    params_init(&m.table, w, 0);
-    memcpy(ema, w, sizeof(real) * total);
-    dit_bind_weights(&m, w);
-    dit_bind_grads(&m, g);
+    struct buffers b = {
+        .w = calloc(total, sizeof(real)), .g = calloc(total, sizeof(real)), .am = calloc(total, sizeof(real)),
+        .av = calloc(total, sizeof(real)), .ema = calloc(total, sizeof(real)), .x0 = malloc(sizeof(real) * B * image),
+        .xt = malloc(sizeof(real) * B * image), .target = malloc(sizeof(real) * B * image),
+        .t = malloc(sizeof(real) * B), .d_out = malloc(sizeof(real) * out_n), .guided = malloc(sizeof(real) * out_n),
+        .labels = malloc(sizeof(int) * B), .class_labels = malloc(sizeof(int) * B),
+        .null_labels = malloc(sizeof(int) * B)};
+    params_init(&m.table, b.w, 0);
+    memcpy(b.ema, b.w, sizeof(real) * total);
+    dit_bind_weights(&m, b.w);
+    dit_bind_grads(&m, b.g);
     struct rng r;
     rng_init(&r, 1, 0, RNG_TEST, 0);
-    for (size_t i = 0; i < B * image; i++) x0[i] = (real)rng_normal(&r);
-    for (int b = 0; b < B; b++) labels[b] = b % 11 == 10 ? cfg.num_classes : b % cfg.num_classes;
-    struct adamw_hparams h = {1e-4, 0.9, 0.999, 1e-8, 0};
-    double start = 0;
-    m.training = 1;
-    m.update_buffers = 1;
-    for (int step = 0; step <= steps; step++) {
-        if (step == 1) start = clock_seconds();   // step 0 warms up caches and page tables
-        rf_make_batch(xt, target, t, x0, B, (int)image, 1, step, 0, 1);
-        const real *out = dit_forward(&m, xt, t, labels, B);
-        rf_loss(d_out, out, target, B, m.shape.channels, m.shape.out_channels, m.shape.size * m.shape.size);
-        memset(g, 0, sizeof(real) * total);
-        dit_backward(&m, d_out, B);
-        grad_global_norm(g, total);
-        adamw_update(&m.table, w, g, am, av, &h, step + 1);
-        ema_update(&m.table, ema, w, 0.9999);
+    for (size_t i = 0; i < B * image; i++) b.x0[i] = (real)rng_normal(&r);
+    for (int i = 0; i < B; i++) {
+        b.labels[i] = i % 11 == 10 ? cfg.num_classes : i % cfg.num_classes;   // ~10% label dropout
+        b.class_labels[i] = i % cfg.num_classes;
+        b.null_labels[i] = cfg.num_classes;
     }
-    double train_s = (clock_seconds() - start) / steps;
-    // Sampling step with guidance: the conditional and the null-label pass.
-    m.training = 0;
-    int half = B / 2;
-    start = clock_seconds();
-    for (int rep = 0; rep < steps; rep++) {
-        dit_forward(&m, xt, t, labels, half);
-        dit_forward(&m, xt, t, labels, half);
+    int rc = save_dir ? save_weights(save_dir, bc, &cfg, &m, &b) : 0;
+    if (!rc) {
+        double train_s = train_seconds(&m, &b, B, image, steps);
+        double sample_s = sample_seconds(&m, &b, B, image, steps);
+        double flops = forward_flops(&m, B), train_gf = 3 * flops / train_s / 1e9;
+        double sample_gf = 2 * flops / sample_s / 1e9, rss = peak_rss_mb();
+        double blis = blis_rate(&m, B);
+        int threads = omp_get_max_threads();
+        printf("%-44s train %7.1f img/s %6.1f GFLOP/s (%3.0f%% of BLIS %5.1f)  sample+cfg %7.1f img/s "
+               "%6.1f GFLOP/s (%3.0f%%)  peak RSS %.0f MB\n", bc->name, B / train_s, train_gf,
+               100 * train_gf / blis, blis, B / sample_s, sample_gf, 100 * sample_gf / blis, rss);
+        printf("bench impl=promoe case=%s threads=%d batch=%d forward_gflop=%.4f train_img_s=%.3f "
+               "train_gflops=%.3f sample_img_s=%.3f sample_gflops=%.3f blis_gflops=%.3f train_blis_frac=%.4f "
+               "sample_blis_frac=%.4f rss_mb=%.1f\n", bc->id, threads, B, flops / 1e9, B / train_s, train_gf,
+               B / sample_s, sample_gf, blis, train_gf / blis, sample_gf / blis, rss);
+        fflush(stdout);
     }
-    double sample_s = (clock_seconds() - start) / steps;
-    double flops = forward_flops(&m, B);
-    const struct dit_shape *s = &m.shape;
-    double blis = gemm_rate(B * s->tokens, 3 * s->hidden, s->hidden);
-    printf("%-44s train %7.1f img/s %6.1f GFLOP/s (%3.0f%% of BLIS %5.1f on the qkv shape)  "
-           "sample+cfg %7.1f img/s\n", bc->name, B / train_s, 3 * flops / train_s / 1e9,
-           100 * 3 * flops / train_s / 1e9 / blis, blis, half / sample_s);
-    free(w); free(g); free(am); free(av); free(ema); free(x0); free(xt); free(target); free(t);
-    free(d_out); free(labels);
+    free(b.w); free(b.g); free(b.am); free(b.av); free(b.ema); free(b.x0); free(b.xt); free(b.target);
+    free(b.t); free(b.d_out); free(b.guided); free(b.labels); free(b.class_labels); free(b.null_labels);
     dit_destroy(&m);
-    return 0;
+    return rc;
 }
+
+static const char *const usage =
+    "usage: bench [--steps N] [--case ID] [--save DIR] [--list]\n"
+    "  cases: mini-dense mini-promoe dit-s2 promoe-s (default: all, in one process; run.sh runs one\n"
+    "  per process so that the peak RSS is the case's own)";
 
 int main(int argc, char **argv)
 {
-    int steps = argc > 1 ? atoi(argv[1]) : 5;
+    int steps = 5;
+    const char *only = NULL, *save_dir = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--case") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--save") && i + 1 < argc) save_dir = argv[++i];
+        else if (!strcmp(argv[i], "--list")) {
+            for (int c = 0; c < N_CASES; c++) printf("%s\t%s\n", cases[c].id, cases[c].name);
+            return 0;
+        } else {
+            fprintf(stderr, "%s\n", usage);
+            return 129;
+        }
+    }
+    if (steps < 1) steps = 1;
     blas_set_threads(omp_get_max_threads());
     printf("promoe bench: %d threads, %d timed steps per case; FLOPs = 2 x multiply-adds of every matrix "
-           "product, training step = 3 forwards\n", omp_get_max_threads(), steps);
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        if (run_case(&cases[i], steps) < 0) {
+           "product, training step = 3 forwards, sampling step = 2 forwards (CFG)\n", omp_get_max_threads(), steps);
+    int found = 0;
+    for (int i = 0; i < N_CASES; i++) {
+        if (only && strcmp(only, cases[i].id)) continue;
+        found = 1;
+        if (run_case(&cases[i], steps, save_dir) < 0) {
             fprintf(stderr, "bench: %s: %s\n", cases[i].name, err_message());
             return 1;
         }
+    }
+    if (!found) {
+        fprintf(stderr, "bench: no case '%s' (bench --list)\n", only);
+        return 129;
+    }
     return 0;
 }
