@@ -4,6 +4,7 @@
 // sweep file checked against the config key table.
 #include "check.h"
 #include "config/config.h"
+#include "config/sweep.h"
 #include "core/error.h"
 #include "report/stats.h"
 #include "report/table.h"
@@ -15,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
 static char dir[] = "/tmp/promoe_test_table_XXXXXX";
 
@@ -209,91 +209,16 @@ static void test_spec_errors(void)
 
 // ---- shipped specs and sweeps --------------------------------------------------------------
 
-// Keys another part of the harness adds (evaluation during training); checked once they exist.
-static const char *const pending_keys[] = {"eval.every", "eval.n", "eval.cfg", "eval.steps"};
-
-static int is_pending(const char *key)
-{
-    for (size_t i = 0; i < sizeof pending_keys / sizeof *pending_keys; i++)
-        if (!strcmp(key, pending_keys[i])) return 1;
-    return 0;
-}
-
-static int set_key(struct config *cfg, const char *key, const char *value, const char *file)
-{
-    char assignment[1024];
-    snprintf(assignment, sizeof assignment, "%s=%s", key, value);
-    struct config probe = *cfg;
-    if (config_set(&probe, assignment) == 0) {
-        *cfg = probe;
-        return 0;
-    }
-    if (is_pending(key) && strstr(err_message(), "unknown key")) return 0;
-    CHECK(0, "%s: %s", file, err_message());
-    return -1;
-}
-
-static yaml_node_t *map_get(yaml_document_t *doc, yaml_node_t *map, const char *name)
-{
-    if (!map || map->type != YAML_MAPPING_NODE) return NULL;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(doc, p->key);
-        if (k->type == YAML_SCALAR_NODE && !strcmp((char *)k->data.scalar.value, name))
-            return yaml_document_get_node(doc, p->value);
-    }
-    return NULL;
-}
-
-// Applies every key: scalar value of a mapping (label excepted); 0 when all are known and valid.
-static int apply_mapping(yaml_document_t *doc, yaml_node_t *map, struct config *cfg, const char *file)
-{
-    int rc = 0;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(doc, p->key), *v = yaml_document_get_node(doc, p->value);
-        const char *key = (char *)k->data.scalar.value;
-        if (!strcmp(key, "label")) continue;
-        if (v->type == YAML_SEQUENCE_NODE) {
-            for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
-                struct config copy = *cfg;
-                yaml_node_t *item = yaml_document_get_node(doc, *i);
-                if (set_key(&copy, key, (char *)item->data.scalar.value, file) < 0 || config_validate(&copy) < 0)
-                    rc = -1;
-            }
-            continue;
-        }
-        if (v->type != YAML_SCALAR_NODE || set_key(cfg, key, (char *)v->data.scalar.value, file) < 0) rc = -1;
-    }
-    return rc;
-}
-
+// Every shipped sweep file loads and expands through the sweep runner's own parser (keys, types,
+// ranges, base files, labels, duplicate run ids), into at least one run.
 static void check_sweep(const char *file)
 {
-    FILE *f = fopen(file, "rb");
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, f);
-    int loaded = yaml_parser_load(&parser, &doc);
-    CHECK(loaded, "%s: malformed YAML", file);
-    yaml_parser_delete(&parser);
-    fclose(f);
-    if (!loaded) return;
-    yaml_node_t *root = yaml_document_get_root_node(&doc), *base = map_get(&doc, root, "base");
-    yaml_node_t *set = map_get(&doc, root, "set"), *grid = map_get(&doc, root, "grid"), *runs = map_get(&doc, root, "runs");
-    struct config cfg;
-    config_defaults(&cfg);
-    CHECK(base && config_load_file(&cfg, (char *)base->data.scalar.value) == 0, "%s: base: %s", file, err_message());
-    CHECK(map_get(&doc, root, "sweep") && map_get(&doc, root, "seeds"), "%s: sweep and seeds", file);
-    if (set) CHECK(apply_mapping(&doc, set, &cfg, file) == 0, "%s: set", file);
-    if (grid) CHECK(apply_mapping(&doc, grid, &cfg, file) == 0, "%s: grid", file);
-    CHECK(grid || runs, "%s: neither grid nor runs", file);
-    for (yaml_node_item_t *i = runs ? runs->data.sequence.items.start : NULL; runs && i < runs->data.sequence.items.top; i++) {
-        struct config run = cfg;
-        yaml_node_t *entry = yaml_document_get_node(&doc, *i);
-        CHECK(map_get(&doc, entry, "label") != NULL, "%s: run without a label", file);
-        CHECK(apply_mapping(&doc, entry, &run, file) == 0 && config_validate(&run) == 0, "%s: run: %s", file, err_message());
-    }
-    yaml_document_delete(&doc);
+    struct sweep sw;
+    int rc = sweep_load(&sw, file);
+    CHECK(rc == 0, "%s: %s", file, err_message());
+    if (rc < 0) return;
+    CHECK(sw.n_runs > 0, "%s: no runs", file);
+    sweep_free(&sw);
 }
 
 // The name after `sweep:` in a sweep file, or "" if none.
@@ -327,7 +252,8 @@ static void test_shipped(void)
             CHECK(!strcmp(name, spec.sweep[s]), "%s: sweep '%s' not in %s", specs.gl_pathv[i], spec.sweep[s], file);
         }
     }
-    CHECK(glob("sweeps/*/*.yaml", 0, NULL, &sweeps) == 0 && sweeps.gl_pathc == 30, "30 sweep files, found %zu",
+    CHECK(table_spec_load(&spec, "analysis/tables/main.yaml") == 0, "main job spec: %s", err_message());
+    CHECK(glob("sweeps/*/*.yaml", 0, NULL, &sweeps) == 0 && sweeps.gl_pathc == 31, "31 sweep files (30 paper and 1 main job), found %zu",
           sweeps.gl_pathc);
     for (size_t i = 0; i < sweeps.gl_pathc; i++) check_sweep(sweeps.gl_pathv[i]);
     globfree(&specs);
