@@ -17,30 +17,13 @@
 #include "analysis/specialisation.h"
 #include "analysis/tsne.h"
 #include "check.h"
+#include "shell.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "runs.h"
 #include "store/analysis.h"
 
 static char dir[] = "/tmp/promoe_test_analysis_XXXXXX";
-static char output[65536];
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[4096], full[4200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(output, 1, sizeof output - 1, p);
-    output[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 // Two classes of 3 tokens in R^2: class 0 at (0,0),(2,0),(1,3) (centroid (1,1)), class 1 the same
 // shifted by (10, 0). Intra = mean distance to own centroid = (2 sqrt 2 + 2) / 3 per class;

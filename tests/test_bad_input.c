@@ -14,9 +14,9 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "shell.h"
 
 static char dir[] = "/tmp/promoe_test_bad_XXXXXX";
-static char output[65536];
 
 static const char *path(const char *name)
 {
@@ -25,23 +25,6 @@ static const char *path(const char *name)
     char *b = buffers[next++ % 8];
     snprintf(b, 512, "%s/%s", dir, name);
     return b;
-}
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[4096], full[4200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "(%s) 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(output, 1, sizeof output - 1, p);
-    output[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static void write_file(const char *name, const char *text)

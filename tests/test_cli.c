@@ -10,33 +10,15 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "shell.h"
 #include "core/error.h"
 #include "data/npy.h"
 #include "model/checkpoint.h"
 #include "model/dit.h"
 
 static char dir[] = "/tmp/promoe_test_cli_XXXXXX";
-static char output[65536];
 
 // Runs a shell command line, capturing stdout and stderr into `output`; returns the exit status.
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char full[4200];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(output, 1, sizeof output - 1, p);
-    output[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static const char *path(const char *name)
 {
     static char buffers[8][512];

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "shell.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "eval/adm_import.h"
@@ -26,25 +27,7 @@
 static const char RESULTS[] = "build/test-results";
 static const char FMNIST[] = "/usr/share/datasets/fashion-mnist";
 static char tmp[] = "/tmp/promoe_test_eval_XXXXXX";
-static char output[65536];
 static struct rng g;
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[4096], full[4200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(output, 1, sizeof output - 1, p);
-    output[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static void write_text(const char *path, const char *text)
 {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "shell.h"
 #include "config/sweep.h"
 #include "core/error.h"
 #include "runs.h"
@@ -28,7 +29,6 @@ enum { STEPS = 30, KILL_WAIT_MS = 60000, POLL_MS = 1, PATH_MAX_TEST = 4096, LINE
 
 static char dir[] = "/tmp/promoe_test_slurm_XXXXXX";
 static char program[PATH_MAX_TEST];
-static char output[65536];
 
 static const char *path(const char *name)
 {
@@ -43,23 +43,6 @@ static void write_file(const char *name, const char *text)
 {
     FILE *f = fopen(path(name), "w");
     if (f) fputs(text, f), fclose(f);
-}
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[4096], full[4200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(output, 1, sizeof output - 1, p);
-    output[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static int read_text(const char *file, char *out, size_t size)

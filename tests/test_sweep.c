@@ -12,12 +12,12 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "shell.h"
 #include "config/sweep.h"
 #include "core/error.h"
 #include "runs.h"
 
 static char dir[] = "/tmp/promoe_test_sweep_XXXXXX";
-static char output[65536];
 
 static const char *path(const char *name)
 {
@@ -37,23 +37,6 @@ static void write_file(const char *name, const char *fmt, ...)
     if (f) vfprintf(f, fmt, ap);
     va_end(ap);
     if (f) fclose(f);
-}
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[4096], full[4200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(output, 1, sizeof output - 1, p);
-    output[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static double db_value(const char *sql) { return run_query(dir, "r.db", sql); }
