@@ -112,7 +112,8 @@ static int write_outputs(const char *dir, int layer, const struct token_set *s, 
     int E = m->moe[layer] ? m->moe[layer]->plan.n_experts : 0;
     snprintf(png, sizeof png, "%s/tokens_L%d_experts.png", dir, layer);
     snprintf(title, sizeof title, "run %s, block %d: t-SNE of %d tokens by expert", run_id, layer, s->n);
-    struct scatter_spec by_expert = {csv, png, title, "expert %d", 5, 6, 3, -1, E - 1};
+    // Every token of a MoE block has an expert; -1 (no expert) only exists in a dense block.
+    struct scatter_spec by_expert = {csv, png, title, "expert %d", 5, 6, 3, E > 0 ? 0 : -1, E > 0 ? E - 1 : -1};
     if (plot_scatter(&by_expert) < 0) return -1;
     printf("wrote %s\n", png);
     snprintf(png, sizeof png, "%s/tokens_L%d_classes.png", dir, layer);
