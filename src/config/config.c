@@ -206,7 +206,7 @@ static int is_section(const char *name)
 }
 
 // Levenshtein distance; b is a key name (short), a may be anything.
-static size_t edit_distance(const char *a, const char *b)
+size_t config_edit_distance(const char *a, const char *b)
 {
     size_t row[KEY_NAME_CAPACITY], nb = strlen(b);
     if (nb >= KEY_NAME_CAPACITY) BUG("key name '%s' is too long", b);
@@ -238,7 +238,7 @@ static const char *suggest_key(const char *name)
     size_t best_distance = SUGGEST_DISTANCE + 1;
     int tail_matches = 0;
     for (size_t i = 0; i < KEY_COUNT; i++) {
-        size_t d = edit_distance(name, keys[i].name);
+        size_t d = config_edit_distance(name, keys[i].name);
         if (d < best_distance) {
             best_distance = d;
             best = keys[i].name;

@@ -4,6 +4,7 @@
 #ifndef PROMOE_CONFIG_H
 #define PROMOE_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -139,5 +140,9 @@ void sha256_hex(const void *data, size_t n, char out[65]);
 
 // Prints every key with its type, default and one-line doc (for `promoe config --list`).
 void config_print_list(FILE *out);
+
+// Levenshtein distance between any text a and a short name b (below 64 characters), for
+// "did you mean" suggestions of keys and sweep sections.
+size_t config_edit_distance(const char *a, const char *b);
 
 #endif

@@ -5,6 +5,8 @@
 // method other than grid. Keys and values are checked against the key table in sweep_expand.c.
 #include "config/sweep_internal.h"
 
+#include "config/config.h"
+
 #include "core/error.h"
 
 #include <stdarg.h>
@@ -413,31 +415,12 @@ static const struct section sections[] = {
 };
 enum { N_SECTIONS = sizeof sections / sizeof sections[0] };
 
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t nb = strlen(b), row[SWEEP_KEY_MAX];
-    if (nb >= SWEEP_KEY_MAX) return SIZE_MAX;
-    for (size_t j = 0; j <= nb; j++) row[j] = j;
-    for (size_t i = 1; a[i - 1]; i++) {
-        size_t diagonal = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= nb; j++) {
-            size_t above = row[j], best = diagonal + (a[i - 1] != b[j - 1]);
-            if (above + 1 < best) best = above + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diagonal = above;
-        }
-    }
-    return row[nb];
-}
-
 static int unknown_section(struct sweep_spec *spec, yaml_node_t *key_node)
 {
     const char *name = sweep_scalar(key_node), *best = NULL;
     size_t best_distance = SUGGEST_DISTANCE + 1;
     for (int i = 0; i < N_SECTIONS; i++) {
-        size_t d = edit_distance(name, sections[i].name);
+        size_t d = config_edit_distance(name, sections[i].name);
         if (d < best_distance) best_distance = d, best = sections[i].name;
     }
     if (best)
