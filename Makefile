@@ -105,7 +105,7 @@ test-mpi: build/promoe build-mpi/promoe build/tests/test_mpi
 
 # The PyTorch side of the benchmark (Debian's python3-torch, python3-numpy, libtcmalloc-minimal4).
 bench-deps:
-	@bash tests/bench/install-deps.sh
+	@bash scripts/install-deps.sh bench
 
 # Our network against the PyTorch implementation in tests/bench (max relative error <= 1e-4).
 bench-check: build/.deps build/promoe

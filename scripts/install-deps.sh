@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what promoe needs from Debian's packages when it is missing (as root, with apt-get).
-# Without root, lists the missing packages and fails. `install-deps.sh mpi` adds Open MPI (mpicc,
-# mpirun) for the optional data-parallel build (`make mpi`, `make test-mpi`).
+# Without root, lists the missing packages and fails. Optional groups, named as arguments: `mpi`
+# adds Open MPI (mpicc, mpirun) for `make mpi` / `make test-mpi`; `bench` adds the PyTorch side of
+# `make bench` (Debian's torch, which multiplies through BLIS; tcmalloc, preloaded by
+# tests/bench/run.sh; Python runs as /usr/bin/python3).
 set -euo pipefail
 
 packages=(
@@ -13,14 +15,17 @@ packages=(
   libpng-dev                    # sample grids
   libcjson-dev                  # safetensors headers
   libssl-dev                    # SHA-256 run ids
-  liblapack-dev                 # symmetric eigen-decompositions (Frechet distance)
   dataset-fashion-mnist         # the mini-scale data set
   liblapack-dev                 # SVDs and eigen-decompositions (evaluation and analysis)
   gnuplot-nox                   # figures: promoe plot and the analysis commands (pngcairo)
 )
-if [ "${1:-}" = mpi ]; then
-  packages+=(openmpi-bin libopenmpi-dev)   # data-parallel training over MPI
-fi
+for group in "$@"; do
+  case "$group" in
+    mpi) packages+=(openmpi-bin libopenmpi-dev) ;;                          # data-parallel training
+    bench) packages+=(python3-torch python3-numpy libtcmalloc-minimal4) ;;  # the PyTorch reference
+    *) echo "promoe: install-deps.sh: unknown group '$group' (mpi, bench)" >&2; exit 129 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do
