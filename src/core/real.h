@@ -22,4 +22,14 @@ typedef float real;
 #define r_sqrt sqrtf
 #endif
 
+// A row reduction vectorised with omp simd, e.g. SIMD_REDUCTION(+ : sum): in the float build its order
+// is fixed by the compiled code (the same on every thread). The double build, which serves the
+// finite-difference checks, keeps the sequential order.
+#define PROMOE_PRAGMA(x) _Pragma(#x)
+#ifdef PROMOE_F64
+#define SIMD_REDUCTION(...)
+#else
+#define SIMD_REDUCTION(...) PROMOE_PRAGMA(omp simd reduction(__VA_ARGS__))
+#endif
+
 #endif

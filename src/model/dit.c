@@ -140,6 +140,26 @@ static void bind(struct dit *m, real *base, struct dit_tensors *w)
 void dit_bind_weights(struct dit *m, real *weights) { bind(m, weights, &m->w); }
 void dit_bind_grads(struct dit *m, real *grads) { bind(m, grads, &m->g); }
 
+// One region, used by one block's MLP at a time: the dense MLP's GELU output (recomputed from fc1
+// in the backward instead of kept per block) and its gradient, or an MoE layer's scratch; every
+// MoE layer's scratch starts where the dense one does.
+static void layout_mlp_scratch(struct dit *m)
+{
+    struct arena *a = &m->arena;
+    size_t N = (size_t)m->max_batch * m->shape.tokens, F = m->shape.mlp_hidden;
+    size_t start = a->used;
+    m->acts.mlp_post = arena_reals(a, N * F);
+    m->acts.d_fc1 = arena_reals(a, N * F);
+    size_t end = a->used;
+    for (int i = 0; i < m->shape.depth; i++) {
+        if (!m->moe[i]) continue;
+        a->used = start;
+        moe_layout_scratch(m->moe[i], a, m->max_batch, m->shape.tokens);
+        if (a->used > end) end = a->used;
+    }
+    a->used = end;
+}
+
 // Carves every activation out of the arena (measuring pass when the base is NULL).
 static void layout_acts(struct dit *m)
 {
@@ -179,9 +199,8 @@ static void layout_acts(struct dit *m)
         b->mod2 = arena_reals(a, N * D);
         int dense = m->moe[i] == NULL;
         b->fc1 = arena_reals(a, dense ? N * F : 0);
-        b->gelu = arena_reals(a, dense ? N * F : 0);
         b->mlp = arena_reals(a, N * D);
-        if (!dense) moe_layout(m->moe[i], a, (int)B, s->tokens);
+        if (!dense) moe_layout_saved(m->moe[i], a, (int)B, s->tokens);
         b->plr_pred = arena_reals(a, has_plr_head(m, i) ? N * P * s->channels : 0);
     }
     x->d_x = arena_reals(a, N * D);
@@ -189,8 +208,6 @@ static void layout_acts(struct dit *m)
     x->d_branch = arena_reals(a, N * D);
     x->d_att = arena_reals(a, N * D);
     x->d_qkv = arena_reals(a, N * 3 * D);
-    x->d_fc1 = arena_reals(a, N * F);
-    x->d_gelu = arena_reals(a, N * F);
     x->d_tokens = arena_reals(a, N * O);
     x->plr_target = arena_reals(a, N * P * s->channels);
     x->d_plr = arena_reals(a, N * P * s->channels);
@@ -201,6 +218,7 @@ static void layout_acts(struct dit *m)
     x->d_t_act = arena_reals(a, B * D);
     x->d_t_hidden = arena_reals(a, B * D);
     x->attention_scratch = arena_reals(a, (size_t)omp_get_max_threads() * s->tokens * s->tokens);
+    layout_mlp_scratch(m);
 }
 
 int dit_create(struct dit *m, const struct config *cfg, int max_batch)
@@ -291,8 +309,8 @@ static void block_forward(struct dit *m, int i, const real *in, real *out, int B
         moe_forward(m->moe[i], a->mlp, a->mod2, m->acts.labels, B, T);
     } else {
         linear_forward(a->fc1, a->mod2, w->fc1_w, w->fc1_b, N, D, s->mlp_hidden);
-        gelu_forward(a->gelu, a->fc1, (size_t)N * s->mlp_hidden);
-        linear_forward(a->mlp, a->gelu, w->fc2_w, w->fc2_b, N, s->mlp_hidden, D);
+        gelu_forward(m->acts.mlp_post, a->fc1, (size_t)N * s->mlp_hidden);
+        linear_forward(a->mlp, m->acts.mlp_post, w->fc2_w, w->fc2_b, N, s->mlp_hidden, D);
     }
     gated_residual_forward(out, a->x_mid, a->ada + 5 * D, a->mlp, ada, B, T, D);
 }
@@ -395,8 +413,9 @@ static void block_backward(struct dit *m, int i, const real *in, int B)
     if (m->moe[i]) {
         moe_backward(m->moe[i], x->d_mod, x->d_branch, a->mod2, B, T);
     } else {
-        linear_backward(x->d_gelu, g->fc2_w, g->fc2_b, x->d_branch, a->gelu, w->fc2_w, N, F, D, 0);
-        gelu_backward(x->d_fc1, x->d_gelu, a->fc1, (size_t)N * F);
+        gelu_forward(x->mlp_post, a->fc1, (size_t)N * F);
+        linear_backward(x->d_fc1, g->fc2_w, g->fc2_b, x->d_branch, x->mlp_post, w->fc2_w, N, F, D, 0);
+        gelu_backward(x->d_fc1, x->d_fc1, a->fc1, (size_t)N * F);
         linear_backward(x->d_mod, g->fc1_w, g->fc1_b, x->d_fc1, a->mod2, w->fc1_w, N, D, F, 0);
     }
     ln_modulate_backward(x->d_x, x->d_ada + 3 * D, x->d_ada + 4 * D, x->d_mod, a->x_mid, a->ln2_mean,

@@ -161,7 +161,9 @@ static int *arena_ints(struct arena *a, size_t n)
     return (int *)arena_reals(a, (n * sizeof(int) + sizeof(real) - 1) / sizeof(real));
 }
 
-void moe_layout(struct moe_layer *L, struct arena *a, int B, int T)
+// What the backward reads, kept per layer: the plan, the gathered inputs, the pre-activations and
+// expert outputs, and the router's activations.
+void moe_layout_saved(struct moe_layer *L, struct arena *a, int B, int T)
 {
     size_t N = (size_t)B * T, D = L->D, h = L->spec.hidden, S = L->spec.shared;
     struct routing_plan *p = &L->plan;
@@ -180,17 +182,30 @@ void moe_layout(struct moe_layer *L, struct arena *a, int B, int T)
     L->labels = arena_ints(a, B);
     L->gathered = arena_reals(a, slots * D);
     L->pre = arena_reals(a, slots * h);
-    L->post = arena_reals(a, slots * h);
     L->expert_out = arena_reals(a, slots * D);
     L->shared_pre = arena_reals(a, S * N * h);
-    L->shared_post = arena_reals(a, S * N * h);
+    L->router->layout(L, a, B, T);
+}
+
+// Buffers used only inside one layer's forward or backward: the model lays them out once at the
+// same place for every layer. The GELU outputs (post) are recomputed from pre in the backward
+// rather than kept, and the GELU gradient overwrites d_post in place.
+void moe_layout_scratch(struct moe_layer *L, struct arena *a, int B, int T)
+{
+    size_t N = (size_t)B * T, D = L->D, h = L->spec.hidden, S = L->spec.shared;
+    size_t slots = (size_t)(L->router->max_slots(L, B, T) + (int)(N * L->spec.uncond));
+    L->post = arena_reals(a, slots * h);
+    L->shared_post = arena_reals(a, N * h);
     L->d_slots = arena_reals(a, slots * D);
     L->d_post = arena_reals(a, slots * h);
-    L->d_pre = arena_reals(a, slots * h);
     L->d_shared_post = arena_reals(a, N * h);
-    L->d_shared_pre = arena_reals(a, N * h);
     L->d_x_slots = arena_reals(a, (S > 1 ? N : 0) * D + slots * D);
-    L->router->layout(L, a, B, T);
+}
+
+void moe_layout(struct moe_layer *L, struct arena *a, int B, int T)
+{
+    moe_layout_saved(L, a, B, T);
+    moe_layout_scratch(L, a, B, T);
 }
 
 // Plan for this forward: the router's entries, then unconditional tokens (gate 1).
@@ -262,8 +277,8 @@ void moe_forward(struct moe_layer *L, real *y, const real *x, const int *labels,
     if (L->spec.shared == 0) memset(y, 0, sizeof(real) * N * D);
     real *scratch = L->d_x_slots;   // free during the forward
     for (int s = 0; s < L->spec.shared; s++)
-        run_expert(&L->shared_w[s], L->shared_pre + (size_t)s * N * h, L->shared_post + (size_t)s * N * h,
-                   s == 0 ? y : scratch, x, N, D, h);
+        run_expert(&L->shared_w[s], L->shared_pre + (size_t)s * N * h, L->shared_post, s == 0 ? y : scratch,
+                   x, N, D, h);
     for (int s = 1; s < L->spec.shared; s++)
         for (size_t i = 0; i < (size_t)N * D; i++) y[i] += scratch[i];   // (S > 1 only; order fixed)
     for (int e = 0; e < p->n_experts; e++) {
@@ -276,22 +291,25 @@ void moe_forward(struct moe_layer *L, real *y, const real *x, const int *labels,
     }
 }
 
+// post is scratch: the GELU output is recomputed from pre; d_post holds dLoss/dpost, then dLoss/dpre.
 static void expert_backward(const struct expert_tensors *w, struct expert_tensors *g, real *d_in,
-                            real *d_post, real *d_pre, const real *d_out, const real *in,
-                            const real *pre, const real *post, int n, int D, int h, int accumulate)
+                            real *post, real *d_post, const real *d_out, const real *in, const real *pre,
+                            int n, int D, int h, int accumulate)
 {
+    gelu_forward(post, pre, (size_t)n * h);
     linear_backward(d_post, g->down_w, g->down_b, d_out, post, w->down_w, n, h, D, 0);
-    gelu_backward(d_pre, d_post, pre, (size_t)n * h);
-    linear_backward(d_in, g->up_w, g->up_b, d_pre, in, w->up_w, n, D, h, accumulate);
+    gelu_backward(d_post, d_post, pre, (size_t)n * h);
+    linear_backward(d_in, g->up_w, g->up_b, d_post, in, w->up_w, n, D, h, accumulate);
 }
 
 static void expert_backward_serial(const struct expert_tensors *w, struct expert_tensors *g, real *d_in,
-                                   real *d_post, real *d_pre, const real *d_out, const real *in,
-                                   const real *pre, const real *post, int n, int D, int h)
+                                   real *post, real *d_post, const real *d_out, const real *in,
+                                   const real *pre, int n, int D, int h)
 {
+    gelu_forward(post, pre, (size_t)n * h);   // nested region: this thread only
     linear_backward_serial(d_post, g->down_w, g->down_b, d_out, post, w->down_w, n, h, D, 0);
-    gelu_backward(d_pre, d_post, pre, (size_t)n * h);
-    linear_backward_serial(d_in, g->up_w, g->up_b, d_pre, in, w->up_w, n, D, h, 0);
+    gelu_backward(d_post, d_post, pre, (size_t)n * h);
+    linear_backward_serial(d_in, g->up_w, g->up_b, d_post, in, w->up_w, n, D, h, 0);
 }
 
 void moe_backward(struct moe_layer *L, real *d_x, const real *d_y, const real *x, int B, int T)
@@ -300,8 +318,8 @@ void moe_backward(struct moe_layer *L, real *d_x, const real *d_y, const real *x
     struct routing_plan *p = &L->plan;
     memset(d_x, 0, sizeof(real) * N * D);
     for (int s = 0; s < L->spec.shared; s++)
-        expert_backward(&L->shared_w[s], &L->shared_g[s], d_x, L->d_shared_post, L->d_shared_pre, d_y, x,
-                        L->shared_pre + (size_t)s * N * h, L->shared_post + (size_t)s * N * h, N, D, h, 1);
+        expert_backward(&L->shared_w[s], &L->shared_g[s], d_x, L->shared_post, L->d_shared_post, d_y, x,
+                        L->shared_pre + (size_t)s * N * h, N, D, h, 1);
 #pragma omp parallel for schedule(static)
     for (int s = 0; s < p->n_slots; s++) {
         const real *dy = d_y + (size_t)p->token[s] * D, *out = L->expert_out + (size_t)s * D;
@@ -317,8 +335,8 @@ void moe_backward(struct moe_layer *L, real *d_x, const real *d_y, const real *x
         int e = L->expert_order[i], first = p->offset[e], n = p->offset[e + 1] - first;
         if (n == 0) continue;
         size_t fh = (size_t)first * h, fd = (size_t)first * D;
-        expert_backward_serial(&L->w[e], &L->g[e], L->d_x_slots + fd, L->d_post + fh, L->d_pre + fh,
-                               L->d_slots + fd, L->gathered + fd, L->pre + fh, L->post + fh, n, D, h);
+        expert_backward_serial(&L->w[e], &L->g[e], L->d_x_slots + fd, L->post + fh, L->d_post + fh,
+                               L->d_slots + fd, L->gathered + fd, L->pre + fh, n, D, h);
     }
     for (int e = 0; e < p->n_experts; e++) {
         int first = p->offset[e], n = p->offset[e + 1] - first;

@@ -91,17 +91,24 @@ struct moe_layer {
     int *routed;                   // [B] 1 = the router routes this sample, 0 = unconditional experts
     int *labels;                   // [B] labels of the last forward (for statistics)
     int *expert_order;             // [n_experts] experts by decreasing token count
-    real *gathered, *pre, *post, *expert_out;         // [max_slots, D], [max_slots, h] x2, [max_slots, D]
-    real *shared_pre, *shared_post;                   // [shared][N, h]
-    real *d_slots, *d_post, *d_pre;                   // [max_slots, D], [max_slots, h] x2
-    real *d_shared_post, *d_shared_pre;               // [N, h]
-    real *d_x_slots;                                  // [max_slots, D]
+    // saved for the backward
+    real *gathered, *pre, *expert_out;                // [max_slots, D], [max_slots, h], [max_slots, D]
+    real *shared_pre;                                 // [shared][N, h]
+    // scratch (moe_layout_scratch): shared by every layer of a model
+    real *post, *shared_post;                         // GELU outputs [max_slots, h], [N, h]
+    real *d_slots, *d_post;                           // [max_slots, D], [max_slots, h]
+    real *d_shared_post;                              // [N, h]
+    real *d_x_slots;                                  // [(shared > 1 ? N : 0) + max_slots, D]
 };
 
 // Registers the layer's experts and router under "blocks.<block>.mlp" (ProMoE's names).
 int moe_create(struct moe_layer *L, const struct config *cfg, int block, struct param_table *t);
 void moe_destroy(struct moe_layer *L);
 void moe_bind(struct moe_layer *L, const struct param_table *t, real *base, int grads);
+// Carves the layer's buffers out of the arena: what its backward reads (saved) and what it uses only
+// while it runs (scratch, which a model lays out once for all its layers); moe_layout does both.
+void moe_layout_saved(struct moe_layer *L, struct arena *a, int B, int T);
+void moe_layout_scratch(struct moe_layer *L, struct arena *a, int B, int T);
 void moe_layout(struct moe_layer *L, struct arena *a, int B, int T);
 
 // y [B*T, D] = MoE(x [B*T, D]); labels [B] decide conditional routing.

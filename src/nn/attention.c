@@ -7,16 +7,21 @@
 #include "core/blas.h"
 #include "nn/fastmath.h"
 
+// The row reductions are vectorised (omp simd): their order is fixed by the compiled code, the same
+// on every thread, so results stay independent of the thread count.
 static void softmax_rows(real *m, int rows, int cols)
 {
     for (int r = 0; r < rows; r++) {
         real *row = m + (size_t)r * cols, max = row[0], sum = 0;
+        SIMD_REDUCTION(max : max)
         for (int c = 1; c < cols; c++) max = row[c] > max ? row[c] : max;
+        SIMD_REDUCTION(+ : sum)
         for (int c = 0; c < cols; c++) {
             row[c] = exp_fast(row[c] - max);
             sum += row[c];
         }
         real inv = 1 / sum;
+#pragma omp simd
         for (int c = 0; c < cols; c++) row[c] *= inv;
     }
 }
@@ -42,7 +47,9 @@ static void softmax_backward_rows(real *dp, const real *p, int T, real scale)
     for (int r = 0; r < T; r++) {
         real *drow = dp + (size_t)r * T, dot = 0;
         const real *prow = p + (size_t)r * T;
+        SIMD_REDUCTION(+ : dot)
         for (int c = 0; c < T; c++) dot += prow[c] * drow[c];
+#pragma omp simd
         for (int c = 0; c < T; c++) drow[c] = prow[c] * (drow[c] - dot) * scale;
     }
 }
