@@ -54,13 +54,39 @@ static void test_activations(void)
     }
 }
 
+// The MLP's fused form: GELU(in + bias), its derivative recomputed in one pass (rows 5, cols 8).
+struct gelu_bias_ctx { real *out, *in, *bias; };
+static void gelu_bias_fwd(void *p)
+{
+    struct gelu_bias_ctx *c = p;
+    gelu_bias_forward(c->out, c->in, c->bias, 5, 8);
+}
+
+static void test_gelu_bias(void)
+{
+    real in[40], bias[8], out[40], r[40], post[40], deriv[40], din[40], dbias[8] = {0};
+    fill_normal(in, 40, 2); fill_normal(bias, 8, 1); fill_normal(r, 40, 1);
+    struct gelu_bias_ctx ctx = {out, in, bias};
+    struct fd_case c = {"gelu+bias", gelu_bias_fwd, &ctx, out, r, 40, NULL, NULL};
+    loss_of(&c);
+    gelu_bias_recompute(post, deriv, in, bias, 5, 8);
+    double worst = 0;
+    for (int i = 0; i < 40; i++) worst = fmax(worst, fabs(post[i] - out[i]));
+    CHECK(worst == 0, "gelu_bias_recompute's output equals the forward's (worst %.3g)", worst);
+    for (int i = 0; i < 40; i++) din[i] = r[i];
+    gelu_apply_deriv(din, deriv, 40);
+    for (int i = 0; i < 40; i++) dbias[i % 8] += din[i];
+    check_variable(&c, "in", in, din, 40);
+    check_variable(&c, "bias", bias, dbias, 8);
+}
+
 // ---- LayerNorm + modulation, gated residual ----
 enum { AB = 2, AT = 3, AD = 8, ASTRIDE = 3 * AD };
 struct adaln_ctx { real *out, *mean, *rstd, *x, *ada, *f; int gated; };
 static void adaln_fwd(void *p)
 {
     struct adaln_ctx *c = p;
-    if (c->gated) gated_residual_forward(c->out, c->x, c->ada + 2 * AD, c->f, ASTRIDE, AB, AT, AD);
+    if (c->gated) gated_residual_forward(c->out, c->x, c->ada + 2 * AD, c->f, NULL, ASTRIDE, AB, AT, AD);
     else ln_modulate_forward(c->out, c->mean, c->rstd, c->x, c->ada, c->ada + AD, ASTRIDE, AB, AT, AD);
 }
 
@@ -76,7 +102,7 @@ static void test_adaln(void)
         memset(dx, 0, sizeof dx); memset(df, 0, sizeof df); memset(dada, 0, sizeof dada);
         loss_of(&c);
         if (gated) {
-            gated_residual_backward(df, dada + 2 * AD, r, ada + 2 * AD, f, ASTRIDE, AB, AT, AD);
+            gated_residual_backward(df, dada + 2 * AD, r, ada + 2 * AD, f, NULL, ASTRIDE, AB, AT, AD);
             for (int i = 0; i < N; i++) dx[i] = r[i];
             check_variable(&c, "f", f, df, N);
         } else {
@@ -93,7 +119,7 @@ struct att_ctx { real *out, *probs, *qkv; };
 static void att_fwd(void *p)
 {
     struct att_ctx *c = p;
-    attention_forward(c->out, c->probs, c->qkv, HB, HT, HD, HH);
+    attention_forward(c->out, c->probs, c->qkv, NULL, HB, HT, HD, HH);
 }
 
 static void test_attention(void)
@@ -134,6 +160,7 @@ int main(void)
     rng_init(&test_rng, 1234, 0, RNG_TEST, 0);
     test_linear();
     test_activations();
+    test_gelu_bias();
     test_adaln();
     test_attention();
     test_unpatchify();

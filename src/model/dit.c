@@ -140,15 +140,16 @@ static void bind(struct dit *m, real *base, struct dit_tensors *w)
 void dit_bind_weights(struct dit *m, real *weights) { bind(m, weights, &m->w); }
 void dit_bind_grads(struct dit *m, real *grads) { bind(m, grads, &m->g); }
 
-// One region, used by one block's MLP at a time: the dense MLP's GELU output (recomputed from fc1
-// in the backward instead of kept per block) and its gradient, or an MoE layer's scratch; every
-// MoE layer's scratch starts where the dense one does.
+// One region, used by one block's MLP at a time: the dense MLP's GELU output and derivative
+// (recomputed from fc1 in the backward instead of kept per block) and its gradient, or an MoE
+// layer's scratch; every MoE layer's scratch starts where the dense one does.
 static void layout_mlp_scratch(struct dit *m)
 {
     struct arena *a = &m->arena;
     size_t N = (size_t)m->max_batch * m->shape.tokens, F = m->shape.mlp_hidden;
     size_t start = a->used;
     m->acts.mlp_post = arena_reals(a, N * F);
+    m->acts.gelu_deriv = arena_reals(a, N * F);
     m->acts.d_fc1 = arena_reals(a, N * F);
     size_t end = a->used;
     for (int i = 0; i < m->shape.depth; i++) {
@@ -296,10 +297,12 @@ static void block_forward(struct dit *m, int i, const real *in, real *out, int B
     int T = s->tokens, D = s->hidden, N = B * T, ada = 6 * D;
     linear_forward(a->ada, m->acts.silu_c, w->ada_w, w->ada_b, B, D, 6 * D);
     ln_modulate_forward(a->mod1, a->ln1_mean, a->ln1_rstd, in, a->ada, a->ada + D, ada, B, T, D);
-    linear_forward(a->qkv, a->mod1, w->qkv_w, w->qkv_b, N, D, 3 * D);
-    attention_forward(a->att, a->probs, a->qkv, B, T, D, s->heads);
-    linear_forward(a->proj, a->att, w->proj_w, w->proj_b, N, D, D);
-    gated_residual_forward(a->x_mid, in, a->ada + 2 * D, a->proj, ada, B, T, D);
+    // The biases of qkv, proj, fc1 and fc2 are added by the passes that read the products (attention,
+    // gated residual, GELU) rather than copied into the outputs first: one memory pass less each.
+    linear_forward(a->qkv, a->mod1, w->qkv_w, NULL, N, D, 3 * D);
+    attention_forward(a->att, a->probs, a->qkv, w->qkv_b, B, T, D, s->heads);
+    linear_forward(a->proj, a->att, w->proj_w, NULL, N, D, D);
+    gated_residual_forward(a->x_mid, in, a->ada + 2 * D, a->proj, w->proj_b, ada, B, T, D);
     ln_modulate_forward(a->mod2, a->ln2_mean, a->ln2_rstd, a->x_mid, a->ada + 3 * D, a->ada + 4 * D,
                         ada, B, T, D);
     if (m->moe[i]) {
@@ -308,11 +311,11 @@ static void block_forward(struct dit *m, int i, const real *in, real *out, int B
         m->moe[i]->step = m->step;
         moe_forward(m->moe[i], a->mlp, a->mod2, m->acts.labels, B, T);
     } else {
-        linear_forward(a->fc1, a->mod2, w->fc1_w, w->fc1_b, N, D, s->mlp_hidden);
-        gelu_forward(m->acts.mlp_post, a->fc1, (size_t)N * s->mlp_hidden);
-        linear_forward(a->mlp, m->acts.mlp_post, w->fc2_w, w->fc2_b, N, s->mlp_hidden, D);
+        linear_forward(a->fc1, a->mod2, w->fc1_w, NULL, N, D, s->mlp_hidden);
+        gelu_bias_forward(m->acts.mlp_post, a->fc1, w->fc1_b, N, s->mlp_hidden);
+        linear_forward(a->mlp, m->acts.mlp_post, w->fc2_w, NULL, N, s->mlp_hidden, D);
     }
-    gated_residual_forward(out, a->x_mid, a->ada + 5 * D, a->mlp, ada, B, T, D);
+    gated_residual_forward(out, a->x_mid, a->ada + 5 * D, a->mlp, m->moe[i] ? NULL : w->fc2_b, ada, B, T, D);
 }
 
 static void final_forward(struct dit *m, const real *in, int B)
@@ -409,19 +412,21 @@ static void block_backward(struct dit *m, int i, const real *in, int B)
     int T = s->tokens, D = s->hidden, N = B * T, F = s->mlp_hidden, ada = 6 * D;
     memset(x->d_ada, 0, sizeof(real) * B * ada);
     memset(x->d_branch, 0, sizeof(real) * N * D);
-    gated_residual_backward(x->d_branch, x->d_ada + 5 * D, x->d_x, a->ada + 5 * D, a->mlp, ada, B, T, D);
+    gated_residual_backward(x->d_branch, x->d_ada + 5 * D, x->d_x, a->ada + 5 * D, a->mlp,
+                            m->moe[i] ? NULL : w->fc2_b, ada, B, T, D);
     if (m->moe[i]) {
         moe_backward(m->moe[i], x->d_mod, x->d_branch, a->mod2, B, T);
     } else {
-        gelu_forward(x->mlp_post, a->fc1, (size_t)N * F);
+        gelu_bias_recompute(x->mlp_post, x->gelu_deriv, a->fc1, w->fc1_b, N, F);
         linear_backward(x->d_fc1, g->fc2_w, g->fc2_b, x->d_branch, x->mlp_post, w->fc2_w, N, F, D, 0);
-        gelu_backward(x->d_fc1, x->d_fc1, a->fc1, (size_t)N * F);
+        gelu_apply_deriv(x->d_fc1, x->gelu_deriv, (size_t)N * F);
         linear_backward(x->d_mod, g->fc1_w, g->fc1_b, x->d_fc1, a->mod2, w->fc1_w, N, D, F, 0);
     }
     ln_modulate_backward(x->d_x, x->d_ada + 3 * D, x->d_ada + 4 * D, x->d_mod, a->x_mid, a->ln2_mean,
                          a->ln2_rstd, a->ada + 4 * D, ada, B, T, D);
     memset(x->d_branch, 0, sizeof(real) * N * D);
-    gated_residual_backward(x->d_branch, x->d_ada + 2 * D, x->d_x, a->ada + 2 * D, a->proj, ada, B, T, D);
+    gated_residual_backward(x->d_branch, x->d_ada + 2 * D, x->d_x, a->ada + 2 * D, a->proj, w->proj_b,
+                            ada, B, T, D);
     linear_backward(x->d_att, g->proj_w, g->proj_b, x->d_branch, a->att, w->proj_w, N, D, D, 0);
     attention_backward(x->d_qkv, x->d_att, a->probs, a->qkv, x->attention_scratch, B, T, D, s->heads);
     linear_backward(x->d_mod, g->qkv_w, g->qkv_b, x->d_qkv, a->mod1, w->qkv_w, N, D, 3 * D, 0);

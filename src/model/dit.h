@@ -33,15 +33,15 @@ struct dit_block_acts {
     real *ada;                        // [B, 6D]
     real *ln1_mean, *ln1_rstd;        // [N]
     real *mod1;                       // [N, D]  attention input
-    real *qkv;                        // [N, 3D]
+    real *qkv;                        // [N, 3D] (bias included by the attention forward)
     real *probs;                      // [B, H, T, T]
     real *att;                        // [N, D]  heads concatenated
-    real *proj;                       // [N, D]  attention branch output
+    real *proj;                       // [N, D]  attention branch output, without proj's bias
     real *x_mid;                      // [N, D]  residual after attention
     real *ln2_mean, *ln2_rstd;        // [N]
     real *mod2;                       // [N, D]  MLP input (the MoE input u)
-    real *fc1;                        // [N, 4D] pre-activation (its GELU is recomputed in the backward)
-    real *mlp;                        // [N, D]  MLP branch output
+    real *fc1;                        // [N, 4D] pre-activation without fc1's bias (GELU adds it)
+    real *mlp;                        // [N, D]  MLP branch output (dense: without fc2's bias)
     real *plr_pred;                   // [N, p p C] per-layer regularisation prediction (or NULL)
 };
 
@@ -61,9 +61,9 @@ struct dit_acts {
     // backward scratch
     real *d_x, *d_mod, *d_branch, *d_att;   // [N, D]
     real *d_qkv;                            // [N, 3D]
-    // one block's MLP at a time (layout_mlp_scratch): GELU output, then dLoss/dGELU and dLoss/dfc1
-    // in place; an MoE layer's scratch overlays the same region
-    real *mlp_post, *d_fc1;                 // [N, 4D]
+    // one block's MLP at a time (layout_mlp_scratch): GELU output and derivative, then dLoss/dGELU
+    // and dLoss/dfc1 in place; an MoE layer's scratch overlays the same region
+    real *mlp_post, *gelu_deriv, *d_fc1;    // [N, 4D]
     real *d_tokens;                         // [N, p p C_out]
     real *plr_target, *d_plr;               // [N, p p C]: the target as tokens, its gradient
     real *d_ada, *d_final_ada;              // [B, 6D], [B, 2D]

@@ -189,13 +189,15 @@ void moe_layout_saved(struct moe_layer *L, struct arena *a, int B, int T)
 
 // Buffers used only inside one layer's forward or backward: the model lays them out once at the
 // same place for every layer. The GELU outputs (post) are recomputed from pre in the backward
-// rather than kept, and the GELU gradient overwrites d_post in place.
+// rather than kept (with their derivatives), and the GELU gradient overwrites d_post in place.
 void moe_layout_scratch(struct moe_layer *L, struct arena *a, int B, int T)
 {
     size_t N = (size_t)B * T, D = L->D, h = L->spec.hidden, S = L->spec.shared;
     size_t slots = (size_t)(L->router->max_slots(L, B, T) + (int)(N * L->spec.uncond));
     L->post = arena_reals(a, slots * h);
+    L->deriv = arena_reals(a, slots * h);
     L->shared_post = arena_reals(a, N * h);
+    L->shared_deriv = arena_reals(a, N * h);
     L->d_slots = arena_reals(a, slots * D);
     L->d_post = arena_reals(a, slots * h);
     L->d_shared_post = arena_reals(a, N * h);
@@ -226,19 +228,20 @@ static void build_plan(struct moe_layer *L, const real *x, const int *labels, in
     plan_finalize(p);
 }
 
+// pre [n, h] is the up product without its bias, which the GELU pass adds (no copy before the product).
 static void run_expert(const struct expert_tensors *w, real *pre, real *post, real *out, const real *in,
                        int n, int D, int h)
 {
-    linear_forward(pre, in, w->up_w, w->up_b, n, D, h);
-    gelu_forward(post, pre, (size_t)n * h);
+    linear_forward(pre, in, w->up_w, NULL, n, D, h);
+    gelu_bias_forward(post, pre, w->up_b, n, h);
     linear_forward(out, post, w->down_w, w->down_b, n, h, D);
 }
 
 static void run_expert_serial(const struct expert_tensors *w, real *pre, real *post, real *out,
                               const real *in, int n, int D, int h)
 {
-    linear_forward_serial(pre, in, w->up_w, w->up_b, n, D, h);
-    gelu_forward(post, pre, (size_t)n * h);   // nested region: this thread only
+    linear_forward_serial(pre, in, w->up_w, NULL, n, D, h);
+    gelu_bias_forward(post, pre, w->up_b, n, h);   // nested region: this thread only
     linear_forward_serial(out, post, w->down_w, w->down_b, n, h, D);
 }
 
@@ -291,25 +294,31 @@ void moe_forward(struct moe_layer *L, real *y, const real *x, const int *labels,
     }
 }
 
-// post is scratch: the GELU output is recomputed from pre; d_post holds dLoss/dpost, then dLoss/dpre.
+// The expert's scratch [n, h] each: post and deriv, the GELU output and derivative recomputed from
+// pre; d_post, dLoss/dpost and then dLoss/dpre in place.
+struct expert_scratch {
+    real *post, *deriv, *d_post;
+};
+
 static void expert_backward(const struct expert_tensors *w, struct expert_tensors *g, real *d_in,
-                            real *post, real *d_post, const real *d_out, const real *in, const real *pre,
+                            struct expert_scratch x, const real *d_out, const real *in, const real *pre,
                             int n, int D, int h, int accumulate)
 {
-    gelu_forward(post, pre, (size_t)n * h);
-    linear_backward(d_post, g->down_w, g->down_b, d_out, post, w->down_w, n, h, D, 0);
-    gelu_backward(d_post, d_post, pre, (size_t)n * h);
-    linear_backward(d_in, g->up_w, g->up_b, d_post, in, w->up_w, n, D, h, accumulate);
+    gelu_bias_recompute(x.post, x.deriv, pre, w->up_b, n, h);
+    linear_backward(x.d_post, g->down_w, g->down_b, d_out, x.post, w->down_w, n, h, D, 0);
+    gelu_apply_deriv(x.d_post, x.deriv, (size_t)n * h);
+    linear_backward(d_in, g->up_w, g->up_b, x.d_post, in, w->up_w, n, D, h, accumulate);
 }
 
+// The same inside the experts' parallel loop: single-threaded products, nested regions on this thread.
 static void expert_backward_serial(const struct expert_tensors *w, struct expert_tensors *g, real *d_in,
-                                   real *post, real *d_post, const real *d_out, const real *in,
+                                   struct expert_scratch x, const real *d_out, const real *in,
                                    const real *pre, int n, int D, int h)
 {
-    gelu_forward(post, pre, (size_t)n * h);   // nested region: this thread only
-    linear_backward_serial(d_post, g->down_w, g->down_b, d_out, post, w->down_w, n, h, D, 0);
-    gelu_backward(d_post, d_post, pre, (size_t)n * h);
-    linear_backward_serial(d_in, g->up_w, g->up_b, d_post, in, w->up_w, n, D, h, 0);
+    gelu_bias_recompute(x.post, x.deriv, pre, w->up_b, n, h);
+    linear_backward_serial(x.d_post, g->down_w, g->down_b, d_out, x.post, w->down_w, n, h, D, 0);
+    gelu_apply_deriv(x.d_post, x.deriv, (size_t)n * h);
+    linear_backward_serial(d_in, g->up_w, g->up_b, x.d_post, in, w->up_w, n, D, h, 0);
 }
 
 void moe_backward(struct moe_layer *L, real *d_x, const real *d_y, const real *x, int B, int T)
@@ -318,7 +327,8 @@ void moe_backward(struct moe_layer *L, real *d_x, const real *d_y, const real *x
     struct routing_plan *p = &L->plan;
     memset(d_x, 0, sizeof(real) * N * D);
     for (int s = 0; s < L->spec.shared; s++)
-        expert_backward(&L->shared_w[s], &L->shared_g[s], d_x, L->shared_post, L->d_shared_post, d_y, x,
+        expert_backward(&L->shared_w[s], &L->shared_g[s], d_x,
+                        (struct expert_scratch){L->shared_post, L->shared_deriv, L->d_shared_post}, d_y, x,
                         L->shared_pre + (size_t)s * N * h, N, D, h, 1);
 #pragma omp parallel for schedule(static)
     for (int s = 0; s < p->n_slots; s++) {
@@ -335,8 +345,9 @@ void moe_backward(struct moe_layer *L, real *d_x, const real *d_y, const real *x
         int e = L->expert_order[i], first = p->offset[e], n = p->offset[e + 1] - first;
         if (n == 0) continue;
         size_t fh = (size_t)first * h, fd = (size_t)first * D;
-        expert_backward_serial(&L->w[e], &L->g[e], L->d_x_slots + fd, L->post + fh, L->d_post + fh,
-                               L->d_slots + fd, L->gathered + fd, L->pre + fh, n, D, h);
+        struct expert_scratch scratch = {L->post + fh, L->deriv + fh, L->d_post + fh};
+        expert_backward_serial(&L->w[e], &L->g[e], L->d_x_slots + fd, scratch, L->d_slots + fd,
+                               L->gathered + fd, L->pre + fh, n, D, h);
     }
     for (int e = 0; e < p->n_experts; e++) {
         int first = p->offset[e], n = p->offset[e + 1] - first;

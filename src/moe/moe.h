@@ -93,9 +93,10 @@ struct moe_layer {
     int *expert_order;             // [n_experts] experts by decreasing token count
     // saved for the backward
     real *gathered, *pre, *expert_out;                // [max_slots, D], [max_slots, h], [max_slots, D]
-    real *shared_pre;                                 // [shared][N, h]
+    real *shared_pre;                                 // [shared][N, h]; pre: up products without bias
     // scratch (moe_layout_scratch): shared by every layer of a model
-    real *post, *shared_post;                         // GELU outputs [max_slots, h], [N, h]
+    real *post, *deriv;                               // GELU outputs and derivatives [max_slots, h]
+    real *shared_post, *shared_deriv;                 // the same for a shared expert [N, h]
     real *d_slots, *d_post;                           // [max_slots, D], [max_slots, h]
     real *d_shared_post;                              // [N, h]
     real *d_x_slots;                                  // [(shared > 1 ? N : 0) + max_slots, D]

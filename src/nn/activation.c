@@ -31,6 +31,46 @@ void gelu_backward(real *d_in, const real *d_out, const real *in, size_t n)
     }
 }
 
+void gelu_bias_forward(real *out, const real *in, const real *bias, size_t rows, size_t cols)
+{
+    if (!bias) {
+        gelu_forward(out, in, rows * cols);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        const real *x = in + r * cols;
+        real *y = out + r * cols;
+#pragma omp simd
+        for (size_t c = 0; c < cols; c++) {
+            real u = x[c] + bias[c];
+            y[c] = u * gelu_gate(u, NULL);
+        }
+    }
+}
+
+void gelu_bias_recompute(real *post, real *deriv, const real *in, const real *bias, size_t rows,
+                         size_t cols)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        const real *x = in + r * cols;
+        real *y = post + r * cols, *dy = deriv + r * cols;
+#pragma omp simd
+        for (size_t c = 0; c < cols; c++) {
+            real da, u = bias ? x[c] + bias[c] : x[c], s = gelu_gate(u, &da);
+            y[c] = u * s;
+            dy[c] = s + 2 * u * s * (1 - s) * da;
+        }
+    }
+}
+
+void gelu_apply_deriv(real *d, const real *deriv, size_t n)
+{
+#pragma omp parallel for simd schedule(simd : static)
+    for (size_t i = 0; i < n; i++) d[i] *= deriv[i];
+}
+
 void silu_forward(real *out, const real *in, size_t n)
 {
 #pragma omp parallel for simd schedule(simd : static)

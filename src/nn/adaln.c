@@ -68,20 +68,24 @@ void ln_modulate_backward(real *d_x, real *d_shift, real *d_scale, const real *d
 }
 
 void gated_residual_forward(real *out, const real *x, const real *gate, const real *f,
-                            int ada_stride, int B, int T, int D)
+                            const real *bias, int ada_stride, int B, int T, int D)
 {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < B * T; n++) {
         const real *g = gate + (size_t)(n / T) * ada_stride;
-        for (int d = 0; d < D; d++) {
-            size_t i = (size_t)n * D + d;
-            out[i] = x[i] + g[d] * f[i];
+        size_t row = (size_t)n * D;
+        if (bias) {
+#pragma omp simd
+            for (int d = 0; d < D; d++) out[row + d] = x[row + d] + g[d] * (f[row + d] + bias[d]);
+        } else {
+#pragma omp simd
+            for (int d = 0; d < D; d++) out[row + d] = x[row + d] + g[d] * f[row + d];
         }
     }
 }
 
 void gated_residual_backward(real *d_f, real *d_gate, const real *d_out, const real *gate,
-                             const real *f, int ada_stride, int B, int T, int D)
+                             const real *f, const real *bias, int ada_stride, int B, int T, int D)
 {
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
@@ -89,9 +93,10 @@ void gated_residual_backward(real *d_f, real *d_gate, const real *d_out, const r
         real *dg = d_gate + (size_t)b * ada_stride;
         for (int t = 0; t < T; t++) {
             size_t row = ((size_t)b * T + t) * D;
+#pragma omp simd
             for (int d = 0; d < D; d++) {
                 d_f[row + d] += d_out[row + d] * g[d];
-                dg[d] += d_out[row + d] * f[row + d];
+                dg[d] += d_out[row + d] * (bias ? f[row + d] + bias[d] : f[row + d]);
             }
         }
     }

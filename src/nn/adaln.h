@@ -15,12 +15,14 @@ void ln_modulate_backward(real *d_x, real *d_shift, real *d_scale, const real *d
                           const real *x, const real *mean, const real *rstd, const real *scale,
                           int ada_stride, int B, int T, int D);
 
-// out [B*T, D] = x + gate[b] * f; gate [B, D] with row stride ada_stride. out may equal x.
+// out [B*T, D] = x + gate[b] * (f + bias); gate [B, D] with row stride ada_stride; bias [D] is the
+// branch's last linear bias, added here rather than by a copy before its product (or NULL).
+// out may equal x.
 void gated_residual_forward(real *out, const real *x, const real *gate, const real *f,
-                            int ada_stride, int B, int T, int D);
-// Accumulates: d_f [B*T, D] += d_out * gate; d_gate [B, D] += sum over tokens of d_out * f.
+                            const real *bias, int ada_stride, int B, int T, int D);
+// Accumulates: d_f [B*T, D] += d_out * gate; d_gate [B, D] += sum over tokens of d_out * (f + bias).
 // (d_x += d_out is the caller's: the residual gradient passes through unchanged.)
 void gated_residual_backward(real *d_f, real *d_gate, const real *d_out, const real *gate,
-                             const real *f, int ada_stride, int B, int T, int D);
+                             const real *f, const real *bias, int ada_stride, int B, int T, int D);
 
 #endif

@@ -26,14 +26,27 @@ static void softmax_rows(real *m, int rows, int cols)
     }
 }
 
-void attention_forward(real *out, real *probs, const real *qkv, int B, int T, int D, int H)
+// Adds head h's q, k and v biases to the T rows of one block (row stride ld).
+static void add_head_bias(real *q, const real *bias, int T, int D, int hd, int ld)
+{
+    for (int t = 0; t < T; t++)
+        for (int part = 0; part < 3; part++) {
+            real *row = q + (size_t)t * ld + part * D;
+            const real *b = bias + part * D;
+#pragma omp simd
+            for (int c = 0; c < hd; c++) row[c] += b[c];
+        }
+}
+
+void attention_forward(real *out, real *probs, real *qkv, const real *bias, int B, int T, int D, int H)
 {
     int hd = D / H, ld = 3 * D;
     real scale = 1 / r_sqrt((real)hd);
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        const real *q = qkv + (size_t)b * T * ld + h * hd, *k = q + D, *v = q + 2 * D;
+        real *q = qkv + (size_t)b * T * ld + h * hd, *k = q + D, *v = q + 2 * D;
+        if (bias) add_head_bias(q, bias + h * hd, T, D, hd, ld);
         real *p = probs + (size_t)bh * T * T;
         gemm_serial(NO_TRANS, TRANS, T, T, hd, scale, q, ld, k, ld, 0, p, T);
         softmax_rows(p, T, T);
