@@ -6,7 +6,7 @@ CC      ?= gcc
 MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 BLIS_INC = /usr/include/$(MULTIARCH)/blis-openmp
 BLIS_LIB = /usr/lib/$(MULTIARCH)/blis-openmp
-CFLAGS  ?= -O3 -march=native -g
+CFLAGS  ?= -O3 -march=native -mprefer-vector-width=512 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fopenmp -ffp-contract=off -fno-math-errno -Wall -Wextra -Isrc -isystem $(BLIS_INC)
 ifeq ($(CI),true)
 CFLAGS  += -Werror
