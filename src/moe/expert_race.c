@@ -129,7 +129,7 @@ static void sift_down(struct race_entry *h, size_t root, size_t size)
     }
 }
 
-// This rank's tokens alone: the race at inference, and in training with scope rank.
+// This rank's tokens alone: the race at inference (training_field gives the same with scope rank).
 static struct race_field local_field(struct expert_race *r, const int *routed, int N, int T, int n_routed)
 {
     return (struct race_field){r->s, routed, N, T, 0, n_routed};
