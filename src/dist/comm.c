@@ -132,12 +132,18 @@ void comm_sum_doubles(double *buf, size_t n) { sum_in_place(buf, n, sizeof(doubl
 void comm_sum_ints(int *buf, size_t n) { sum_in_place(buf, n, sizeof(int), MPI_INT, 0); }
 void comm_sum_int64(int64_t *buf, size_t n) { sum_in_place(buf, n, sizeof(int64_t), MPI_INT64_T, 0); }
 
-// all [size * n] = every rank's mine [n], rank 0 first. Chunks keep MPI's int counts; each chunk's
-// blocks are received n elements apart (a resized receive type), so the layout is that of one call.
+// all [size * n] = every rank's mine [n], rank 0 first. Beyond COMM_CHUNK elements, chunks keep
+// MPI's int counts, each chunk's blocks received n elements apart (a resized receive type, built
+// per call), so the layout is that of one call.
 static void gather(const void *mine, size_t n, size_t elem, MPI_Datatype type, void *all)
 {
     if (!started || comm_size() == 1) {
         memcpy(all, mine, n * elem);
+        return;
+    }
+    gather_sent_bytes += (int64_t)(n * elem);
+    if (n <= COMM_CHUNK) {   // every router pool: one call, no datatype to build
+        MPI_Allgather(mine, (int)n, type, all, (int)n, type, MPI_COMM_WORLD);
         return;
     }
     for (size_t done = 0; done < n; done += COMM_CHUNK) {
@@ -151,7 +157,6 @@ static void gather(const void *mine, size_t n, size_t elem, MPI_Datatype type, v
         MPI_Type_free(&spaced);
         MPI_Type_free(&block);
     }
-    gather_sent_bytes += (int64_t)(n * elem);
 }
 
 void comm_gather_reals(const real *mine, size_t n, real *all) { gather(mine, n, sizeof(real), MPI_REAL_TYPE, all); }
