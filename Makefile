@@ -99,8 +99,16 @@ build-mpi/obj/%.o: src/%.c $(wildcard src/*/*.h) | build-mpi/.deps
 build-mpi/promoe: $(MPI_OBJ) build/obj/schema.o
 	mpicc $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Two ranks against one process on tiny models (installs Open MPI when missing).
-test-mpi: build/promoe build-mpi/promoe build/tests/test_mpi
+# MPI test programs (tests/mpi_*.c) link the MPI library objects; test_mpi runs them under mpirun.
+build-mpi/libpromoe.a: $(LIB_SRC:src/%.c=build-mpi/obj/%.o) build/obj/schema.o
+	ar rcs $@ $^
+
+build-mpi/tests/mpi_%: tests/mpi_%.c $(wildcard tests/*.h) build-mpi/libpromoe.a
+	@mkdir -p build-mpi/tests
+	mpicc $(CFLAGS) -DPROMOE_MPI -Itests -o $@ $< build-mpi/libpromoe.a $(LDLIBS)
+
+# Two ranks against one process on tiny models and single layers (installs Open MPI when missing).
+test-mpi: build/promoe build-mpi/promoe build/tests/test_mpi build-mpi/tests/mpi_pool
 	@PROMOE_TEST_MPI=1 bash tests/run.sh build/tests/test_mpi
 
 # The PyTorch side of the benchmark (Debian's python3-torch, python3-numpy, libtcmalloc-minimal4).

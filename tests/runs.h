@@ -1,6 +1,6 @@
 // Helpers for tests that train through train_run and look at what a run left behind: a value
-// from its database, its loss rows with every bit, and whether two checkpoints hold the same
-// tensors. Databases are named by folder and file name.
+// from its database, its loss (or any metric's) rows with every bit, and whether two checkpoints
+// hold the same tensors. Databases are named by folder and file name.
 #ifndef PROMOE_TEST_RUNS_H
 #define PROMOE_TEST_RUNS_H
 
@@ -28,13 +28,14 @@ static inline double run_query(const char *dir, const char *db_name, const char 
     return value;
 }
 
-// A run's loss rows as "step value" lines, values printed with every bit (%.17g).
-static inline void run_losses(const char *dir, const char *db_name, const char *run_id, char *out, size_t size)
+// A run's rows of metric `name` as "step value" lines, values printed with every bit (%.17g).
+static inline void run_metric_rows(const char *dir, const char *db_name, const char *run_id, const char *name,
+                                   char *out, size_t size)
 {
-    char path[512], sql[256];
+    char path[512], sql[320];
     snprintf(path, sizeof path, "%s/%s", dir, db_name);
     snprintf(sql, sizeof sql, "SELECT step, printf('%%.17g', value) FROM metrics WHERE run_id='%s' "
-             "AND name='loss' ORDER BY step", run_id);
+             "AND name='%s' ORDER BY step", run_id, name);
     sqlite3 *db;
     sqlite3_stmt *st;
     out[0] = '\0';
@@ -48,6 +49,12 @@ static inline void run_losses(const char *dir, const char *db_name, const char *
                          (const char *)sqlite3_column_text(st, 1));
     sqlite3_finalize(st);
     sqlite3_close(db);
+}
+
+// A run's loss rows, as run_metric_rows.
+static inline void run_losses(const char *dir, const char *db_name, const char *run_id, char *out, size_t size)
+{
+    run_metric_rows(dir, db_name, run_id, "loss", out, size);
 }
 
 // 1 when every tensor of two checkpoints has identical bytes (the differing one is printed).

@@ -1,15 +1,17 @@
 // The two communicators of comm.h: MPI when compiled with PROMOE_MPI, else one process whose
-// collectives leave buffers as they are. Large buffers are reduced in chunks of at most
-// COMM_CHUNK elements so that counts fit MPI's int arguments.
+// collectives leave buffers as they are (an all-gather copies). Large buffers are reduced and
+// gathered in chunks of at most COMM_CHUNK elements so that counts fit MPI's int arguments.
 #include "dist/comm.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/error.h"
 
-static int64_t reduced_bytes;
+static int64_t reduced_bytes, gather_sent_bytes;
 
 int64_t comm_reduced_bytes(void) { return reduced_bytes; }
+int64_t comm_gathered_bytes(void) { return gather_sent_bytes; }
 
 #ifdef PROMOE_MPI
 
@@ -130,6 +132,36 @@ void comm_sum_doubles(double *buf, size_t n) { sum_in_place(buf, n, sizeof(doubl
 void comm_sum_ints(int *buf, size_t n) { sum_in_place(buf, n, sizeof(int), MPI_INT, 0); }
 void comm_sum_int64(int64_t *buf, size_t n) { sum_in_place(buf, n, sizeof(int64_t), MPI_INT64_T, 0); }
 
+// all [size * n] = every rank's mine [n], rank 0 first. Beyond COMM_CHUNK elements, chunks keep
+// MPI's int counts, each chunk's blocks received n elements apart (a resized receive type, built
+// per call), so the layout is that of one call.
+static void gather(const void *mine, size_t n, size_t elem, MPI_Datatype type, void *all)
+{
+    if (!started || comm_size() == 1) {
+        memcpy(all, mine, n * elem);
+        return;
+    }
+    gather_sent_bytes += (int64_t)(n * elem);
+    if (n <= COMM_CHUNK) {   // every router pool: one call, no datatype to build
+        MPI_Allgather(mine, (int)n, type, all, (int)n, type, MPI_COMM_WORLD);
+        return;
+    }
+    for (size_t done = 0; done < n; done += COMM_CHUNK) {
+        size_t count = n - done < COMM_CHUNK ? n - done : COMM_CHUNK;
+        MPI_Datatype block, spaced;
+        MPI_Type_contiguous((int)count, type, &block);
+        MPI_Type_create_resized(block, 0, (MPI_Aint)(n * elem), &spaced);
+        MPI_Type_commit(&spaced);
+        MPI_Allgather((const char *)mine + done * elem, (int)count, type, (char *)all + done * elem, 1, spaced,
+                      MPI_COMM_WORLD);
+        MPI_Type_free(&spaced);
+        MPI_Type_free(&block);
+    }
+}
+
+void comm_gather_reals(const real *mine, size_t n, real *all) { gather(mine, n, sizeof(real), MPI_REAL_TYPE, all); }
+void comm_gather_ints(const int *mine, size_t n, int *all) { gather(mine, n, sizeof(int), MPI_INT, all); }
+
 void comm_broadcast(void *buf, size_t bytes)
 {
     if (!started || comm_size() == 1) return;
@@ -164,6 +196,8 @@ int comm_set_ordered(int on, size_t largest_bytes)
     (void)on, (void)largest_bytes;
     return 0;
 }
+void comm_gather_reals(const real *mine, size_t n, real *all) { memcpy(all, mine, n * sizeof(real)); }
+void comm_gather_ints(const int *mine, size_t n, int *all) { memcpy(all, mine, n * sizeof(int)); }
 void comm_broadcast(void *buf, size_t bytes) { (void)buf, (void)bytes; }
 void comm_barrier(void) {}
 

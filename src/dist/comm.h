@@ -31,10 +31,18 @@ void comm_sum_int64(int64_t *buf, size_t n);
 // are exact either way. largest_bytes bounds every later floating-point sum (the scratch is
 // reserved here, so reductions allocate nothing). Returns 0, or -1 when it cannot be allocated.
 int comm_set_ordered(int on, size_t largest_bytes);
+// all [size * n] = every rank's mine [n], rank 0's block first, the same on every rank
+// (MPI_Allgather of equal blocks). Pure data movement: exact, so no fixed order is needed. With
+// one process, a copy. mine and all must not overlap.
+void comm_gather_reals(const real *mine, size_t n, real *all);
+void comm_gather_ints(const int *mine, size_t n, int *all);
 // Rank 0's bytes to every rank.
 void comm_broadcast(void *buf, size_t bytes);
 void comm_barrier(void);
 // Bytes this rank sent into reductions since start (the all-reduce volume per step, measured).
 int64_t comm_reduced_bytes(void);
+// Bytes this rank sent into comm_gather_* since start (its own blocks; it receives size times as
+// many). The fixed-order sums' internal all-gathers count as reductions, not here.
+int64_t comm_gathered_bytes(void);
 
 #endif

@@ -4,6 +4,8 @@
 // SiLU, Linear on detached tokens, BCE x loss.capacity.weight) learns which tokens were taken;
 // at inference per-expert thresholds (EMA of the k-th largest predicted probability) set each
 // expert's count, still filled by S, so inference is mildly batch dependent, as in the reference.
+// With model.moe.pool_scope global over several ranks the training pool is the global batch's:
+// scores and predicted probabilities are gathered (moe/pool.h) and each rank keeps its own tokens.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +39,15 @@ struct diffmoe {
     real *d_h_pre, *d_h_post;             // [N, D]
     real *pred, *prob, *d_pred;           // [N, E] predictor logits, sigmoid, BCE gradient
     real *taken;                          // [N, E] target M: 1 where expert e took pool token i
-    struct scored *ranking;               // [E, N] per-expert sorting scratch
+    struct scored *ranking;               // [E, W N] per-expert sorting scratch (W = pool ranks)
     int n_pool, trained;                  // pool size; 1 when the last forward was a training one
+    // The training pool over every pool rank (with scope rank, this rank's own tokens):
+    const real *all_s;                    // [W N, E] scores, rows by global token r N + n
+    real *gathered_s, *gathered_prob;     // [W N, E] gather targets (W > 1 only)
+    real *prob_by_token;                  // [N, E] this rank's prob at token rows, for the gather
+    int *gathered_routed;                 // [W B] routed flags of every pool rank's samples
+    int *all_pool;                        // [W N] the pool's global token indices, ascending
+    int n_all, first;                     // pool size over every rank; this rank's first position
 };
 
 static int dm_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
@@ -74,15 +83,20 @@ static void dm_bind(struct moe_layer *L, const struct param_table *t, const char
 // worst case is n * E slots; training needs at most E * min(k, n) <= n * E.
 static int dm_max_slots(const struct moe_layer *L, int B, int T) { return B * T * L->spec.routed; }
 
+static int *arena_ints(struct arena *a, size_t n)
+{
+    return (int *)arena_reals(a, (n * sizeof(int) + sizeof(real) - 1) / sizeof(real));
+}
+
 static void dm_layout(struct moe_layer *L, struct arena *a, int B, int T)
 {
     struct diffmoe *r = L->router_state;
-    size_t N = (size_t)B * T, E = L->spec.routed, D = L->D;
+    size_t N = (size_t)B * T, E = L->spec.routed, D = L->D, W = pool_ranks(L);
     r->z = arena_reals(a, N * E);
     r->s = arena_reals(a, N * E);
     r->d_s = arena_reals(a, N * E);
     r->d_z = arena_reals(a, N * E);
-    r->pool = (int *)arena_reals(a, (N * sizeof(int) + sizeof(real) - 1) / sizeof(real));
+    r->pool = arena_ints(a, N);
     r->pool_x = arena_reals(a, N * D);
     r->h_pre = arena_reals(a, N * D);
     r->h_post = arena_reals(a, N * D);
@@ -92,8 +106,14 @@ static void dm_layout(struct moe_layer *L, struct arena *a, int B, int T)
     r->prob = arena_reals(a, N * E);
     r->d_pred = arena_reals(a, N * E);
     r->taken = arena_reals(a, N * E);
-    size_t ranking_bytes = E * N * sizeof(struct scored);
+    size_t ranking_bytes = E * W * N * sizeof(struct scored);
     r->ranking = (struct scored *)arena_reals(a, (ranking_bytes + sizeof(real) - 1) / sizeof(real));
+    r->all_pool = arena_ints(a, W * N);
+    if (W == 1) return;
+    r->gathered_s = arena_reals(a, W * N * E);
+    r->gathered_prob = arena_reals(a, W * N * E);
+    r->prob_by_token = arena_reals(a, N * E);
+    r->gathered_routed = arena_ints(a, W * B);
 }
 
 // The pool: tokens of routed samples, ascending; pool_x [n, D] their detached copies.
@@ -125,28 +145,48 @@ static int by_value_descending(const void *a, const void *b)
     return (p->position > q->position) - (p->position < q->position);
 }
 
-// Ranks the pool on column e of v [*, E] (row rows[i] for pool position i, or row i when rows is
-// NULL), best first, in expert e's part of the scratch; returns the ranking.
-static struct scored *rank_column(struct diffmoe *r, const real *v, const int *rows, int e, int E)
+// Ranks a pool of n on column e of v [*, E] (row rows[i] for pool position i, or row i when rows
+// is NULL), best first, in expert e's part of the scratch; returns the ranking.
+static struct scored *rank_column(struct diffmoe *r, const real *v, const int *rows, int n, int e, int E)
 {
-    struct scored *out = r->ranking + (size_t)e * r->n_pool;
-    for (int i = 0; i < r->n_pool; i++) {
+    struct scored *out = r->ranking + (size_t)e * n;
+    for (int i = 0; i < n; i++) {
         size_t row = rows ? (size_t)rows[i] : (size_t)i;
         out[i].value = v[row * E + e];
         out[i].position = i;
     }
-    qsort(out, r->n_pool, sizeof *out, by_value_descending);
+    qsort(out, n, sizeof *out, by_value_descending);
     return out;
 }
 
-// Each expert e takes the count[e] pool tokens with the largest S[:, e]: taken [n, E].
-static void select_by_score(struct diffmoe *r, const int *count, int E)
+// Each expert e takes the count[e] tokens with the largest s[:, e] of a pool of n (s [*, E] at
+// rows[i]); this rank's tokens are pool positions first .. first + n_pool - 1: taken [n_pool, E].
+static void select_by_score(struct diffmoe *r, const real *s, const int *rows, int n, int first,
+                            const int *count, int E)
 {
     memset(r->taken, 0, sizeof(real) * r->n_pool * E);
 #pragma omp parallel for schedule(static)
     for (int e = 0; e < E; e++) {
-        const struct scored *ranking = rank_column(r, r->s, r->pool, e, E);
-        for (int j = 0; j < count[e]; j++) r->taken[(size_t)ranking[j].position * E + e] = 1;
+        const struct scored *ranking = rank_column(r, s, rows, n, e, E);
+        for (int j = 0; j < count[e]; j++) {
+            int i = ranking[j].position - first;
+            if (i >= 0 && i < r->n_pool) r->taken[(size_t)i * E + e] = 1;
+        }
+    }
+}
+
+// The training pool of every pool rank: their scores and routed flags gathered (moe/pool.h), the
+// routed tokens' global indices g = rank N + n ascending, which is the pool order one process gives
+// the global batch (and so its tie order), and where this rank's tokens start in it.
+static void gather_training_pool(struct moe_layer *L, struct diffmoe *r, const int *routed, int B, int T)
+{
+    int N = B * T, E = L->spec.routed, W = pool_ranks(L), mine = pool_rank(L) * N;
+    r->all_s = pool_gather_reals(L, r->s, (size_t)N * E, r->gathered_s);
+    const int *flags = pool_gather_ints(L, routed, B, r->gathered_routed);
+    r->n_all = r->first = 0;
+    for (int g = 0; g < W * N; g++) {
+        if (g == mine) r->first = r->n_all;
+        if (flags[g / T]) r->all_pool[r->n_all++] = g;
     }
 }
 
@@ -165,8 +205,10 @@ static int predicted_count(const struct diffmoe *r, int e, int E)
     return c;
 }
 
-// BCE-with-logits of pred against taken, averaged over the n * E entries, times weight.
-static double capacity_loss(const struct diffmoe *r, int E, double weight)
+// BCE-with-logits of pred against taken over this rank's n_pool * E entries, as its share of the
+// mean over the whole pool's n_all * E entries, times weight and share (pool.h: the trainer
+// averages the ranks' figures, so a global pool's share is pre-multiplied by the world size).
+static double capacity_loss(const struct diffmoe *r, int E, double weight, double share)
 {
     size_t entries = (size_t)r->n_pool * E;
     if (entries == 0 || weight == 0) return 0;
@@ -175,18 +217,35 @@ static double capacity_loss(const struct diffmoe *r, int E, double weight)
         double l = r->pred[i];
         sum += fmax(l, 0) - l * r->taken[i] + log1p(exp(-fabs(l)));   // stable log(1 + e^l) - l y
     }
-    return weight * sum / (double)entries;
+    return weight * share * sum / ((double)r->n_all * E);
 }
 
-// tau_e <- m tau_e + (1 - m) q_e, q_e the k-th largest predicted probability of expert e.
-static void update_thresholds(struct diffmoe *r, int k, int E, double momentum)
+// The predicted probabilities of the whole training pool and their rows (NULL: pool positions).
+// Gathered at token rows, so that all_pool indexes them as it indexes all_s.
+static const real *pool_probabilities(struct moe_layer *L, struct diffmoe *r, int N, int E, const int **rows)
+{
+    *rows = NULL;
+    if (pool_ranks(L) == 1) return r->prob;
+    memset(r->prob_by_token, 0, sizeof(real) * N * E);
+    for (int i = 0; i < r->n_pool; i++)
+        memcpy(r->prob_by_token + (size_t)r->pool[i] * E, r->prob + (size_t)i * E, sizeof(real) * E);
+    *rows = r->all_pool;
+    return pool_gather_reals(L, r->prob_by_token, (size_t)N * E, r->gathered_prob);
+}
+
+// tau_e <- m tau_e + (1 - m) q_e, q_e the k-th largest predicted probability of expert e over the
+// whole training pool. A global pool gives every rank the same q; per-rank pools average tau.
+static void update_thresholds(struct moe_layer *L, struct diffmoe *r, int k, int N, int E, double momentum)
 {
     if (k < 1) return;   // no k-th largest (tiny pools): keep the thresholds
+    const int *rows;
+    const real *prob = pool_probabilities(L, r, N, E, &rows);
 #pragma omp parallel for schedule(static)
     for (int e = 0; e < E; e++) {
-        real q = rank_column(r, r->prob, NULL, e, E)[k - 1].value;
+        real q = rank_column(r, prob, rows, r->n_all, e, E)[k - 1].value;
         r->tau[e] = (real)(momentum * r->tau[e] + (1 - momentum) * q);
     }
+    if (pool_ranks(L) == 1) pool_average_buffer(r->tau, E);   // as the reference's per-GPU pools do
 }
 
 static void dm_plan(struct moe_layer *L, const real *x, const int *routed, int B, int T)
@@ -197,9 +256,16 @@ static void dm_plan(struct moe_layer *L, const real *x, const int *routed, int B
     scores_activate(r->s, r->z, N, E, L->spec.activation);
     gather_pool(r, x, routed, N, T, D);
     predictor_forward(r, D, E);
-    int k = training_capacity(r->n_pool, E, L->spec.capacity);
-    for (int e = 0; e < E; e++) count[e] = L->training ? k : predicted_count(r, e, E);
-    select_by_score(r, count, E);
+    int k = 0;
+    if (L->training) {   // k = floor(n/E * capacity) of the whole pool, over every pool rank
+        gather_training_pool(L, r, routed, B, T);
+        k = training_capacity(r->n_all, E, L->spec.capacity);
+        for (int e = 0; e < E; e++) count[e] = k;
+        select_by_score(r, r->all_s, r->all_pool, r->n_all, r->first, count, E);
+    } else {             // inference: this forward's tokens alone
+        for (int e = 0; e < E; e++) count[e] = predicted_count(r, e, E);
+        select_by_score(r, r->s, r->pool, r->n_pool, 0, count, E);
+    }
     for (int e = 0; e < E; e++)   // pool order keeps tokens ascending within an expert
         for (int i = 0; i < r->n_pool; i++) {
             int n = r->pool[i];
@@ -207,19 +273,18 @@ static void dm_plan(struct moe_layer *L, const real *x, const int *routed, int B
         }
     r->trained = L->training;
     if (!L->training) return;
-    L->aux[AUX_CAPACITY] = capacity_loss(r, E, L->cfg->capacity_weight);
-    if (!L->update_buffers) return;
-    update_thresholds(r, k, E, L->spec.threshold_momentum);
-    pool_average_buffer(r->tau, E);   // averaged across data-parallel ranks, as the reference does
+    L->aux[AUX_CAPACITY] = capacity_loss(r, E, L->cfg->capacity_weight, pool_token_gradient_scale(L));
+    if (L->update_buffers) update_thresholds(L, r, k, N, E, L->spec.threshold_momentum);
 }
 
-// The predictor's BCE backward: d_pred = weight (sigmoid(pred) - M) / (n E); its input is
-// detached, so only the predictor's own weights receive gradient (nothing into d_x).
-static void predictor_backward(struct diffmoe *r, int D, int E, double weight)
+// The predictor's BCE backward: d_pred = weight share (sigmoid(pred) - M) / (n_all E) over this
+// rank's entries; its input is detached, so only the predictor's own weights receive gradient
+// (nothing into d_x).
+static void predictor_backward(struct diffmoe *r, int D, int E, double weight, double share)
 {
     int n = r->n_pool;
     if (n == 0 || weight == 0) return;
-    real scale = (real)(weight / ((double)n * E));
+    real scale = (real)(weight * share / ((double)r->n_all * E));
     for (size_t i = 0; i < (size_t)n * E; i++) r->d_pred[i] = scale * (r->prob[i] - r->taken[i]);
     linear_backward(r->d_h_post, r->g_w2, r->g_b2, r->d_pred, r->h_post, r->w2, n, D, E, 0);
     silu_backward(r->d_h_pre, r->d_h_post, r->h_pre, (size_t)n * D);
@@ -236,7 +301,7 @@ static void dm_backward(struct moe_layer *L, const real *x, const int *routed, i
     scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);
     gemm(TRANS, NO_TRANS, E, D, N, 1, r->d_z, E, x, D, 1, r->g, D);
     gemm(NO_TRANS, NO_TRANS, N, D, E, 1, r->d_z, E, r->w, D, 1, d_x, D);
-    if (r->trained) predictor_backward(r, D, E, L->cfg->capacity_weight);
+    if (r->trained) predictor_backward(r, D, E, L->cfg->capacity_weight, pool_token_gradient_scale(L));
 }
 
 const struct router_ops router_diffmoe = {

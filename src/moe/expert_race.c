@@ -4,7 +4,9 @@
 // A per-layer threshold tau follows the batch's race threshold by an EMA and alone decides at
 // inference (S >= tau). Auxiliary: the router similarity loss (3.4 [R]). The per-layer
 // regularisation (loss.plr.weight) lives in the model (model/dit.c): it needs the block output and
-// the diffusion target, which a router does not see.
+// the diffusion target, which a router does not see. With model.moe.pool_scope global over several
+// ranks the race spans the global batch: every rank's scores are gathered (moe/pool.h) and each
+// rank keeps its own winners.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,8 +35,18 @@ struct expert_race {
     real *sim_w;                  // [E, E] co-selection weights W of the similarity loss (constant)
     int *selected;                // [N, E] 1 = entry in the plan (the mask M)
     int *routed_token;            // [N]
-    struct race_entry *heap;      // [N E] the race
+    struct race_entry *heap;      // [W N E] the race (W = pool ranks)
+    real *gathered_s;             // [W N, E] every pool rank's scores (W > 1 only)
+    int *gathered_routed;         // [W B] their samples' routed flags (W > 1 only)
     double sim_grad_scale;        // dL_sim/dP = sim_grad_scale * prob_w; 0 when the loss is off
+};
+
+// The entries that race: tokens g of s [n_tokens, E] whose sample g / T is routed; this rank's
+// tokens are [first, first + N), so its entry (n, e) is the race's (first + n) E + e.
+struct race_field {
+    const real *s;
+    const int *routed;            // [n_tokens / T] per sample
+    int n_tokens, T, first, n_routed;
 };
 
 // ---- parameters and buffers ----
@@ -67,10 +79,15 @@ static void race_bind(struct moe_layer *L, const struct param_table *t, const ch
 // At inference every entry may pass the threshold: room for all N * E_r (training needs N * k).
 static int race_max_slots(const struct moe_layer *L, int B, int T) { return B * T * L->spec.routed; }
 
+static int *arena_ints(struct arena *a, size_t n)
+{
+    return (int *)arena_reals(a, (n * sizeof(int) + sizeof(real) - 1) / sizeof(real));
+}
+
 static void race_layout(struct moe_layer *L, struct arena *a, int B, int T)
 {
     struct expert_race *r = L->router_state;
-    size_t N = (size_t)B * T, E = L->spec.routed;
+    size_t N = (size_t)B * T, E = L->spec.routed, W = pool_ranks(L);
     r->z = arena_reals(a, N * E);
     r->s = arena_reals(a, N * E);
     r->d_s = arena_reals(a, N * E);
@@ -78,10 +95,13 @@ static void race_layout(struct moe_layer *L, struct arena *a, int B, int T)
     r->prob = arena_reals(a, N * E);
     r->prob_w = arena_reals(a, N * E);
     r->sim_w = arena_reals(a, E * E);
-    r->selected = (int *)arena_reals(a, (N * E * sizeof(int) + sizeof(real) - 1) / sizeof(real));
-    r->routed_token = (int *)arena_reals(a, (N * sizeof(int) + sizeof(real) - 1) / sizeof(real));
+    r->selected = arena_ints(a, N * E);
+    r->routed_token = arena_ints(a, N);
     r->heap = (struct race_entry *)arena_reals(
-        a, (N * E * sizeof(struct race_entry) + sizeof(real) - 1) / sizeof(real));
+        a, (W * N * E * sizeof(struct race_entry) + sizeof(real) - 1) / sizeof(real));
+    if (W == 1) return;
+    r->gathered_s = arena_reals(a, W * N * E);
+    r->gathered_routed = arena_ints(a, W * B);
 }
 
 // ---- the race (training) ----
@@ -109,22 +129,41 @@ static void sift_down(struct race_entry *h, size_t root, size_t size)
     }
 }
 
-// Marks the first K_tot = n_routed * k entries of the race order in r->selected (already zero);
-// returns tau_b, the K_tot-th largest score. A heap over all entries, popped K_tot times: no
-// allocation, and the result is fixed by the total order alone.
-static real race_select(struct expert_race *r, int N, int E, int k, int n_routed)
+// This rank's tokens alone: the race at inference (training_field gives the same with scope rank).
+static struct race_field local_field(struct expert_race *r, const int *routed, int N, int T, int n_routed)
 {
-    size_t size = 0, winners = (size_t)n_routed * k;
-    for (int n = 0; n < N; n++)
-        for (int e = 0; r->routed_token[n] && e < E; e++) {
-            r->heap[size].score = r->s[(size_t)n * E + e];
-            r->heap[size++].index = n * E + e;
+    return (struct race_field){r->s, routed, N, T, 0, n_routed};
+}
+
+// The training race over every pool rank's tokens, in the order one process gives the global batch
+// (rank r's token n is r N + n), so ties fall as they would there.
+static struct race_field training_field(struct moe_layer *L, struct expert_race *r, const int *routed, int B,
+                                        int T)
+{
+    int N = B * T, W = pool_ranks(L);
+    struct race_field f = {pool_gather_reals(L, r->s, (size_t)N * L->spec.routed, r->gathered_s),
+                           pool_gather_ints(L, routed, B, r->gathered_routed), W * N, T, pool_rank(L) * N, 0};
+    for (int b = 0; b < W * B; b++) f.n_routed += f.routed[b] ? T : 0;
+    return f;
+}
+
+// Marks this rank's entries among the first K_tot = n_routed * k entries of the field's race order
+// in r->selected [N, E] (already zero); returns tau_b, the K_tot-th largest score. A heap over all
+// entries, popped K_tot times: no allocation, and the result is fixed by the total order alone.
+static real race_select(struct expert_race *r, const struct race_field *f, int N, int E, int k)
+{
+    size_t size = 0, winners = (size_t)f->n_routed * k, mine = (size_t)f->first * E;
+    for (int g = 0; g < f->n_tokens; g++)
+        for (int e = 0; f->routed[g / f->T] && e < E; e++) {
+            r->heap[size].score = f->s[(size_t)g * E + e];
+            r->heap[size++].index = g * E + e;
         }
     for (size_t i = size / 2; i-- > 0;) sift_down(r->heap, i, size);
     real tau_b = 0;
     for (size_t i = 0; i < winners; i++) {
         tau_b = r->heap[0].score;
-        r->selected[r->heap[0].index] = 1;
+        size_t index = (size_t)r->heap[0].index;
+        if (index >= mine && index < mine + (size_t)N * E) r->selected[index - mine] = 1;
         r->heap[0] = r->heap[--size];
         sift_down(r->heap, 0, size);
     }
@@ -132,12 +171,19 @@ static real race_select(struct expert_race *r, int N, int E, int k, int n_routed
 }
 
 // First update: tau = tau_b; afterwards tau <- m tau + (1 - m) tau_b (3.4, initialisation [R]).
-static void threshold_update(struct expert_race *r, real tau_b, double momentum)
+// Replicas must agree on tau and on its flag. A global race gives every rank the same tau_b; races
+// per rank use the mean tau_b of the ranks that raced any token, so a rank without routed tokens
+// neither keeps a stale tau nor leaves its flag unset while the others set theirs.
+static void threshold_update(const struct moe_layer *L, struct expert_race *r, real tau_b, int raced)
 {
+    double value = tau_b;
+    if (pool_ranks(L) == 1) raced = pool_mean_where_present(&value, raced) > 0;
+    if (!raced) return;
+    double momentum = L->spec.threshold_momentum;
     if (*r->tau_set > (real)THRESHOLD_SET_LEVEL)
-        *r->tau = (real)(momentum * (double)*r->tau + (1 - momentum) * (double)tau_b);
+        *r->tau = (real)(momentum * (double)*r->tau + (1 - momentum) * value);
     else
-        *r->tau = tau_b;
+        *r->tau = (real)value;
     *r->tau_set = 1;
 }
 
@@ -155,7 +201,9 @@ static void threshold_select(struct expert_race *r, int N, int E)
 
 // W [E, E] from the selection mask M: M' = M^T M; W_ii = E M'_ii / sum_j M'_jj,
 // W_ij = (E^2 - E) M'_ij / sum_{a != b} M'_ab (0 when no two experts are ever co-selected).
-static void sim_weights(struct expert_race *r, int N, int E)
+// M' sums over the pool's tokens: over every rank with a global pool (integer counts below 2^24,
+// so the float sum is exact and the same on every rank).
+static void sim_weights(const struct moe_layer *L, struct expert_race *r, int N, int E)
 {
     real *w = r->sim_w;
     memset(w, 0, sizeof(real) * E * E);
@@ -164,6 +212,7 @@ static void sim_weights(struct expert_race *r, int N, int E)
         for (int i = 0; i < E; i++)
             for (int j = 0; m[i] && j < E; j++) w[(size_t)i * E + j] += m[j];
     }
+    pool_sum_reals(L, w, (size_t)E * E);
     double diagonal = 0, off_diagonal = 0;
     for (int i = 0; i < E; i++)
         for (int j = 0; j < E; j++) {
@@ -178,19 +227,21 @@ static void sim_weights(struct expert_race *r, int N, int E)
         }
 }
 
-// L_sim = weight (1/n) sum_ij W_ij P'_ij with P' = P^T P, computed as weight (1/n) sum_t <P_t, (P W)_t>.
-// W is symmetric, so dL/dP_t = 2 weight / n (P W)_t; the backward keeps P and P W.
-static double sim_loss(struct expert_race *r, int N, int E, int n_routed, double weight)
+// L_sim = weight (1/n) sum_ij W_ij P'_ij with P' = P^T P, computed as weight (1/n) sum_t <P_t, (P W)_t>,
+// n the routed tokens of the pool (of every rank when global). W is symmetric, so dL/dP_t =
+// 2 weight / n (P W)_t; the backward keeps P and P W. This rank returns its tokens' share of the
+// sum, and both it and the gradient carry the pool's share factor (pool.h).
+static double sim_loss(const struct moe_layer *L, struct expert_race *r, int N, int E, int n_routed, double weight)
 {
     scores_activate(r->prob, r->z, N, E, ACTIVATION_SOFTMAX);
     for (int n = 0; n < N; n++)
         if (!r->routed_token[n]) memset(r->prob + (size_t)n * E, 0, sizeof(real) * E);
-    sim_weights(r, N, E);
+    sim_weights(L, r, N, E);
     gemm(NO_TRANS, NO_TRANS, N, E, E, 1, r->prob, E, r->sim_w, E, 0, r->prob_w, E);
-    double sum = 0;
+    double sum = 0, share = pool_token_gradient_scale(L);
     for (size_t i = 0; i < (size_t)N * E; i++) sum += (double)r->prob[i] * r->prob_w[i];
-    r->sim_grad_scale = 2 * weight / n_routed;
-    return weight * sum / n_routed;
+    r->sim_grad_scale = 2 * weight * share / n_routed;
+    return weight * share * sum / n_routed;
 }
 
 // d_z [N, E] += the similarity loss's gradient through the softmax: P (g - <P, g>), g = scale P W.
@@ -217,12 +268,13 @@ static void race_plan(struct moe_layer *L, const real *x, const int *routed, int
     for (int n = 0; n < N; n++) n_routed += r->routed_token[n] = routed[n / T];
     memset(r->selected, 0, sizeof(int) * N * E);
     r->sim_grad_scale = 0;
-    // Without a tracked threshold (a model never trained) the race is the only rule there is.
-    if (L->training || *r->tau_set <= (real)THRESHOLD_SET_LEVEL) {
-        real tau_b = race_select(r, N, E, k, n_routed);
-        if (L->training && L->update_buffers && n_routed > 0)
-            threshold_update(r, tau_b, L->spec.threshold_momentum);
-        if (L->training && L->update_buffers) pool_average_buffer(r->tau, 1);   // replicas agree
+    struct race_field field = local_field(r, routed, N, T, n_routed);
+    if (L->training) {
+        field = training_field(L, r, routed, B, T);
+        real tau_b = race_select(r, &field, N, E, k);
+        if (L->update_buffers) threshold_update(L, r, tau_b, field.n_routed > 0);
+    } else if (*r->tau_set <= (real)THRESHOLD_SET_LEVEL) {
+        race_select(r, &field, N, E, k);   // a model never trained has no threshold: the race decides
     } else {
         threshold_select(r, N, E);
     }
@@ -230,8 +282,8 @@ static void race_plan(struct moe_layer *L, const real *x, const int *routed, int
     for (int n = 0; n < N; n++)
         for (int e = 0; e < E; e++)
             if (r->selected[(size_t)n * E + e]) plan_add(&L->plan, e, n, r->s[(size_t)n * E + e]);
-    if (L->training && L->cfg->router_sim_weight > 0 && n_routed > 0)
-        L->aux[AUX_ROUTER_SIM] = sim_loss(r, N, E, n_routed, L->cfg->router_sim_weight);
+    if (L->training && L->cfg->router_sim_weight > 0 && field.n_routed > 0)
+        L->aux[AUX_ROUTER_SIM] = sim_loss(L, r, N, E, field.n_routed, L->cfg->router_sim_weight);
 }
 
 static void race_backward(struct moe_layer *L, const real *x, const int *routed, int B, int T, real *d_x)

@@ -3,7 +3,6 @@
 // Experts run one after another, each as BLIS products over its gathered tokens; scatter-adds
 // go expert by expert, so each token's sum has a fixed order (determinism).
 #include "moe/moe.h"
-#include "moe/pool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +93,6 @@ int moe_create(struct moe_layer *L, const struct config *cfg, int block, struct 
         if (add_expert(t, prefix, L->D, L->spec.hidden, 1) < 0) return -1;
     }
     snprintf(prefix, sizeof prefix, "blocks.%d.mlp", block);
-    if (pool_check(L) < 0) return -1;
     return L->router->add_params(L, t, prefix);
 }
 

@@ -2,7 +2,6 @@
 #include "moe/pool.h"
 
 #include "config/config.h"
-#include "core/error.h"
 #include "dist/comm.h"
 
 int pool_is_global(const struct moe_layer *L)
@@ -10,14 +9,9 @@ int pool_is_global(const struct moe_layer *L)
     return L->cfg->moe_pool_scope == POOL_GLOBAL && comm_size() > 1;
 }
 
-int pool_check(const struct moe_layer *L)
-{
-    int kind = L->cfg->moe_router;
-    if (!pool_is_global(L) || (kind != ROUTER_DIFFMOE && kind != ROUTER_EXPERT_RACE)) return 0;
-    return err("model.moe.router '%s' ranks tokens over a batch-level pool, which needs an all-gather of "
-               "scores over %d ranks that this build does not do; set model.moe.pool_scope: rank "
-               "(a pool per rank, as the official per-GPU code)", L->router->name, comm_size());
-}
+int pool_ranks(const struct moe_layer *L) { return pool_is_global(L) ? comm_size() : 1; }
+
+int pool_rank(const struct moe_layer *L) { return pool_is_global(L) ? comm_rank() : 0; }
 
 void pool_sum_reals(const struct moe_layer *L, real *buf, size_t n)
 {
@@ -34,6 +28,20 @@ void pool_sum_ints(const struct moe_layer *L, int *buf, size_t n)
     if (pool_is_global(L)) comm_sum_ints(buf, n);
 }
 
+const real *pool_gather_reals(const struct moe_layer *L, const real *mine, size_t n, real *all)
+{
+    if (!pool_is_global(L)) return mine;
+    comm_gather_reals(mine, n, all);
+    return all;
+}
+
+const int *pool_gather_ints(const struct moe_layer *L, const int *mine, size_t n, int *all)
+{
+    if (!pool_is_global(L)) return mine;
+    comm_gather_ints(mine, n, all);
+    return all;
+}
+
 real pool_token_gradient_scale(const struct moe_layer *L)
 {
     return pool_is_global(L) ? (real)comm_size() : 1;
@@ -45,6 +53,15 @@ void pool_average_buffer(real *buf, size_t n)
     if (size == 1) return;
     comm_sum_reals(buf, n);
     for (size_t i = 0; i < n; i++) buf[i] /= (real)size;
+}
+
+int pool_mean_where_present(double *value, int present)
+{
+    if (comm_size() == 1) return present != 0;
+    double sums[2] = {present ? *value : 0, present != 0};   // sum of values, number of ranks
+    comm_sum_doubles(sums, 2);
+    if (sums[1] > 0) *value = sums[0] / sums[1];
+    return (int)sums[1];
 }
 
 void pool_share_buffer(const struct moe_layer *L, real *buf, size_t n)

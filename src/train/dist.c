@@ -48,3 +48,5 @@ int dist_broadcast_int(int value)
 }
 
 int64_t dist_reduced_bytes(void) { return comm_reduced_bytes(); }
+
+int64_t dist_gathered_bytes(void) { return comm_gathered_bytes(); }

@@ -35,5 +35,7 @@ int dist_is_writer(void);
 int dist_broadcast_int(int value);
 // Bytes this rank has put into reductions so far.
 int64_t dist_reduced_bytes(void);
+// Bytes this rank has put into all-gathers so far (routers' global pools, moe/pool.h).
+int64_t dist_gathered_bytes(void);
 
 #endif

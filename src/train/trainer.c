@@ -52,6 +52,7 @@ struct run {
     double interval_start;
     int64_t interval_images;
     int64_t interval_bytes;    // bytes put into reductions over ranks at the interval's start
+    int64_t interval_gathered; // bytes put into all-gathers over ranks at the interval's start
 };
 
 static real *alloc_reals(size_t n)
@@ -220,16 +221,22 @@ static int log_figures(struct run *r, int64_t step_done, const struct step_figur
     double now = clock_seconds(), elapsed = now - r->interval_start;
     double img_per_s = elapsed > 0 ? (double)r->interval_images / elapsed : 0;
     int64_t bytes = dist_reduced_bytes(), steps = r->interval_images / r->cfg->batch_size;
+    int64_t gathered = dist_gathered_bytes();
     double bytes_per_step = steps > 0 ? (double)(bytes - r->interval_bytes) / (double)steps : 0;
+    double gathered_per_step = steps > 0 ? (double)(gathered - r->interval_gathered) / (double)steps : 0;
     r->interval_start = now;
     r->interval_images = 0;
     r->interval_bytes = bytes;
+    r->interval_gathered = gathered;
     r->res->img_per_s = img_per_s;
     // routing counts are summed over ranks (a collective), then rank 0 alone writes
     if (moe_enabled(r->cfg) && routing_stats_write(r->db, id, step_done, &r->model) < 0) return -1;
     if (!dist_is_writer()) return 0;
     int rc = store_metric(r->db, id, "loss", step_done, f->loss);
-    if (dist_ranks() > 1) rc |= store_metric(r->db, id, "reduced_bytes_per_step", step_done, bytes_per_step);
+    if (dist_ranks() > 1) {
+        rc |= store_metric(r->db, id, "reduced_bytes_per_step", step_done, bytes_per_step);
+        rc |= store_metric(r->db, id, "gathered_bytes_per_step", step_done, gathered_per_step);
+    }
     rc |= store_metric(r->db, id, "grad_norm", step_done, f->grad_norm);
     rc |= store_metric(r->db, id, "lr", step_done, r->cfg->lr);
     rc |= store_metric(r->db, id, "img_per_s", step_done, img_per_s);
