@@ -1,8 +1,8 @@
 // The MoE layer shared by every router: a one-expert layer whose gate is 1 equals the dense MLP
 // with the same weights (a check of dispatch); with conditional routing the null-label samples
 // reach only the unconditional expert and the others only routed experts, each routed token in
-// exactly top-k experts and never twice in one; the plan is the same for 1 and 2 threads; the
-// expert string parser; parameter counts of the paper's MoE models (Tables 2, 5, 11).
+// exactly top-k experts and never twice in one; the plan is the same for 1 and 2 threads, and so
+// are outputs and gradients bit for bit when one expert holds most tokens; the expert string parser; parameter counts of the paper's MoE models (Tables 2, 5, 11).
 #include <omp.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -152,6 +152,60 @@ static void test_conditional_plan(void)
     dit_destroy(&m);
 }
 
+// Forward and backward of one batch with the given thread count: output [B, 2, 28, 28] then the
+// gradient buffer, into out.
+static void forward_backward(struct dit *m, real *g, const real *x, const real *t, const int *labels, int B,
+                             int threads, real *out)
+{
+    size_t n_out = (size_t)B * m->shape.out_channels * 28 * 28;
+    real *d_out = malloc(sizeof(real) * n_out);
+    for (size_t i = 0; i < n_out; i++) d_out[i] = (real)(((i * 7919) % 13) - 6) / 13;
+    omp_set_num_threads(threads);
+    memset(g, 0, sizeof(real) * m->table.total);
+    memcpy(out, dit_forward(m, x, t, labels, B), sizeof(real) * n_out);
+    dit_backward(m, d_out, B);
+    memcpy(out + n_out, g, sizeof(real) * m->table.total);
+    omp_set_num_threads(2);
+    free(d_out);
+}
+
+// The unconditional expert takes every token of null-label samples: with most samples null it holds
+// more than a thread's share of the slots and runs alone on all threads, the others one per thread.
+// 1 and 2 threads must agree bit for bit on the output and every gradient.
+static void test_unbalanced_experts_threads(void)
+{
+    const char *sets[] = {"model.moe.experts=E6A1S1U1", "model.moe.router=prototype",
+                          "model.moe.conditional=true", NULL};
+    struct config cfg;
+    tiny(&cfg, sets);
+    struct dit m;
+    CHECK(dit_create(&m, &cfg, 6) == 0, "%s", err_message());
+    real *w = calloc(m.table.total, sizeof(real)), *g = calloc(m.table.total, sizeof(real));
+    params_init(&m.table, w, 1);
+    struct rng r;
+    rng_init(&r, 3, 0, RNG_TEST, 0);
+    for (size_t i = 0; i < m.table.total; i++) w[i] += (real)(0.05 * rng_normal(&r));
+    dit_bind_weights(&m, w);
+    dit_bind_grads(&m, g);
+    m.training = 1;
+    size_t n = (size_t)6 * m.shape.out_channels * 28 * 28 + m.table.total;
+    real *one = malloc(sizeof(real) * n), *two = malloc(sizeof(real) * n), x[6 * 784], t[6];
+    int labels[6];
+    for (int nulls = 4; nulls <= 6; nulls += 2) {
+        random_inputs(x, t, labels, 6, 0);
+        for (int b = 0; b < nulls; b++) labels[b] = cfg.num_classes;
+        forward_backward(&m, g, x, t, labels, 6, 1, one);
+        forward_backward(&m, g, x, t, labels, 6, 2, two);
+        const struct routing_plan *p = &m.moe[1]->plan;
+        int uncond = p->offset[p->n_experts] - p->offset[p->n_experts - 1];
+        CHECK(2 * uncond > p->n_slots, "%d null samples: the unconditional expert has %d of %d slots", nulls,
+              uncond, p->n_slots);
+        CHECK(memcmp(one, two, sizeof(real) * n) == 0, "%d null samples of 6: 1 and 2 threads differ", nulls);
+    }
+    free(one); free(two); free(w); free(g);
+    dit_destroy(&m);
+}
+
 static void test_spec_parser(void)
 {
     struct moe_spec s;
@@ -252,6 +306,7 @@ int main(void)
     omp_set_num_threads(2);
     test_one_expert_equals_dense();
     test_conditional_plan();
+    test_unbalanced_experts_threads();
     test_spec_parser();
     test_paper_counts();
     test_training_run("token_choice", "E4A1S0U0", "loss.balance.weight=0.01");

@@ -4,6 +4,7 @@
 // go expert by expert, so each token's sum has a fixed order (determinism).
 #include "moe/moe.h"
 
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +259,21 @@ static void order_experts(struct moe_layer *L)
         }
 }
 
+// How many of the experts, taken by decreasing token count (expert_order), hold more than a
+// thread's share of the slots: those would keep one thread busy while the others wait (the
+// unconditional expert takes every token of a CFG null-label pass).
+static int big_experts(const struct moe_layer *L)
+{
+    const struct routing_plan *p = &L->plan;
+    int threads = omp_get_max_threads(), big = 0;
+    while (threads > 1 && big < p->n_experts) {
+        int e = L->expert_order[big];
+        if ((int64_t)(p->offset[e + 1] - p->offset[e]) * threads <= p->n_slots) break;
+        big++;
+    }
+    return big;
+}
+
 void moe_forward(struct moe_layer *L, real *y, const real *x, const int *labels, int B, int T)
 {
     int N = B * T, D = L->D, h = L->spec.hidden;
@@ -266,10 +282,17 @@ void moe_forward(struct moe_layer *L, real *y, const real *x, const int *labels,
 #pragma omp parallel for schedule(static)
     for (int s = 0; s < p->n_slots; s++) memcpy(L->gathered + (size_t)s * D, x + (size_t)p->token[s] * D, sizeof(real) * D);
     // Each expert on one thread (its products single-threaded): many mid-sized products in parallel
-    // beat each one split over threads. Every expert's arithmetic is the same on any thread.
+    // beat each one split over threads. An expert with more than a thread's share of the slots runs
+    // first, alone on all threads (BLIS splits rows and columns, never the sum over k: the same bits).
     order_experts(L);
+    int big = big_experts(L);
+    for (int i = 0; i < big; i++) {
+        int e = L->expert_order[i], first = p->offset[e], n = p->offset[e + 1] - first;
+        run_expert(&L->w[e], L->pre + (size_t)first * h, L->post + (size_t)first * h,
+                   L->expert_out + (size_t)first * D, L->gathered + (size_t)first * D, n, D, h);
+    }
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < p->n_experts; i++) {
+    for (int i = big; i < p->n_experts; i++) {
         int e = L->expert_order[i], first = p->offset[e], n = p->offset[e + 1] - first;
         if (n > 0)
             run_expert_serial(&L->w[e], L->pre + (size_t)first * h, L->post + (size_t)first * h,
@@ -338,8 +361,16 @@ void moe_backward(struct moe_layer *L, real *d_x, const real *d_y, const real *x
         }
         p->d_gate[s] = dot;
     }
+    int big = big_experts(L);   // as in the forward: the largest experts alone on all threads
+    for (int i = 0; i < big; i++) {
+        int e = L->expert_order[i], first = p->offset[e], n = p->offset[e + 1] - first;
+        size_t fh = (size_t)first * h, fd = (size_t)first * D;
+        struct expert_scratch scratch = {L->post + fh, L->deriv + fh, L->d_post + fh};
+        expert_backward(&L->w[e], &L->g[e], L->d_x_slots + fd, scratch, L->d_slots + fd, L->gathered + fd,
+                        L->pre + fh, n, D, h, 0);
+    }
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < p->n_experts; i++) {
+    for (int i = big; i < p->n_experts; i++) {
         int e = L->expert_order[i], first = p->offset[e], n = p->offset[e + 1] - first;
         if (n == 0) continue;
         size_t fh = (size_t)first * h, fd = (size_t)first * D;

@@ -2,7 +2,8 @@
 // (forward, backward, global norm, AdamW, EMA) on random data and a sampling step with
 // classifier-free guidance (the sampler's rectified-flow schedule: a conditional and a null-label
 // forward of the whole batch, guidance, an Euler update); prints images/s, model GFLOP/s, the BLIS
-// rate measured on the block's own matrix shapes and our fraction of it, and peak resident memory.
+// rate measured on the blocks' own matrix products (the forward's for sampling; for training also
+// the backward's input- and weight-gradient products) and our fraction of it, and peak resident memory.
 // Model FLOPs of a forward: 2 x multiply-adds of every matrix product (linears with the tokens
 // each one sees, attention's q k^T and p v); a training step counts 3 forwards (backward = 2x).
 // Each case prints a line for people and a `bench impl=promoe key=value ...` line for run.sh.
@@ -69,27 +70,47 @@ static double forward_flops(const struct dit *m, int B)
     return f;
 }
 
-// One of the blocks' matrix products C[m,n] = A[m,k] op(B): `parallel` > 0 runs that many
+// One of the blocks' matrix products C[m,n] = op(A)[m,k] op(B)[k,n]: `parallel` > 0 runs that many
 // independent single-threaded products spread over the threads (attention heads, experts), as the
 // model does; 0 runs one product on all threads. flops = its share of a forward.
 struct gemm_shape {
     const char *name;
-    int trans_b, m, n, k, parallel;
+    int trans_a, trans_b, m, n, k, parallel;
     double flops;
 };
 
 static void gemm_shape_run(const struct gemm_shape *g, const real *a, const real *b, real *c)
 {
-    int ldb = g->trans_b ? g->k : g->n;
+    int lda = g->trans_a ? g->m : g->k, ldb = g->trans_b ? g->k : g->n;
     size_t nc = (size_t)g->m * g->n;
     if (!g->parallel) {
-        gemm(NO_TRANS, g->trans_b, g->m, g->n, g->k, 1, a, g->k, b, ldb, 0, c, g->n);
+        gemm(g->trans_a, g->trans_b, g->m, g->n, g->k, 1, a, lda, b, ldb, 0, c, g->n);
         return;
     }
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < g->parallel; i++)
-        gemm_serial(NO_TRANS, g->trans_b, g->m, g->n, g->k, 1, a, g->k, b, ldb, 0,
+        gemm_serial(g->trans_a, g->trans_b, g->m, g->n, g->k, 1, a, lda, b, ldb, 0,
                     c + (size_t)omp_get_thread_num() * nc, g->n);
+}
+
+// The backward's two products of a forward C = A op(B) (A [m, k] untransposed), as the model runs
+// them: which = 0 gives dA [m, k] = dC op(B)^T (a linear's input gradient), 1 gives dB = the weight
+// gradient, dC^T A ([n, k], op(B) = B^T) or A^T dC ([k, n]); each has the forward's FLOPs.
+static struct gemm_shape backward_shape(const struct gemm_shape *f, int which)
+{
+    struct gemm_shape g = *f;
+    if (which == 0) {
+        g.trans_a = NO_TRANS;
+        g.trans_b = f->trans_b ? NO_TRANS : TRANS;
+        g.m = f->m, g.n = f->k, g.k = f->n;
+    } else if (f->trans_b) {
+        g.trans_a = TRANS, g.trans_b = NO_TRANS;
+        g.m = f->n, g.n = f->k, g.k = f->m;
+    } else {
+        g.trans_a = TRANS, g.trans_b = NO_TRANS;
+        g.m = f->k, g.n = f->n, g.k = f->m;
+    }
+    return g;
 }
 
 static double gemm_shape_rate(const struct gemm_shape *g)
@@ -118,47 +139,56 @@ static int block_shapes(const struct dit *m, int B, struct gemm_shape *out)
     int T = s->tokens, D = s->hidden, N = B * T, hd = D / s->heads, n = 0, dense = 0, moe = 0;
     for (int i = 0; i < s->depth; i++) m->moe[i] ? moe++ : dense++;
     double depth = s->depth, attn = 2.0 * T * T * hd * B * s->heads;
-    out[n++] = (struct gemm_shape){"qkv", TRANS, N, 3 * D, D, 0, depth * 2.0 * N * 3 * D * D};
-    out[n++] = (struct gemm_shape){"proj", TRANS, N, D, D, 0, depth * 2.0 * N * D * D};
-    out[n++] = (struct gemm_shape){"attn-qk", TRANS, T, T, hd, B * s->heads, depth * attn};
-    out[n++] = (struct gemm_shape){"attn-pv", NO_TRANS, T, hd, T, B * s->heads, depth * attn};
+    out[n++] = (struct gemm_shape){"qkv", NO_TRANS, TRANS, N, 3 * D, D, 0, depth * 2.0 * N * 3 * D * D};
+    out[n++] = (struct gemm_shape){"proj", NO_TRANS, TRANS, N, D, D, 0, depth * 2.0 * N * D * D};
+    out[n++] = (struct gemm_shape){"attn-qk", NO_TRANS, TRANS, T, T, hd, B * s->heads, depth * attn};
+    out[n++] = (struct gemm_shape){"attn-pv", NO_TRANS, NO_TRANS, T, hd, T, B * s->heads, depth * attn};
     if (dense) {
         int F = s->mlp_hidden;
-        out[n++] = (struct gemm_shape){"fc1", TRANS, N, F, D, 0, dense * 2.0 * N * F * D};
-        out[n++] = (struct gemm_shape){"fc2", TRANS, N, D, F, 0, dense * 2.0 * N * D * F};
+        out[n++] = (struct gemm_shape){"fc1", NO_TRANS, TRANS, N, F, D, 0, dense * 2.0 * N * F * D};
+        out[n++] = (struct gemm_shape){"fc2", NO_TRANS, TRANS, N, D, F, 0, dense * 2.0 * N * D * F};
     }
     for (int i = 0; moe && i < s->depth; i++) {
         if (!m->moe[i]) continue;
         const struct moe_spec *e = &m->moe[i]->spec;
         int h = e->hidden, per_expert = N * e->active / e->routed;
         double shared = (double)moe * e->shared, routed = (double)moe * e->active;
-        out[n++] = (struct gemm_shape){"shared-up", TRANS, N, h, D, 0, shared * 2.0 * N * h * D};
-        out[n++] = (struct gemm_shape){"shared-down", TRANS, N, D, h, 0, shared * 2.0 * N * D * h};
-        out[n++] = (struct gemm_shape){"expert-up", TRANS, per_expert, h, D, e->routed, routed * 2.0 * N * h * D};
-        out[n++] = (struct gemm_shape){"expert-down", TRANS, per_expert, D, h, e->routed, routed * 2.0 * N * D * h};
+        out[n++] = (struct gemm_shape){"shared-up", NO_TRANS, TRANS, N, h, D, 0, shared * 2.0 * N * h * D};
+        out[n++] = (struct gemm_shape){"shared-down", NO_TRANS, TRANS, N, D, h, 0, shared * 2.0 * N * D * h};
+        out[n++] = (struct gemm_shape){"expert-up", NO_TRANS, TRANS, per_expert, h, D, e->routed,
+                                       routed * 2.0 * N * h * D};
+        out[n++] = (struct gemm_shape){"expert-down", NO_TRANS, TRANS, per_expert, D, h, e->routed,
+                                       routed * 2.0 * N * D * h};
         break;
     }
     return n;
 }
 
-// The rate BLIS reaches on the blocks' products, weighted by their FLOPs: total FLOPs over the time
-// BLIS alone would take for them. Prints each shape's rate and share.
-static double blis_rate(const struct dit *m, int B)
+// The rates BLIS reaches on the blocks' products, weighted by their FLOPs: total FLOPs over the time
+// BLIS alone would take for them. rate[0]: the forward's products (the sampling step's); rate[1]:
+// the training step's, forward plus the backward's input- and weight-gradient products. Prints
+// each product's rate and share.
+static void blis_rates(const struct dit *m, int B, double rate[2])
 {
+    static const char *const pass[3] = {"fwd", "d-in", "d-weight"};
     struct gemm_shape shapes[16];
     int n = block_shapes(m, B, shapes);
-    double flops = 0, seconds = 0;
+    double flops = 0, seconds[2] = {0, 0};
     for (int i = 0; i < n; i++) flops += shapes[i].flops;
-    for (int i = 0; i < n; i++) {
-        const struct gemm_shape *g = &shapes[i];
-        double rate = gemm_shape_rate(g);
-        printf("  %-12s BLIS %6.1f GFLOP/s on m %d n %d k %d, %4.1f%% of the blocks' FLOPs", g->name, rate,
-               g->m, g->n, g->k, 100 * g->flops / flops);
-        if (g->parallel) printf(" (%d independent products, one thread each)", g->parallel);
-        printf("\n");
-        seconds += g->flops / (rate * 1e9);
-    }
-    return flops / seconds / 1e9;
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < 3; p++) {
+            struct gemm_shape g = p == 0 ? shapes[i] : backward_shape(&shapes[i], p - 1);
+            double r = gemm_shape_rate(&g);
+            printf("  %-12s %-8s BLIS %6.1f GFLOP/s on %c%c m %5d n %5d k %5d, %4.1f%% of a forward's FLOPs",
+                   g.name, pass[p], r, g.trans_a ? 'T' : 'N', g.trans_b ? 'T' : 'N', g.m, g.n, g.k,
+                   100 * g.flops / flops);
+            if (g.parallel) printf(" (%d independent products, one thread each)", g.parallel);
+            printf("\n");
+            if (p == 0) seconds[0] += g.flops / (r * 1e9);
+            seconds[1] += g.flops / (r * 1e9);
+        }
+    rate[0] = flops / seconds[0] / 1e9;
+    rate[1] = 3 * flops / seconds[1] / 1e9;
 }
 
 static double peak_rss_mb(void)
@@ -266,15 +296,18 @@ static int run_case(const struct bench_case *bc, int steps, const char *save_dir
         double sample_s = sample_seconds(&m, &b, B, image, steps);
         double flops = forward_flops(&m, B), train_gf = 3 * flops / train_s / 1e9;
         double sample_gf = 2 * flops / sample_s / 1e9, rss = peak_rss_mb();
-        double blis = blis_rate(&m, B);
+        double blis[2];
+        blis_rates(&m, B, blis);
         int threads = omp_get_max_threads();
         printf("%-44s train %7.1f img/s %6.1f GFLOP/s (%3.0f%% of BLIS %5.1f)  sample+cfg %7.1f img/s "
-               "%6.1f GFLOP/s (%3.0f%%)  peak RSS %.0f MB\n", bc->name, B / train_s, train_gf,
-               100 * train_gf / blis, blis, B / sample_s, sample_gf, 100 * sample_gf / blis, rss);
+               "%6.1f GFLOP/s (%3.0f%% of BLIS %5.1f)  peak RSS %.0f MB\n", bc->name, B / train_s, train_gf,
+               100 * train_gf / blis[1], blis[1], B / sample_s, sample_gf, 100 * sample_gf / blis[0], blis[0],
+               rss);
         printf("bench impl=promoe case=%s threads=%d batch=%d forward_gflop=%.4f train_img_s=%.3f "
-               "train_gflops=%.3f sample_img_s=%.3f sample_gflops=%.3f blis_gflops=%.3f train_blis_frac=%.4f "
-               "sample_blis_frac=%.4f rss_mb=%.1f\n", bc->id, threads, B, flops / 1e9, B / train_s, train_gf,
-               B / sample_s, sample_gf, blis, train_gf / blis, sample_gf / blis, rss);
+               "train_gflops=%.3f sample_img_s=%.3f sample_gflops=%.3f blis_gflops=%.3f blis_train_gflops=%.3f "
+               "train_blis_frac=%.4f sample_blis_frac=%.4f rss_mb=%.1f\n", bc->id, threads, B, flops / 1e9,
+               B / train_s, train_gf, B / sample_s, sample_gf, blis[0], blis[1], train_gf / blis[1],
+               sample_gf / blis[0], rss);
         fflush(stdout);
     }
     free(b.w); free(b.g); free(b.am); free(b.av); free(b.ema); free(b.x0); free(b.xt); free(b.target);
