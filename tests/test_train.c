@@ -1,5 +1,6 @@
 // End-to-end training on Fashion-MNIST with tiny models: the same config and seed give
-// bit-identical losses and weights; 1 and 2 threads agree bit for bit; a run stopped at step 6 and
+// bit-identical losses and weights; 1 and 2 threads agree bit for bit, also when a run switches
+// from 1 to 2 threads between steps (a sweep's threads file); a run stopped at step 6 and
 // resumed equals the uninterrupted run; training lowers the loss (rf and ddpm); a non-finite loss
 // stops the run with status 'failed' and keeps the last checkpoint.
 #include <omp.h>
@@ -71,6 +72,27 @@ static void test_determinism(void)
     CHECK(strcmp(first, resumed) == 0, "resumed run differs:\n%s---\n%s", first, resumed);
     CHECK(same_tensors(r1.checkpoint, r4.checkpoint), "resumed run gives different weights");
     CHECK(train(&cfg, "d.db", 1, 0, &r4) == 0 && r4.already_done, "resuming a finished run trains again");
+
+    // A sweep widens a run through <ckpt.dir>/<run id>/threads: a one-thread run switches to 2
+    // threads between steps and still gives the same losses and weights.
+    static char widened[8192];
+    struct train_result r5;
+    tiny_config(&cfg, "e");
+    cfg.threads = 1;
+    CHECK(train(&cfg, "e.db", 0, 3, &r5) == 0 && r5.steps_done == 3, "first 3 steps on one thread");
+    char path[sizeof cfg.ckpt_dir + 32];
+    snprintf(path, sizeof path, "%s/%s/threads", cfg.ckpt_dir, r5.run_id);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL, "cannot write %s", path);
+    if (f) fprintf(f, "2\n"), fclose(f);
+    CHECK(train(&cfg, "e.db", 1, 0, &r5) == 0 && r5.steps_done == 12, "widened run");
+    int expected = omp_get_num_procs() >= 2 ? 2 : 1;   // capped at the processors available
+    CHECK(omp_get_max_threads() == expected, "the run took %d threads, its threads file %d",
+          omp_get_max_threads(), expected);
+    omp_set_num_threads(2);
+    run_losses(tmp_dir, "e.db", r5.run_id, widened, sizeof widened);
+    CHECK(strcmp(first, widened) == 0, "widened run differs:\n%s---\n%s", first, widened);
+    CHECK(same_tensors(r1.checkpoint, r5.checkpoint), "widened run gives different weights");
 }
 
 // Mean loss of the last `window` logged steps over the first `window`.

@@ -4,7 +4,8 @@
 // Checks and expands the whole sweep file first; --dry-run then lists idx, run id, status and
 // label and writes nothing. Otherwise the sweep and its runs are recorded (a changed file needs
 // --update), and every run not done is trained by a child process, N at once, each with
-// train.threads = cores / N when the sweep leaves it at 0: done runs are skipped, interrupted or
+// train.threads = cores / N when the sweep leaves it at 0 (once none is left to start, the runs
+// still going share the freed cores: sweep_jobs.c): done runs are skipped, interrupted or
 // orphaned ones resume from their checkpoint, failed ones are retried only with --retry-failed.
 // --index trains run I alone, into a shard database; --slurm writes the sbatch scripts that do
 // so for every run on a cluster (sweep_cluster.h, sweep_slurm.h).
@@ -148,7 +149,10 @@ static void set_threads(struct sweep *sw, int jobs)
     long cores = sweep_cores();
     int threads = cores > jobs ? (int)(cores / jobs) : 1;
     for (int i = 0; i < sw->n_runs; i++)
-        if (sw->runs[i].cfg.threads == 0) sw->runs[i].cfg.threads = threads;
+        if (sw->runs[i].cfg.threads == 0) {
+            sw->runs[i].cfg.threads = threads;
+            sw->runs[i].threads_auto = 1;
+        }
 }
 
 static int record(struct store *db, const struct sweep *sw)

@@ -4,6 +4,7 @@
 // leaves it 'running' under a dead pid; the loop marks it 'interrupted', so it resumes next time.
 #include "cli/sweep_jobs.h"
 
+#include "cli/sweep_cluster.h"
 #include "core/error.h"
 #include "io/atomic.h"
 #include "store/sweeps.h"
@@ -101,8 +102,10 @@ static _Noreturn void exec_train(const struct sweep_run *run, const char *config
 
 static int start(const struct sweep_run *run, const char *db_path, pid_t *pid)
 {
-    char config_path[PATH_MAX_LEN];
+    char config_path[PATH_MAX_LEN], threads_path[PATH_MAX_LEN];
     if (write_config(run, config_path) < 0) return -1;
+    run_file(run, "threads", threads_path);
+    unlink(threads_path);   // a thread count left by an earlier sweep: the run starts with its own
     fflush(NULL);
     *pid = fork();
     if (*pid < 0) return err("cannot start run %s: fork: %s", run->run_id, strerror(errno));
@@ -177,6 +180,26 @@ static int count_live(void)
     return n;
 }
 
+// Once no run is left to start, the live runs whose thread count the sweep chose share the cores
+// that finished runs freed: each is given cores / live threads through its `threads` file, which
+// the trainer reads between steps (results do not depend on the thread count).
+static void widen_live(const struct sweep *sw, const int *slot_run)
+{
+    int n = count_live();
+    long cores = sweep_cores();
+    if (n == 0 || cores <= n) return;
+    int threads = (int)(cores / n);
+    for (int i = 0; i < MAX_JOBS; i++) {
+        if (live[i] <= 0) continue;
+        const struct sweep_run *run = &sw->runs[slot_run[i]];
+        if (!run->threads_auto || threads <= run->cfg.threads) continue;
+        char path[PATH_MAX_LEN], text[16];
+        run_file(run, "threads", path);
+        int len = snprintf(text, sizeof text, "%d\n", threads);
+        if (atomic_write_file(path, text, (size_t)len) < 0) err_clear();   // the run keeps its threads
+    }
+}
+
 int sweep_jobs_run(const struct sweep *sw, const int *todo, int n_todo, int jobs, const char *db_path,
                    struct store *db, struct sweep_tally *tally)
 {
@@ -203,6 +226,7 @@ int sweep_jobs_run(const struct sweep *sw, const int *todo, int n_todo, int jobs
         }
         if (stop_signal) next = n_todo;
         if (count_live() > 0 && reap(db, sw, slot_run, tally) < 0) break;
+        if (!stop_signal && next == n_todo) widen_live(sw, slot_run);
     }
     while (count_live() > 0) reap(db, sw, slot_run, tally); // after a failed start
     sigaction(SIGINT, &old_int, NULL);

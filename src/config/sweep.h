@@ -15,6 +15,7 @@ struct sweep_run {
     char run_id[17];
     char label[SWEEP_LABEL_MAX];
     struct config cfg;            // resolved and validated
+    int threads_auto;             // train.threads was chosen by the sweep (cores / jobs), not the file
 };
 
 struct sweep {

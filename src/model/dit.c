@@ -218,7 +218,7 @@ static void layout_acts(struct dit *m)
     x->d_c = arena_reals(a, B * D);
     x->d_t_act = arena_reals(a, B * D);
     x->d_t_hidden = arena_reals(a, B * D);
-    x->attention_scratch = arena_reals(a, (size_t)omp_get_max_threads() * s->tokens * s->tokens);
+    x->attention_scratch = arena_reals(a, (size_t)m->max_threads * s->tokens * s->tokens);
     layout_mlp_scratch(m);
 }
 
@@ -228,6 +228,7 @@ int dit_create(struct dit *m, const struct config *cfg, int max_batch)
     m->cfg = *cfg;
     shape_from_config(&m->shape, cfg);
     m->max_batch = max_batch;
+    m->max_threads = omp_get_max_threads() > omp_get_num_procs() ? omp_get_max_threads() : omp_get_num_procs();
     int depth = m->shape.depth;
     m->w.blocks = calloc(depth, sizeof *m->w.blocks);
     m->g.blocks = calloc(depth, sizeof *m->g.blocks);
@@ -428,6 +429,8 @@ static void block_backward(struct dit *m, int i, const real *in, int B)
     gated_residual_backward(x->d_branch, x->d_ada + 2 * D, x->d_x, a->ada + 2 * D, a->proj, w->proj_b,
                             ada, B, T, D);
     linear_backward(x->d_att, g->proj_w, g->proj_b, x->d_branch, a->att, w->proj_w, N, D, D, 0);
+    if (omp_get_max_threads() > m->max_threads)
+        BUG("%d threads, activations sized for %d", omp_get_max_threads(), m->max_threads);
     attention_backward(x->d_qkv, x->d_att, a->probs, a->qkv, x->attention_scratch, B, T, D, s->heads);
     linear_backward(x->d_mod, g->qkv_w, g->qkv_b, x->d_qkv, a->mod1, w->qkv_w, N, D, 3 * D, 0);
     ln_modulate_backward(x->d_x, x->d_ada, x->d_ada + D, x->d_mod, in, a->ln1_mean, a->ln1_rstd,

@@ -80,6 +80,7 @@ struct dit {
     struct arena arena;
     struct dit_acts acts;
     int max_batch;
+    int max_threads;          // OpenMP threads the activations are sized for (thread scratch)
     struct moe_layer **moe;   // [depth]: the block's MoE layer, NULL for a dense MLP
     int training;             // routers train (capacity, aux losses) or infer
     int update_buffers;       // training forwards update router buffers (centroids, thresholds)
@@ -89,7 +90,9 @@ struct dit {
 };
 
 // Shape from a config (validated). Fills the parameter table; allocates the arena for max_batch
-// (0: no activations, for counting parameters). Threads = omp_get_max_threads() at this call.
+// (0: no activations, for counting parameters). Per-thread scratch is sized for max_threads: the
+// larger of omp_get_max_threads() at this call and the processors available, so that a run may
+// take more threads later (up to max_threads) without a new model.
 int dit_create(struct dit *m, const struct config *cfg, int max_batch);
 void dit_destroy(struct dit *m);
 void dit_bind_weights(struct dit *m, real *weights);

@@ -370,6 +370,26 @@ static int evaluate_now(struct run *r)
     return rc < 0 ? err_context("evaluation at step %lld", (long long)r->state.step) : 0;
 }
 
+// A sweep gives its last runs the cores that finished runs freed by writing a thread count into
+// <ckpt.dir>/<run id>/threads. Results do not depend on the thread count, so the run switches
+// between steps (at most to the threads its activations are sized for).
+static void follow_thread_file(struct run *r)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s/threads", r->cfg->ckpt_dir, r->res->run_id);
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    int n = 0;
+    if (fscanf(f, "%d", &n) == 1 && n > 0) {
+        if (n > r->model.max_threads) n = r->model.max_threads;
+        if (n != omp_get_max_threads()) {
+            omp_set_num_threads(n);
+            blas_set_threads(n);
+        }
+    }
+    fclose(f);
+}
+
 // Steps until the end, the stop_after budget, or a non-finite loss.
 static int loop(struct run *r)
 {
@@ -381,6 +401,7 @@ static int loop(struct run *r)
     r->interval_start = clock_seconds();
     double started = r->interval_start;
     for (int64_t step = first; step < stop; step++) {
+        follow_thread_file(r);
         struct step_figures f = train_step(r, step);
         r->interval_images += cfg->batch_size;
         if (step == first) r->res->first_loss = f.loss;
@@ -413,6 +434,7 @@ static int loop(struct run *r)
     double seconds = clock_seconds() - started;
     if (save_checkpoint(r) < 0) return -1;
     if (!r->db) return 0;   // ranks other than 0 write nothing
+    follow_thread_file(r);
     if (eval_due(cfg, r->state.step) && evaluate_now(r) < 0) return fail_run(r, "failed");
     double img_per_s = seconds > 0 ? (double)(stop - first) * cfg->batch_size / seconds : 0;
     r->res->img_per_s = img_per_s;
