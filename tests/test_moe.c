@@ -115,20 +115,28 @@ static void check_plan(const struct moe_layer *L, int B, int T, const int *label
     CHECK(uncond_slots == nulls * T, "%d unconditional slots for %d null samples of %d tokens", uncond_slots, nulls, T);
 }
 
+// A tiny conditional ProMoE model (prototype router, MoE in block 1) for batches of up to 6, with
+// its initial weights plus noise drawn from seed (so every expert and gate is non-trivial); returns
+// the weights, bound.
+static real *prototype_model(struct config *cfg, struct dit *m, const char *experts, uint64_t seed)
+{
+    const char *sets[] = {experts, "model.moe.router=prototype", "model.moe.conditional=true", NULL};
+    tiny(cfg, sets);
+    CHECK(dit_create(m, cfg, 6) == 0, "%s", err_message());
+    real *w = calloc(m->table.total, sizeof(real));
+    params_init(&m->table, w, 1);
+    struct rng r;
+    rng_init(&r, seed, 0, RNG_TEST, 0);
+    for (size_t i = 0; i < m->table.total; i++) w[i] += (real)(0.05 * rng_normal(&r));
+    dit_bind_weights(m, w);
+    return w;
+}
+
 static void test_conditional_plan(void)
 {
-    const char *sets[] = {"model.moe.experts=E8A2S1U1", "model.moe.router=prototype",
-                          "model.moe.conditional=true", NULL};
     struct config cfg;
-    tiny(&cfg, sets);
     struct dit m;
-    CHECK(dit_create(&m, &cfg, 6) == 0, "%s", err_message());
-    real *w = calloc(m.table.total, sizeof(real));
-    params_init(&m.table, w, 1);
-    struct rng r;
-    rng_init(&r, 2, 0, RNG_TEST, 0);
-    for (size_t i = 0; i < m.table.total; i++) w[i] += (real)(0.05 * rng_normal(&r));
-    dit_bind_weights(&m, w);
+    real *w = prototype_model(&cfg, &m, "model.moe.experts=E8A2S1U1", 2);
     real x[6 * 784], t[6];
     int labels[6];
     random_inputs(x, t, labels, 6, 3);   // samples 0 and 3 carry the null label
@@ -174,18 +182,9 @@ static void forward_backward(struct dit *m, real *g, const real *x, const real *
 // 1 and 2 threads must agree bit for bit on the output and every gradient.
 static void test_unbalanced_experts_threads(void)
 {
-    const char *sets[] = {"model.moe.experts=E6A1S1U1", "model.moe.router=prototype",
-                          "model.moe.conditional=true", NULL};
     struct config cfg;
-    tiny(&cfg, sets);
     struct dit m;
-    CHECK(dit_create(&m, &cfg, 6) == 0, "%s", err_message());
-    real *w = calloc(m.table.total, sizeof(real)), *g = calloc(m.table.total, sizeof(real));
-    params_init(&m.table, w, 1);
-    struct rng r;
-    rng_init(&r, 3, 0, RNG_TEST, 0);
-    for (size_t i = 0; i < m.table.total; i++) w[i] += (real)(0.05 * rng_normal(&r));
-    dit_bind_weights(&m, w);
+    real *w = prototype_model(&cfg, &m, "model.moe.experts=E6A1S1U1", 3), *g = calloc(m.table.total, sizeof(real));
     dit_bind_grads(&m, g);
     m.training = 1;
     size_t n = (size_t)6 * m.shape.out_channels * 28 * 28 + m.table.total;

@@ -192,7 +192,7 @@ void moe_layout_saved(struct moe_layer *L, struct arena *a, int B, int T)
 void moe_layout_scratch(struct moe_layer *L, struct arena *a, int B, int T)
 {
     size_t N = (size_t)B * T, D = L->D, h = L->spec.hidden, S = L->spec.shared;
-    size_t slots = (size_t)(L->router->max_slots(L, B, T) + (int)(N * L->spec.uncond));
+    size_t slots = (size_t)L->plan.max_slots;   // set by moe_layout_saved, which runs first
     L->post = arena_reals(a, slots * h);
     L->deriv = arena_reals(a, slots * h);
     L->shared_post = arena_reals(a, N * h);
@@ -227,21 +227,20 @@ static void build_plan(struct moe_layer *L, const real *x, const int *labels, in
     plan_finalize(p);
 }
 
+// The linears of an expert: on all threads, or serial inside the experts' parallel loop (its
+// element-wise passes are then nested regions, which run on the calling thread).
+typedef void linear_forward_fn(real *, const real *, const real *, const real *, int, int, int);
+typedef void linear_backward_fn(real *, real *, real *, const real *, const real *, const real *, int, int,
+                                int, int);
+
 // pre [n, h] is the up product without its bias, which the GELU pass adds (no copy before the product).
 static void run_expert(const struct expert_tensors *w, real *pre, real *post, real *out, const real *in,
-                       int n, int D, int h)
+                       int n, int D, int h, int serial)
 {
-    linear_forward(pre, in, w->up_w, NULL, n, D, h);
+    linear_forward_fn *linear = serial ? linear_forward_serial : linear_forward;
+    linear(pre, in, w->up_w, NULL, n, D, h);
     gelu_bias_forward(post, pre, w->up_b, n, h);
-    linear_forward(out, post, w->down_w, w->down_b, n, h, D);
-}
-
-static void run_expert_serial(const struct expert_tensors *w, real *pre, real *post, real *out,
-                              const real *in, int n, int D, int h)
-{
-    linear_forward_serial(pre, in, w->up_w, NULL, n, D, h);
-    gelu_bias_forward(post, pre, w->up_b, n, h);   // nested region: this thread only
-    linear_forward_serial(out, post, w->down_w, w->down_b, n, h, D);
+    linear(out, post, w->down_w, w->down_b, n, h, D);
 }
 
 // Experts by decreasing token count, so that dynamic scheduling over threads balances well.
@@ -274,6 +273,16 @@ static int big_experts(const struct moe_layer *L)
     return big;
 }
 
+// Routed or unconditional expert e over its slots of the plan.
+static void routed_expert_forward(struct moe_layer *L, int e, int serial)
+{
+    const struct routing_plan *p = &L->plan;
+    int D = L->D, h = L->spec.hidden, first = p->offset[e], n = p->offset[e + 1] - first;
+    if (n > 0)
+        run_expert(&L->w[e], L->pre + (size_t)first * h, L->post + (size_t)first * h,
+                   L->expert_out + (size_t)first * D, L->gathered + (size_t)first * D, n, D, h, serial);
+}
+
 void moe_forward(struct moe_layer *L, real *y, const real *x, const int *labels, int B, int T)
 {
     int N = B * T, D = L->D, h = L->spec.hidden;
@@ -286,23 +295,14 @@ void moe_forward(struct moe_layer *L, real *y, const real *x, const int *labels,
     // first, alone on all threads (BLIS splits rows and columns, never the sum over k: the same bits).
     order_experts(L);
     int big = big_experts(L);
-    for (int i = 0; i < big; i++) {
-        int e = L->expert_order[i], first = p->offset[e], n = p->offset[e + 1] - first;
-        run_expert(&L->w[e], L->pre + (size_t)first * h, L->post + (size_t)first * h,
-                   L->expert_out + (size_t)first * D, L->gathered + (size_t)first * D, n, D, h);
-    }
+    for (int i = 0; i < big; i++) routed_expert_forward(L, L->expert_order[i], 0);
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int i = big; i < p->n_experts; i++) {
-        int e = L->expert_order[i], first = p->offset[e], n = p->offset[e + 1] - first;
-        if (n > 0)
-            run_expert_serial(&L->w[e], L->pre + (size_t)first * h, L->post + (size_t)first * h,
-                              L->expert_out + (size_t)first * D, L->gathered + (size_t)first * D, n, D, h);
-    }
+    for (int i = big; i < p->n_experts; i++) routed_expert_forward(L, L->expert_order[i], 1);
     if (L->spec.shared == 0) memset(y, 0, sizeof(real) * N * D);
     real *scratch = L->d_x_slots;   // free during the forward
     for (int s = 0; s < L->spec.shared; s++)
         run_expert(&L->shared_w[s], L->shared_pre + (size_t)s * N * h, L->shared_post, s == 0 ? y : scratch,
-                   x, N, D, h);
+                   x, N, D, h, 0);
     for (int s = 1; s < L->spec.shared; s++)
         for (size_t i = 0; i < (size_t)N * D; i++) y[i] += scratch[i];   // (S > 1 only; order fixed)
     for (int e = 0; e < p->n_experts; e++) {
@@ -323,23 +323,25 @@ struct expert_scratch {
 
 static void expert_backward(const struct expert_tensors *w, struct expert_tensors *g, real *d_in,
                             struct expert_scratch x, const real *d_out, const real *in, const real *pre,
-                            int n, int D, int h, int accumulate)
+                            int n, int D, int h, int accumulate, int serial)
 {
+    linear_backward_fn *linear = serial ? linear_backward_serial : linear_backward;
     gelu_bias_recompute(x.post, x.deriv, pre, w->up_b, n, h);
-    linear_backward(x.d_post, g->down_w, g->down_b, d_out, x.post, w->down_w, n, h, D, 0);
+    linear(x.d_post, g->down_w, g->down_b, d_out, x.post, w->down_w, n, h, D, 0);
     gelu_apply_deriv(x.d_post, x.deriv, (size_t)n * h);
-    linear_backward(d_in, g->up_w, g->up_b, x.d_post, in, w->up_w, n, D, h, accumulate);
+    linear(d_in, g->up_w, g->up_b, x.d_post, in, w->up_w, n, D, h, accumulate);
 }
 
-// The same inside the experts' parallel loop: single-threaded products, nested regions on this thread.
-static void expert_backward_serial(const struct expert_tensors *w, struct expert_tensors *g, real *d_in,
-                                   struct expert_scratch x, const real *d_out, const real *in,
-                                   const real *pre, int n, int D, int h)
+// Routed or unconditional expert e: d_x_slots of its slots from d_slots; parameter gradients.
+static void routed_expert_backward(struct moe_layer *L, int e, int serial)
 {
-    gelu_bias_recompute(x.post, x.deriv, pre, w->up_b, n, h);
-    linear_backward_serial(x.d_post, g->down_w, g->down_b, d_out, x.post, w->down_w, n, h, D, 0);
-    gelu_apply_deriv(x.d_post, x.deriv, (size_t)n * h);
-    linear_backward_serial(d_in, g->up_w, g->up_b, x.d_post, in, w->up_w, n, D, h, 0);
+    const struct routing_plan *p = &L->plan;
+    int D = L->D, h = L->spec.hidden, first = p->offset[e], n = p->offset[e + 1] - first;
+    if (n == 0) return;
+    size_t fh = (size_t)first * h, fd = (size_t)first * D;
+    struct expert_scratch scratch = {L->post + fh, L->deriv + fh, L->d_post + fh};
+    expert_backward(&L->w[e], &L->g[e], L->d_x_slots + fd, scratch, L->d_slots + fd, L->gathered + fd,
+                    L->pre + fh, n, D, h, 0, serial);
 }
 
 void moe_backward(struct moe_layer *L, real *d_x, const real *d_y, const real *x, int B, int T)
@@ -350,7 +352,7 @@ void moe_backward(struct moe_layer *L, real *d_x, const real *d_y, const real *x
     for (int s = 0; s < L->spec.shared; s++)
         expert_backward(&L->shared_w[s], &L->shared_g[s], d_x,
                         (struct expert_scratch){L->shared_post, L->shared_deriv, L->d_shared_post}, d_y, x,
-                        L->shared_pre + (size_t)s * N * h, N, D, h, 1);
+                        L->shared_pre + (size_t)s * N * h, N, D, h, 1, 0);
 #pragma omp parallel for schedule(static)
     for (int s = 0; s < p->n_slots; s++) {
         const real *dy = d_y + (size_t)p->token[s] * D, *out = L->expert_out + (size_t)s * D;
@@ -362,22 +364,9 @@ void moe_backward(struct moe_layer *L, real *d_x, const real *d_y, const real *x
         p->d_gate[s] = dot;
     }
     int big = big_experts(L);   // as in the forward: the largest experts alone on all threads
-    for (int i = 0; i < big; i++) {
-        int e = L->expert_order[i], first = p->offset[e], n = p->offset[e + 1] - first;
-        size_t fh = (size_t)first * h, fd = (size_t)first * D;
-        struct expert_scratch scratch = {L->post + fh, L->deriv + fh, L->d_post + fh};
-        expert_backward(&L->w[e], &L->g[e], L->d_x_slots + fd, scratch, L->d_slots + fd, L->gathered + fd,
-                        L->pre + fh, n, D, h, 0);
-    }
+    for (int i = 0; i < big; i++) routed_expert_backward(L, L->expert_order[i], 0);
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int i = big; i < p->n_experts; i++) {
-        int e = L->expert_order[i], first = p->offset[e], n = p->offset[e + 1] - first;
-        if (n == 0) continue;
-        size_t fh = (size_t)first * h, fd = (size_t)first * D;
-        struct expert_scratch scratch = {L->post + fh, L->deriv + fh, L->d_post + fh};
-        expert_backward_serial(&L->w[e], &L->g[e], L->d_x_slots + fd, scratch, L->d_slots + fd,
-                               L->gathered + fd, L->pre + fh, n, D, h);
-    }
+    for (int i = big; i < p->n_experts; i++) routed_expert_backward(L, L->expert_order[i], 1);
     for (int e = 0; e < p->n_experts; e++) {
         int first = p->offset[e], n = p->offset[e + 1] - first;
 #pragma omp parallel for schedule(static)

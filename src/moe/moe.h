@@ -107,7 +107,8 @@ int moe_create(struct moe_layer *L, const struct config *cfg, int block, struct 
 void moe_destroy(struct moe_layer *L);
 void moe_bind(struct moe_layer *L, const struct param_table *t, real *base, int grads);
 // Carves the layer's buffers out of the arena: what its backward reads (saved) and what it uses only
-// while it runs (scratch, which a model lays out once for all its layers); moe_layout does both.
+// while it runs (scratch, which a model lays out once for all its layers; after the layer's saved
+// part, whose slot count it reuses); moe_layout does both.
 void moe_layout_saved(struct moe_layer *L, struct arena *a, int B, int T);
 void moe_layout_scratch(struct moe_layer *L, struct arena *a, int B, int T);
 void moe_layout(struct moe_layer *L, struct arena *a, int B, int T);

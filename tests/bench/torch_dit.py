@@ -130,23 +130,22 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    def __init__(self, dim, hidden):
+    """linear, GELU (tanh), linear; `names` are the two linears' checkpoint names: DiT's dense MLP
+    (fc1, fc2) or a ProMoE expert (up_proj, down_proj)."""
+
+    def __init__(self, dim, hidden, names=("fc1", "fc2")):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.names = names
+        setattr(self, names[0], nn.Linear(dim, hidden))
+        setattr(self, names[1], nn.Linear(hidden, dim))
 
     def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        up, down = getattr(self, self.names[0]), getattr(self, self.names[1])
+        return down(F.gelu(up(x), approximate="tanh"))
 
 
-class Expert(nn.Module):
-    def __init__(self, dim, hidden):
-        super().__init__()
-        self.up_proj = nn.Linear(dim, hidden)
-        self.down_proj = nn.Linear(hidden, dim)
-
-    def forward(self, x):
-        return self.down_proj(F.gelu(self.up_proj(x), approximate="tanh"))
+def Expert(dim, hidden):
+    return Mlp(dim, hidden, ("up_proj", "down_proj"))
 
 
 class PrototypeMoE(nn.Module):
