@@ -17,6 +17,11 @@ real *arena_reals(struct arena *a, size_t n)
     return (real *)(a->base + offset);
 }
 
+int *arena_ints(struct arena *a, size_t n)
+{
+    return (int *)arena_reals(a, (n * sizeof(int) + sizeof(real) - 1) / sizeof(real));
+}
+
 int arena_allocate(struct arena *a)
 {
     a->capacity = (a->used + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;

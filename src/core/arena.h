@@ -15,6 +15,8 @@ struct arena {
 
 // Reserves n reals, 64-byte aligned; returns NULL while measuring.
 real *arena_reals(struct arena *a, size_t n);
+// Reserves n ints, 64-byte aligned (the same region rules as arena_reals).
+int *arena_ints(struct arena *a, size_t n);
 // Allocates the base for the measured size; returns -1 (with message) if out of memory.
 int arena_allocate(struct arena *a);
 void arena_free(struct arena *a);

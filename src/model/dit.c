@@ -169,7 +169,7 @@ static void layout_acts(struct dit *m)
     struct dit_acts *x = &m->acts;
     size_t B = (size_t)m->max_batch, N = B * s->tokens, D = s->hidden, F = s->mlp_hidden;
     size_t P = (size_t)s->patch * s->patch, O = P * s->out_channels;
-    x->labels = (int *)arena_reals(a, B * sizeof(int) / sizeof(real) + 1);
+    x->labels = arena_ints(a, B);
     x->t = arena_reals(a, B);
     x->patches = arena_reals(a, N * s->channels * P);
     x->resid = arena_reals(a, (s->depth + 1) * N * D);

@@ -178,7 +178,7 @@ static void cls_layout(struct moe_layer *L, struct arena *a, int B, int T)
     r->d_s = arena_reals(a, B * E);
     r->d_z = arena_reals(a, B * E);
     r->d_x_mean = arena_reals(a, B * D);
-    r->choice = (int *)arena_reals(a, B);
+    r->choice = arena_ints(a, B);
 }
 
 // x_mean [B, D] = mean over each sample's T tokens of x [B*T, D] (tokens summed in order).

@@ -83,11 +83,6 @@ static void dm_bind(struct moe_layer *L, const struct param_table *t, const char
 // worst case is n * E slots; training needs at most E * min(k, n) <= n * E.
 static int dm_max_slots(const struct moe_layer *L, int B, int T) { return B * T * L->spec.routed; }
 
-static int *arena_ints(struct arena *a, size_t n)
-{
-    return (int *)arena_reals(a, (n * sizeof(int) + sizeof(real) - 1) / sizeof(real));
-}
-
 static void dm_layout(struct moe_layer *L, struct arena *a, int B, int T)
 {
     struct diffmoe *r = L->router_state;

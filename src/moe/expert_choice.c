@@ -59,8 +59,8 @@ static void ec_layout(struct moe_layer *L, struct arena *a, int B, int T)
     r->s = arena_reals(a, N * E);
     r->d_s = arena_reals(a, N * E);
     r->d_z = arena_reals(a, N * E);
-    r->taken = (int *)arena_reals(a, N * E);
-    r->chosen = (int *)arena_reals(a, (size_t)B * E * k);
+    r->taken = arena_ints(a, N * E);
+    r->chosen = arena_ints(a, (size_t)B * E * k);
 }
 
 // The k largest of column e of s [T, E] into chosen [k], best first. Insertion keeps a sorted list;

@@ -79,11 +79,6 @@ static void race_bind(struct moe_layer *L, const struct param_table *t, const ch
 // At inference every entry may pass the threshold: room for all N * E_r (training needs N * k).
 static int race_max_slots(const struct moe_layer *L, int B, int T) { return B * T * L->spec.routed; }
 
-static int *arena_ints(struct arena *a, size_t n)
-{
-    return (int *)arena_reals(a, (n * sizeof(int) + sizeof(real) - 1) / sizeof(real));
-}
-
 static void race_layout(struct moe_layer *L, struct arena *a, int B, int T)
 {
     struct expert_race *r = L->router_state;

@@ -74,9 +74,9 @@ static void km_layout(struct moe_layer *L, struct arena *a, int B, int T)
 {
     struct kmeans *r = L->router_state;
     size_t N = (size_t)B * T, E = L->spec.routed, D = L->D;
-    r->assigned = (int *)arena_reals(a, N);
-    r->order = (int *)arena_reals(a, N);
-    r->count = (int *)arena_reals(a, E);
+    r->assigned = arena_ints(a, N);
+    r->order = arena_ints(a, N);
+    r->count = arena_ints(a, E);
     r->sums = (double *)arena_reals(a, E * D * sizeof(double) / sizeof(real));
 }
 

@@ -155,11 +155,6 @@ void moe_bind(struct moe_layer *L, const struct param_table *t, real *base, int 
     L->router->bind(L, t, prefix, base, grads);
 }
 
-static int *arena_ints(struct arena *a, size_t n)
-{
-    return (int *)arena_reals(a, (n * sizeof(int) + sizeof(real) - 1) / sizeof(real));
-}
-
 // What the backward reads, kept per layer: the plan, the gathered inputs, the pre-activations and
 // expert outputs, and the router's activations.
 void moe_layout_saved(struct moe_layer *L, struct arena *a, int B, int T)

@@ -57,11 +57,11 @@ static void proto_layout(struct moe_layer *L, struct arena *a, int B, int T)
     r->d_z = arena_reals(a, N * E);
     r->d_x_hat = arena_reals(a, N * D);
     r->d_p_hat = arena_reals(a, E * D);
-    r->topk = (int *)arena_reals(a, N * L->spec.active);
-    r->routed_token = (int *)arena_reals(a, N);
+    r->topk = arena_ints(a, N * L->spec.active);
+    r->routed_token = arena_ints(a, N);
     r->rcl.centroid = arena_reals(a, E * D);
-    r->rcl.count = (int *)arena_reals(a, E);
-    r->rcl.active = (int *)arena_reals(a, E);
+    r->rcl.count = arena_ints(a, E);
+    r->rcl.active = arena_ints(a, E);
     r->rcl.q = arena_reals(a, E * E);
     r->rcl.p_norm = arena_reals(a, E);
     r->rcl.m_norm = arena_reals(a, E);

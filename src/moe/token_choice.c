@@ -46,8 +46,8 @@ static void tc_layout(struct moe_layer *L, struct arena *a, int B, int T)
     r->s = arena_reals(a, N * E);
     r->d_s = arena_reals(a, N * E);
     r->d_z = arena_reals(a, N * E);
-    r->topk = (int *)arena_reals(a, N * L->spec.active);
-    r->routed_token = (int *)arena_reals(a, N);
+    r->topk = arena_ints(a, N * L->spec.active);
+    r->routed_token = arena_ints(a, N);
 }
 
 static void tc_plan(struct moe_layer *L, const real *x, const int *routed, int B, int T)
