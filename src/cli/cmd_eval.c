@@ -1,6 +1,6 @@
 // promoe eval RUN [--cfg 1.0,1.5] [--n N] [--steps N] [--seed S] [--db PATH] [--batch B]
 // Samples from the latest checkpoint of a run (EMA weights) and stores the mini-scale sample
-// quality (fd, is, precision, recall per cfg scale) in the `evals` table; prints a small table.
+// quality (fd, is, precision, recall, class_acc per cfg scale) in the `evals` table; prints a small table.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,10 +50,10 @@ static void print_table(const struct eval_request *r, const struct eval_figures 
 {
     printf("run %s step %lld: %d samples per cfg, %d sampler steps, feature network test accuracy %.4f\n",
            r->run_id, (long long)r->step, r->n, r->steps, accuracy);
-    printf("%6s %10s %8s %10s %8s %8s\n", "cfg", "fd", "is", "precision", "recall", "wall_s");
+    printf("%6s %10s %8s %10s %8s %10s %8s\n", "cfg", "fd", "is", "precision", "recall", "class_acc", "wall_s");
     for (int c = 0; c < r->n_cfg; c++)
-        printf("%6.2f %10.4f %8.4f %10.4f %8.4f %8.1f\n", f[c].cfg, f[c].fd, f[c].is, f[c].precision, f[c].recall,
-               f[c].wall_s);
+        printf("%6.2f %10.4f %8.4f %10.4f %8.4f %10.4f %8.1f\n", f[c].cfg, f[c].fd, f[c].is, f[c].precision,
+               f[c].recall, f[c].class_acc, f[c].wall_s);
 }
 
 static int evaluate(struct store *db, const struct eval_args *a)

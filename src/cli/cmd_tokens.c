@@ -12,7 +12,7 @@
 #include "analysis/cluster.h"
 #include "analysis/output.h"
 #include "analysis/plot.h"
-#include "analysis/probe.h"
+#include "data/probe.h"
 #include "analysis/separation.h"
 #include "analysis/tsne.h"
 #include "cli/cli.h"

@@ -48,6 +48,7 @@ enum {
 };
 
 static const char *const objective_names[] = {"rf", "ddpm", NULL}; // index = enum objective
+static const char *const lr_schedule_names[] = {"constant", "cosine", NULL}; // enum lr_schedule
 static const char *const data_names[] = {"fashion-mnist", "npy", NULL};
 static const char *const router_names[] = {"token_choice", "expert_choice", "diffmoe", "expert_race",
                                            "kmeans", "classification", "prototype", NULL};
@@ -152,6 +153,10 @@ static const struct config_key keys[] = {
     INT64_KEY("train.steps", steps, "1000", 0, 1e12, RESULTS, "optimizer steps"),
     INT_KEY("train.batch_size", batch_size, "128", 1, 1e6, RESULTS, "images per step"),
     DOUBLE_KEY("train.lr", lr, "1e-4", 0, 10, RESULTS, "AdamW learning rate"),
+    INT_KEY("train.warmup", warmup, "0", 0, INT_MAX, RESULTS,
+            "steps of linear learning-rate warm-up (lr (step + 1) / warmup), 0 = none"),
+    ENUM_KEY("train.lr_schedule", lr_schedule, "constant", lr_schedule_names, RESULTS,
+             "learning rate after the warm-up: constant, or cosine decay to 0 at train.steps"),
     DOUBLE_KEY("train.weight_decay", weight_decay, "0", 0, 10, RESULTS,
                "AdamW decoupled weight decay"),
     DOUBLE_KEY("train.beta1", beta1, "0.9", 0, 1, RESULTS_MAX_OPEN, "AdamW first-moment decay"),
@@ -161,6 +166,8 @@ static const struct config_key keys[] = {
     DOUBLE_KEY("train.grad_clip", grad_clip, "0", 0, INFINITY, RESULTS,
                "clip the global gradient L2 norm to this (0 = off)"),
     DOUBLE_KEY("train.ema_decay", ema_decay, "0.9999", 0, 1, RESULTS, "decay of the EMA weights"),
+    BOOL_KEY("train.ema_warmup", ema_warmup, "false", RESULTS,
+             "EMA decay min(ema_decay, (1 + n) / (10 + n)) at update n, for short runs"),
     UINT64_KEY("train.seed", seed, "0", RESULTS, "seed of every random stream"),
     INT_KEY("train.threads", threads, "0", 0, 1024, OPERATIONAL, "worker threads (0 = all cores)"),
     BOOL_KEY("train.deterministic", deterministic, "false", OPERATIONAL,
@@ -182,6 +189,12 @@ static const struct config_key keys[] = {
     INT_KEY("eval.n", eval_n, "1000", 4, 100000, OPERATIONAL, "samples per cfg scale in an evaluation"),
     STRING_KEY("eval.cfg", eval_cfg, "1.0,1.5", NULL, OPERATIONAL, "cfg scales of an evaluation, comma-separated"),
     INT_KEY("eval.steps", eval_steps, "50", 1, 100000, OPERATIONAL, "sampler steps of an evaluation"),
+    INT_KEY("eval.val_every", val_every, "0", 0, INT_MAX, OPERATIONAL,
+            "steps between validation losses, also at the end (0 = at eval.every)"),
+    INT_KEY("eval.val_n", val_n, "1000", 0, 10000, OPERATIONAL,
+            "held-out test images of the validation loss, balanced over classes (0 = off)"),
+    INT_KEY("eval.val_bins", val_bins, "10", 1, 100, OPERATIONAL,
+            "timestep bins of the validation loss: every image is noised at each bin's midpoint"),
 };
 
 enum { KEY_COUNT = sizeof keys / sizeof keys[0] };

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 enum objective { OBJECTIVE_RF, OBJECTIVE_DDPM };
+enum lr_schedule { LR_CONSTANT, LR_COSINE };   // train.lr_schedule
 
 // model.moe.router: index = position in the name list of config.c.
 enum moe_router_kind {
@@ -76,12 +77,15 @@ struct config {
     int64_t steps;         // train.steps
     int batch_size;        // train.batch_size
     double lr;             // train.lr
+    int warmup;            // train.warmup: steps of linear learning-rate warm-up
+    int lr_schedule;       // train.lr_schedule: enum lr_schedule
     double weight_decay;   // train.weight_decay
     double beta1;          // train.beta1
     double beta2;          // train.beta2
     double adam_eps;       // train.eps
     double grad_clip;      // train.grad_clip: max global L2 norm, 0 = off
     double ema_decay;      // train.ema_decay
+    int ema_warmup;        // train.ema_warmup: decay min(ema_decay, (1 + n) / (10 + n))
     uint64_t seed;         // train.seed
     int deterministic;     // train.deterministic: fixed-order gradient sum over ranks
     int threads;           // train.threads: 0 = all cores (does not affect results)
@@ -102,6 +106,9 @@ struct config {
     int eval_n;            // eval.n: samples per cfg scale
     char eval_cfg[CONFIG_STRING_MAX];     // eval.cfg: comma-separated cfg scales
     int eval_steps;        // eval.steps: sampler steps
+    int val_every;         // eval.val_every: steps between validation losses (0 = with eval.every)
+    int val_n;             // eval.val_n: held-out test images of the validation loss (0 = off)
+    int val_bins;          // eval.val_bins: timestep bins of the validation loss
 };
 
 // Fills every key with its default.

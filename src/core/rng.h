@@ -17,7 +17,8 @@ enum rng_purpose {
     RNG_SAMPLE_NOISE,    // sampler noise, step = sampler step, index = image
     RNG_SAMPLE_LABEL,    // sampler class labels, index = image
     RNG_ROUTER,          // router initialisation (k-means centroids), index = layer
-    RNG_TEST             // tests
+    RNG_TEST,            // tests
+    RNG_VAL_NOISE        // validation-loss noise (fixed seed), step = timestep bin, index = image
 };
 
 struct rng {

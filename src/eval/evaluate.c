@@ -20,7 +20,7 @@
 // Seed of the permutation that picks the real reference images of precision / recall.
 static const uint64_t REFERENCE_SEED = 7;
 static const char REFERENCE[] = "fmnist-train";
-enum { METRICS_PER_CFG = 4 };
+enum { METRICS_PER_CFG = 5 };
 
 int eval_supported(const struct config *cfg)
 {
@@ -111,6 +111,7 @@ static int score_one(struct dit *m, const struct config *cfg, const struct eval_
     f->cfg = scale;
     if (frechet_distance(b->mean, b->cov, fm->train_mean, fm->train_cov, FEATNET_FEATURES, &f->fd) < 0) return -1;
     f->is = inception_score(b->probs, r->n, FEATNET_CLASSES);
+    f->class_acc = class_accuracy(b->probs, r->n, FEATNET_CLASSES);
     if (knn_precision_recall(b->real_features, r->n, b->features, r->n, FEATNET_FEATURES, PR_NEIGHBOURS,
                              &f->precision, &f->recall) < 0)
         return -1;
@@ -122,11 +123,11 @@ static int write_rows(struct store *db, const struct config *cfg, const struct e
                       const struct eval_figures *figures)
 {
     struct eval_row rows[EVAL_MAX_CFG * METRICS_PER_CFG];
-    const char *names[METRICS_PER_CFG] = {"fd", "is", "precision", "recall"};
+    const char *names[METRICS_PER_CFG] = {"fd", "is", "precision", "recall", "class_acc"};
     int n = 0;
     for (int c = 0; c < r->n_cfg; c++) {
         const struct eval_figures *f = &figures[c];
-        double values[METRICS_PER_CFG] = {f->fd, f->is, f->precision, f->recall};
+        double values[METRICS_PER_CFG] = {f->fd, f->is, f->precision, f->recall, f->class_acc};
         for (int k = 0; k < METRICS_PER_CFG; k++)
             rows[n++] = (struct eval_row){r->run_id, r->step, "ema", f->cfg,
                                           cfg->objective == OBJECTIVE_RF ? "euler" : "ddpm", r->steps, r->n,

@@ -1,8 +1,9 @@
 // Mini-scale sample quality of a model: n samples per cfg scale (labels cycling through the
 // classes, the model's bound weights, normally the EMA weights), scored by the Fashion-MNIST
 // feature network against the training set: Frechet distance to the training statistics ("fd"),
-// the inception-style score ("is"), and k-NN precision / recall against n training images chosen
-// by a fixed permutation. Four `evals` rows per cfg scale (reference fmnist-train, source
+// the inception-style score ("is"), k-NN precision / recall against n training images chosen
+// by a fixed permutation, and the share of samples the network classifies as their label
+// ("class_acc"). Five `evals` rows per cfg scale (reference fmnist-train, source
 // harness). Used by `promoe eval` and by training with eval.every.
 #ifndef PROMOE_EVALUATE_H
 #define PROMOE_EVALUATE_H
@@ -28,7 +29,7 @@ struct eval_request {
 };
 
 struct eval_figures {
-    double cfg, fd, is, precision, recall, wall_s;
+    double cfg, fd, is, precision, recall, class_acc, wall_s;
 };
 
 // Fails with a message pointing to the npz export and import-eval when the run's data is not

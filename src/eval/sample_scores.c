@@ -111,3 +111,16 @@ int knn_precision_recall(const real *real_x, int n_real, const real *fake_x, int
     free(rn); free(fn); free(r_rad); free(f_rad); free(dots); free(d2);
     return rc;
 }
+
+double class_accuracy(const real *probs, int n, int classes)
+{
+    int hits = 0;
+    for (int i = 0; i < n; i++) {
+        const real *p = probs + (size_t)i * classes;
+        int best = 0;
+        for (int c = 1; c < classes; c++)
+            if (p[c] > p[best]) best = c;
+        hits += best == i % classes;
+    }
+    return n > 0 ? (double)hits / n : 0;
+}

@@ -33,7 +33,9 @@ static const char WHERE_SQL[] =
 // ?5 = 0: the run's latest evaluation; else the evaluation at that step.
 static const char EVAL_SQL[] =
     "SELECT value FROM evals WHERE run_id = ?1 AND metric = ?2 AND abs(cfg_scale - ?3) < ?4 "
-    "AND value IS NOT NULL AND (?5 = 0 OR step = ?5) ORDER BY step DESC, n_samples DESC LIMIT 1";
+    "AND value IS NOT NULL AND (?5 = 0 OR step = ?5) ORDER BY step DESC, n_samples DESC, "
+    "sample_seed = coalesce((SELECT CAST(value AS INTEGER) FROM params WHERE run_id = ?1 AND key = 'train.seed'), -1) "
+    "DESC, sample_seed LIMIT 1";
 
 static int sql_error(sqlite3 *db, const char *what)
 {

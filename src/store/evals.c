@@ -12,8 +12,8 @@ static const char EVAL_UPSERT[] =
     "INSERT INTO evals (run_id, step, weights, cfg_scale, sampler, sampler_steps, n_samples, reference, "
     "metric, value, source, sample_seed, wall_s, created_ms) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
-    "ON CONFLICT (run_id, step, weights, cfg_scale, sampler, sampler_steps, n_samples, reference, metric) "
-    "DO UPDATE SET value = excluded.value, source = excluded.source, sample_seed = excluded.sample_seed, "
+    "ON CONFLICT (run_id, step, weights, cfg_scale, sampler, sampler_steps, n_samples, reference, metric, sample_seed) "
+    "DO UPDATE SET value = excluded.value, source = excluded.source, "
     "wall_s = excluded.wall_s, created_ms = excluded.created_ms";
 
 struct eval_batch {
@@ -40,8 +40,7 @@ static int write_rows(struct store *db, void *ctx)
         store_bind_text(st, 9, r->metric);
         store_bind_real(st, 10, r->value);
         store_bind_text(st, 11, r->source);
-        if (r->sample_seed < 0) sqlite3_bind_null(st, 12);
-        else sqlite3_bind_int64(st, 12, r->sample_seed);
+        sqlite3_bind_int64(st, 12, r->sample_seed < 0 ? -1 : r->sample_seed);
         store_bind_real(st, 13, r->wall_s);
         sqlite3_bind_int64(st, 14, now);
         rc = store_exec(st);

@@ -81,8 +81,42 @@ static int apply_analysis_tables(sqlite3 *handle)
                         NULL, NULL, NULL);
 }
 
+// Version 3 -> 4: the sampler seed joins the key of `evals`, so an evaluation redrawn with another
+// seed (the sampling noise of a figure) is kept beside the first instead of replacing it; -1 = no
+// seed (imported figures). SQLite changes a key by copying into a new table; legacy_alter_table
+// keeps the rename from rewriting the views, which name `evals` and find the new table.
+static int apply_eval_seed_key(sqlite3 *handle)
+{
+    return sqlite3_exec(handle,
+                        "CREATE TABLE evals_v4 ("
+                        "  run_id TEXT NOT NULL, step INTEGER NOT NULL, weights TEXT NOT NULL DEFAULT 'ema',"
+                        "  cfg_scale REAL NOT NULL, sampler TEXT NOT NULL, sampler_steps INTEGER NOT NULL,"
+                        "  n_samples INTEGER NOT NULL, reference TEXT NOT NULL, metric TEXT NOT NULL,"
+                        "  value REAL, source TEXT NOT NULL DEFAULT 'harness',"
+                        "  sample_seed INTEGER NOT NULL DEFAULT -1, wall_s REAL, created_ms INTEGER NOT NULL,"
+                        "  PRIMARY KEY (run_id, step, weights, cfg_scale, sampler, sampler_steps, n_samples,"
+                        "               reference, metric, sample_seed)"
+                        ") STRICT, WITHOUT ROWID;"
+                        "INSERT INTO evals_v4 SELECT run_id, step, weights, cfg_scale, sampler, sampler_steps,"
+                        "  n_samples, reference, metric, value, source, coalesce(sample_seed, -1), wall_s,"
+                        "  created_ms FROM evals;"
+                        "PRAGMA legacy_alter_table = ON;"
+                        "DROP TABLE evals;"
+                        "ALTER TABLE evals_v4 RENAME TO evals;"
+                        "PRAGMA legacy_alter_table = OFF;"
+                        "CREATE INDEX evals_metric ON evals(metric, cfg_scale);"
+                        "DROP VIEW final_evals;"
+                        "CREATE VIEW final_evals AS"
+                        "  SELECT run_id, max(step) AS step, weights, cfg_scale, sampler, sampler_steps, n_samples,"
+                        "         reference, metric, value, source, sample_seed, wall_s, created_ms"
+                        "  FROM evals"
+                        "  GROUP BY run_id, weights, cfg_scale, sampler, sampler_steps, n_samples, reference,"
+                        "           metric, sample_seed;",
+                        NULL, NULL, NULL);
+}
 
-static int (*const migrations[])(sqlite3 *handle) = {apply_schema_v1, apply_views, apply_analysis_tables};
+static int (*const migrations[])(sqlite3 *handle) = {apply_schema_v1, apply_views, apply_analysis_tables,
+                                                      apply_eval_seed_key};
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 

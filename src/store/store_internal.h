@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { STORE_SCHEMA_VERSION = 3 };
+enum { STORE_SCHEMA_VERSION = 4 };
 // PRAGMA application_id of a promoe database: "PrMo" in ASCII.
 enum { STORE_APPLICATION_ID = 0x50724d6f };
 enum { STORE_RUN_ID_MAX = 64, STORE_METRIC_NAME_MAX = 64 };

@@ -21,12 +21,14 @@
 #include "diffusion/rf.h"
 #include "diffusion/sampler.h"
 #include "eval/evaluate.h"
+#include "eval/validation.h"
 #include "model/checkpoint.h"
 #include "model/dit.h"
 #include "store/db.h"
 #include "train/adamw.h"
 #include "train/dist.h"
 #include "train/routing_stats.h"
+#include "train/schedule.h"
 
 enum { CONFIG_TEXT_MAX = 16384 };
 
@@ -46,6 +48,7 @@ struct run {
     struct dist_slice slice;   // this rank's samples of each global batch
     struct ddpm_schedule ddpm;
     struct batch batch;
+    struct validation validation;   // held-out loss inputs (n = 0: off)
     struct store *db;
     char config_text[CONFIG_TEXT_MAX];
     char config_sha[65];
@@ -81,6 +84,13 @@ static int make_dirs(const char *path)
     return 0;
 }
 
+// eval.val_every, or eval.every when that is 0; 0 = no validation loss.
+static int validation_every(const struct config *cfg)
+{
+    if (cfg->val_n <= 0) return 0;
+    return cfg->val_every > 0 ? cfg->val_every : cfg->eval_every;
+}
+
 static int allocate(struct run *r)
 {
     const struct config *cfg = r->cfg;
@@ -109,6 +119,7 @@ static int allocate(struct run *r)
         return err("out of memory for %zu parameters and a batch of %d", total, B);
     if (cfg->objective == OBJECTIVE_DDPM && ddpm_schedule_linear(&r->ddpm, cfg->ddpm_steps) < 0) return -1;
     if (dist_prepare(cfg, total) < 0) return -1;
+    if (validation_every(cfg) > 0 && validation_open(&r->validation, cfg, r->model.max_batch) < 0) return -1;
     dit_bind_grads(&r->model, r->grads);
     dit_bind_weights(&r->model, s->weights);
     return 0;
@@ -122,6 +133,7 @@ static void release(struct run *r)
     free(r->state.weights); free(r->state.ema); free(r->state.adam_m); free(r->state.adam_v);
     free(r->grads);
     ddpm_schedule_free(&r->ddpm);
+    validation_free(&r->validation);
     dit_destroy(&r->model);
     dataset_close(&r->data);
     store_close(r->db);
@@ -209,9 +221,9 @@ static struct step_figures train_step(struct run *r, int64_t step)
     f.grad_norm = grad_global_norm(r->grads, total);
     if (!isfinite(f.loss) || !isfinite(f.aux_total) || !isfinite(f.grad_norm)) return f;
     if (cfg->grad_clip > 0) grad_clip(r->grads, total, f.grad_norm, cfg->grad_clip);
-    struct adamw_hparams h = {cfg->lr, cfg->beta1, cfg->beta2, cfg->adam_eps, cfg->weight_decay};
+    struct adamw_hparams h = {schedule_lr(cfg, step), cfg->beta1, cfg->beta2, cfg->adam_eps, cfg->weight_decay};
     adamw_update(&m->table, r->state.weights, r->grads, r->state.adam_m, r->state.adam_v, &h, step + 1);
-    ema_update(&m->table, r->state.ema, r->state.weights, cfg->ema_decay);
+    ema_update(&m->table, r->state.ema, r->state.weights, schedule_ema_decay(cfg, step));
     return f;
 }
 
@@ -238,7 +250,7 @@ static int log_figures(struct run *r, int64_t step_done, const struct step_figur
         rc |= store_metric(r->db, id, "gathered_bytes_per_step", step_done, gathered_per_step);
     }
     rc |= store_metric(r->db, id, "grad_norm", step_done, f->grad_norm);
-    rc |= store_metric(r->db, id, "lr", step_done, r->cfg->lr);
+    rc |= store_metric(r->db, id, "lr", step_done, schedule_lr(r->cfg, step_done - 1));
     rc |= store_metric(r->db, id, "img_per_s", step_done, img_per_s);
     if (r->cfg->objective == OBJECTIVE_DDPM) {
         rc |= store_metric(r->db, id, "mse", step_done, f->mse);
@@ -370,6 +382,31 @@ static int evaluate_now(struct run *r)
     return rc < 0 ? err_context("evaluation at step %lld", (long long)r->state.step) : 0;
 }
 
+static int validation_due(const struct config *cfg, int64_t step)
+{
+    int every = validation_every(cfg);
+    return every > 0 && (step % every == 0 || step == cfg->steps);
+}
+
+// val_loss and val_loss/t<bin> of the EMA weights at the current step (rank 0 only: the other
+// ranks hold the same weights).
+static int validate_now(struct run *r)
+{
+    if (!r->db) return 0;
+    double per_bin[VALIDATION_MAX_BINS];
+    char name[32];
+    const char *id = r->res->run_id;
+    dit_bind_weights(&r->model, r->state.ema);
+    double loss = validation_loss(&r->validation, &r->model, per_bin);
+    dit_bind_weights(&r->model, r->state.weights);
+    int rc = store_metric(r->db, id, "val_loss", r->state.step, loss);
+    for (int k = 0; k < r->validation.bins; k++) {
+        snprintf(name, sizeof name, "val_loss/t%d", k);
+        rc |= store_metric(r->db, id, name, r->state.step, per_bin[k]);
+    }
+    return rc ? -1 : store_flush(r->db, id, r->state.step);
+}
+
 // A sweep gives its last runs the cores that finished runs freed by writing a thread count into
 // <ckpt.dir>/<run id>/threads. Results do not depend on the thread count, so the run switches
 // between steps (at most to the threads its activations are sized for).
@@ -419,10 +456,12 @@ static int loop(struct run *r)
         if (log_now && log_figures(r, step + 1, &f) < 0) return -1;
         int ckpt_now = cfg->ckpt_every > 0 && (step + 1) % cfg->ckpt_every == 0 && step + 1 < stop;
         int eval_now = eval_due(cfg, step + 1) && step + 1 < stop;
+        int validate = validation_due(cfg, step + 1) && step + 1 < stop;
         if ((ckpt_now || eval_now) && save_checkpoint(r) < 0) return -1;
-        if (eval_now) {
+        if (eval_now || validate) {
             double eval_started = clock_seconds();
-            if (evaluate_now(r) < 0) return fail_run(r, "failed");
+            if (validate && validate_now(r) < 0) return fail_run(r, "failed");
+            if (eval_now && evaluate_now(r) < 0) return fail_run(r, "failed");
             // Evaluation time is not training time: keep it out of img_per_s.
             r->interval_start += clock_seconds() - eval_started;
             started += clock_seconds() - eval_started;
@@ -435,6 +474,7 @@ static int loop(struct run *r)
     if (save_checkpoint(r) < 0) return -1;
     if (!r->db) return 0;   // ranks other than 0 write nothing
     follow_thread_file(r);
+    if (validation_due(cfg, r->state.step) && validate_now(r) < 0) return fail_run(r, "failed");
     if (eval_due(cfg, r->state.step) && evaluate_now(r) < 0) return fail_run(r, "failed");
     double img_per_s = seconds > 0 ? (double)(stop - first) * cfg->batch_size / seconds : 0;
     r->res->img_per_s = img_per_s;

@@ -1,5 +1,5 @@
 // Balanced, deterministic probe images from the test set (Fashion-MNIST) or the training latents.
-#include "analysis/probe.h"
+#include "data/probe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
