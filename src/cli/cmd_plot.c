@@ -1,4 +1,4 @@
-// promoe plot [--db PATH] [--out DIR] [--sweep NAME ...] [--scale mini|paper] [--smooth W] [--log-y]
+// promoe plot [--db PATH] [--out DIR] [--sweep NAME ...] [--scale mini|paper] [--smooth STEPS] [--label L ...] [--log-y]
 // Draws the paper's figures from the results database as PNG with gnuplot: the training-loss
 // curves of Fig. 5 and the scaling curves of Figs. 3b and 3c, at the scale whose sweeps the
 // database holds; with --sweep, the loss curves of the named sweeps only.
@@ -13,11 +13,9 @@
 #include "store/db.h"
 
 static const char *const plot_usage =
-    "promoe plot [--db PATH] [--out DIR] [--sweep NAME ...] [--scale mini|paper] [--smooth W] [--log-y]";
+    "promoe plot [--db PATH] [--out DIR] [--sweep NAME ...] [--scale mini|paper] [--smooth STEPS] [--label L ...] [--log-y]";
 #define PLOT_DEFAULT_DB "results/promoe.db"
 #define PLOT_DEFAULT_OUT "results/plots"
-// EMA weight of the loss curves (TensorBoard's smoothing slider).
-static const double PLOT_DEFAULT_SMOOTHING = 0.9;
 enum { PLOT_SWEEPS_MAX = 32 };
 
 struct plot_cli {
@@ -37,9 +35,12 @@ static int parse_option(int argc, char **argv, int *i, struct plot_cli *o)
     if (!strcmp(a, "--out")) return o->options.out_dir = value, 0;
     if (!strcmp(a, "--scale")) return o->scale = value, 0;
     if (!strcmp(a, "--sweep") && o->n_sweeps < PLOT_SWEEPS_MAX) return o->sweeps[o->n_sweeps++] = value, 0;
+    if (!strcmp(a, "--label") && o->options.n_labels < PLOT_LABELS_MAX)
+        return o->options.labels[o->options.n_labels++] = value, 0;
     if (!strcmp(a, "--smooth")) {
-        if (cli_double("--smooth", value, &o->options.smoothing) < 0) return -1;
-        return o->options.smoothing >= 0 && o->options.smoothing < 1 ? 0 : -1;
+        if (cli_double("--smooth", value, &o->options.smooth_steps) < 0) return -1;
+        if (!(o->options.smooth_steps > 0)) return err("--smooth: the EMA time constant in steps must be > 0");
+        return 0;
     }
     return -1;
 }
@@ -62,7 +63,7 @@ int cmd_plot(int argc, char **argv)
 {
     if (argc == 2 && !strcmp(argv[1], "--help")) return printf("usage: %s\n", plot_usage), 0;
     struct plot_cli o = {.db_path = PLOT_DEFAULT_DB,
-                         .options = {.out_dir = PLOT_DEFAULT_OUT, .smoothing = PLOT_DEFAULT_SMOOTHING, .run_gnuplot = 1}};
+                         .options = {.out_dir = PLOT_DEFAULT_OUT, .run_gnuplot = 1}};
     for (int i = 1; i < argc; i++)
         if (parse_option(argc, argv, &i, &o) < 0) return cli_usage(plot_usage);
     if (access(o.db_path, F_OK) != 0) return err("no results database '%s'", o.db_path), EXIT_FAILED;

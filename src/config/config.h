@@ -92,6 +92,7 @@ struct config {
 
     // log.*, ckpt.* (do not affect results)
     int log_every;         // log.every: steps between metric rows
+    int routing_every;     // log.routing_every: steps between routing rows (0 = log.every)
     int ckpt_every;        // ckpt.every: steps between checkpoints (0 = only at the end)
     char ckpt_dir[CONFIG_STRING_MAX];     // ckpt.dir: checkpoints go to ckpt.dir/<run id>/
 

@@ -11,11 +11,16 @@ struct sqlite3;
 
 enum { PLOT_TEXT_MAX = 512, PLOT_REPORT_MAX = 32 };
 
+enum { PLOT_LABELS_MAX = 32 };
+
 struct plot_options {
     const char *out_dir;
-    double smoothing;   // EMA weight w of the loss: s_0 = v_0, s_i = w s_(i-1) + (1 - w) v_i
-    int log_y;          // logarithmic loss axis
-    int run_gnuplot;    // 0: write the .dat and .gp files only
+    double smooth_steps; // time constant of the training-loss EMA in steps (report/smooth.h); 0 = 1/20 of the run
+    int log_y;           // logarithmic loss axis
+    int run_gnuplot;     // 0: write the .dat and .gp files only
+    const char *labels[PLOT_LABELS_MAX]; // run labels to draw, in this order (n_labels 0: every label)
+    int n_labels;
+    const char *name;    // file name of the figures instead of the sweep's (NULL: the sweep's)
 };
 
 // What a call did, one line per figure for people: "wrote DIR/x.png" or why a figure is skipped.
@@ -27,8 +32,11 @@ struct plot_report {
 // The scale whose figure sweeps have runs in the database: paper if any has, else mini.
 enum table_scale plot_detect_scale(struct sqlite3 *db);
 
-// Loss curves of every run of the sweep: DIR/<sweep>.{dat,gp,png}. A sweep without loss rows is
-// reported and skipped, not an error.
+// Loss curves of a sweep, one per run label, the runs of a label (its seeds) averaged step by step:
+// DIR/<sweep>.{dat,gp,png}, the training loss raw (faint) and smoothed in steps (bold); and
+// DIR/<sweep>-val_loss.{dat,gp,png}, the held-out validation loss with its points marked (it is
+// measured with fixed inputs, so it is drawn unsmoothed). A figure without rows is reported and
+// skipped, not an error.
 int plot_loss(struct sqlite3 *db, const char *sweep, const struct plot_options *options,
               struct plot_report *report);
 

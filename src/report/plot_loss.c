@@ -1,30 +1,43 @@
-// Fig. 5: training loss vs step of every run of a sweep (the loss_curve view), one curve per run
-// label: the raw values faint and their exponential moving average bold, as TensorBoard's
-// smoothing slider draws them. DIR/<sweep>.dat holds one block per run (gnuplot `index`):
-// `step loss loss_ema`, NULL (NaN) losses left out.
+// Fig. 5: loss vs step of the runs of a sweep, one curve per run label (the seeds of a label
+// averaged at each step): the training loss raw and faint with its smoothing in steps bold
+// (report/smooth.h), and the held-out validation loss with points. DIR/<name>.dat holds one block
+// per label (gnuplot `index`): `step mean smoothed runs` for the training loss, `step mean runs`
+// for the validation loss; NULL (NaN) values are left out.
 #include "report/plot.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "report/plot_gnuplot.h"
+#include "report/smooth.h"
 
 enum { RUNS_MAX = 64, LABEL_MAX = 128 };
 // Alpha of the raw curves in gnuplot's #AARRGGBB (00 opaque, ff transparent).
 static const char FAINT_ALPHA[] = "b0";
-static const double RAW_WIDTH = 1.0, SMOOTH_WIDTH = 2.5;
+static const double RAW_WIDTH = 1.0, SMOOTH_WIDTH = 2.5, POINT_SIZE = 1.2;
 
-static const char RUNS_SQL[] =
-    "SELECT r.run_id, coalesce(r.label, r.run_id) FROM sweep_runs s JOIN runs r ON r.run_id = s.run_id "
-    "WHERE s.sweep = ?1 ORDER BY s.idx";
+static const char LABELS_SQL[] =
+    "SELECT coalesce(r.label, r.run_id) AS label FROM sweep_runs s JOIN runs r ON r.run_id = s.run_id "
+    "WHERE s.sweep = ?1 GROUP BY label ORDER BY min(s.idx)";
 static const char CURVE_SQL[] =
-    "SELECT step, value FROM loss_curve WHERE run_id = ?1 AND value IS NOT NULL ORDER BY step";
+    "SELECT m.step, avg(m.value), count(*) FROM metrics m JOIN sweep_runs s ON s.run_id = m.run_id "
+    "JOIN runs r ON r.run_id = m.run_id WHERE s.sweep = ?1 AND coalesce(r.label, r.run_id) = ?2 "
+    "AND m.name = ?3 AND m.value IS NOT NULL GROUP BY m.step ORDER BY m.step";
 
-struct loss_runs {
+struct curve {
+    double *steps, *values, *smoothed;
+    int *runs;
+    int n, capacity;
+};
+
+struct curve_set {
     char label[RUNS_MAX][LABEL_MAX];
+    struct curve curves[RUNS_MAX];
     int n;
+    double last_step;
 };
 
 void plot_loss_sweep(enum table_scale scale, char *out)
@@ -32,91 +45,192 @@ void plot_loss_sweep(enum table_scale scale, char *out)
     snprintf(out, PLOT_TEXT_MAX, scale == SCALE_MINI ? "fig5-loss-mini" : "fig5-loss");
 }
 
-// Writes the block of one run; *rows = its number of loss rows (no block when 0).
-static int write_run(sqlite3 *db, FILE *dat, const char *run_id, const char *label, double w, int *rows)
+static void curve_set_free(struct curve_set *set)
 {
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(db, CURVE_SQL, -1, &stmt, NULL) != SQLITE_OK)
-        return err("loss query: %s", sqlite3_errmsg(db));
-    sqlite3_bind_text(stmt, 1, run_id, -1, SQLITE_STATIC);
-    double smooth = 0;
-    int step;
-    *rows = 0;
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        double value = sqlite3_column_double(stmt, 1);
-        smooth = *rows == 0 ? value : w * smooth + (1 - w) * value;
-        if (*rows == 0) fprintf(dat, "# run %s %s\n", run_id, label);
-        fprintf(dat, "%lld %.9g %.9g\n", (long long)sqlite3_column_int64(stmt, 0), value, smooth);
-        ++*rows;
+    for (int i = 0; i < set->n; i++) {
+        struct curve *c = &set->curves[i];
+        free(c->steps); free(c->values); free(c->smoothed); free(c->runs);
     }
-    sqlite3_finalize(stmt);
-    if (step != SQLITE_DONE) return err("loss query: %s", sqlite3_errmsg(db));
-    if (*rows) fputs("\n\n", dat);
+    set->n = 0;
+}
+
+static int curve_push(struct curve *c, double step, double value, int runs)
+{
+    if (c->n == c->capacity) {
+        int capacity = c->capacity ? 2 * c->capacity : 256;
+        double *steps = realloc(c->steps, sizeof(double) * capacity);
+        if (steps) c->steps = steps;
+        double *values = realloc(c->values, sizeof(double) * capacity);
+        if (values) c->values = values;
+        int *counts = realloc(c->runs, sizeof(int) * capacity);
+        if (counts) c->runs = counts;
+        if (!steps || !values || !counts) return err("out of memory for a curve of %d points", capacity);
+        c->capacity = capacity;
+    }
+    c->steps[c->n] = step, c->values[c->n] = value, c->runs[c->n] = runs;
+    c->n++;
     return 0;
 }
 
-static int write_data(sqlite3 *db, FILE *dat, const char *sweep, double w, struct loss_runs *runs)
+static int read_curve(sqlite3 *db, const char *sweep, const char *label, const char *metric, struct curve *c)
 {
     sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(db, RUNS_SQL, -1, &stmt, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, CURVE_SQL, -1, &stmt, NULL) != SQLITE_OK)
+        return err("%s query: %s", metric, sqlite3_errmsg(db));
+    sqlite3_bind_text(stmt, 1, sweep, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, label, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, metric, -1, SQLITE_STATIC);
+    int rc = 0, step;
+    while (rc == 0 && (step = sqlite3_step(stmt)) == SQLITE_ROW)
+        rc = curve_push(c, (double)sqlite3_column_int64(stmt, 0), sqlite3_column_double(stmt, 1),
+                        sqlite3_column_int(stmt, 2));
+    if (rc == 0 && step != SQLITE_DONE) rc = err("%s query: %s", metric, sqlite3_errmsg(db));
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int wanted(const struct plot_options *o, const char *label)
+{
+    if (o->n_labels == 0) return 1;
+    for (int i = 0; i < o->n_labels; i++)
+        if (!strcmp(o->labels[i], label)) return 1;
+    return 0;
+}
+
+// The labels of the sweep (first appearance order, or the options' order) with a curve of metric.
+static int read_curves(sqlite3 *db, const char *sweep, const char *metric, const struct plot_options *o,
+                       struct curve_set *set)
+{
+    sqlite3_stmt *stmt;
+    memset(set, 0, sizeof *set);
+    if (sqlite3_prepare_v2(db, LABELS_SQL, -1, &stmt, NULL) != SQLITE_OK)
         return err("runs of sweep '%s': %s", sweep, sqlite3_errmsg(db));
     sqlite3_bind_text(stmt, 1, sweep, -1, SQLITE_STATIC);
-    fprintf(dat, "# training loss of sweep %s, one block per run; ema weight %g\n# step loss loss_ema\n", sweep, w);
-    int rc = 0, step, rows = 0;
-    runs->n = 0;
+    int rc = 0, step;
     while (rc == 0 && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        const char *run_id = (const char *)sqlite3_column_text(stmt, 0);
-        const char *label = (const char *)sqlite3_column_text(stmt, 1);
-        if (runs->n == RUNS_MAX) {
-            rc = err("sweep '%s': more than %d runs to plot", sweep, RUNS_MAX);
+        const char *label = (const char *)sqlite3_column_text(stmt, 0);
+        if (!wanted(o, label)) continue;
+        if (set->n == RUNS_MAX) {
+            rc = err("sweep '%s': more than %d curves to plot", sweep, RUNS_MAX);
             break;
         }
-        rc = write_run(db, dat, run_id, label, w, &rows);
-        if (rc == 0 && rows) snprintf(runs->label[runs->n++], LABEL_MAX, "%s", label);
+        struct curve *c = &set->curves[set->n];
+        snprintf(set->label[set->n], LABEL_MAX, "%s", label);
+        set->n++;
+        rc = read_curve(db, sweep, label, metric, c);
+        if (rc == 0 && c->n == 0) free(c->steps), free(c->values), free(c->runs), memset(c, 0, sizeof *c), set->n--;
+        else if (rc == 0 && c->steps[c->n - 1] > set->last_step) set->last_step = c->steps[c->n - 1];
     }
     if (rc == 0 && step != SQLITE_DONE) rc = err("runs of sweep '%s': %s", sweep, sqlite3_errmsg(db));
     sqlite3_finalize(stmt);
     return rc;
 }
 
-static void write_script(FILE *gp, const char *sweep, const struct loss_runs *runs,
-                         const struct plot_options *o)
+static double tau_of(const struct plot_options *o, const struct curve_set *set)
+{
+    return o->smooth_steps > 0 ? o->smooth_steps : smooth_default_tau(set->last_step);
+}
+
+static int smooth_all(struct curve_set *set, double tau)
+{
+    for (int i = 0; i < set->n; i++) {
+        struct curve *c = &set->curves[i];
+        c->smoothed = malloc(sizeof(double) * c->n);
+        if (!c->smoothed) return err("out of memory smoothing a curve of %d points", c->n);
+        smooth_in_steps(c->steps, c->values, c->n, tau, c->smoothed);
+    }
+    return 0;
+}
+
+static void write_data(FILE *dat, const char *sweep, const char *metric, const struct curve_set *set, double tau)
+{
+    fprintf(dat, "# %s of sweep %s, one block per run label, its seeds averaged at each step\n", metric, sweep);
+    if (tau > 0) fprintf(dat, "# step mean smoothed runs (EMA time constant %g steps)\n", tau);
+    else fprintf(dat, "# step mean runs\n");
+    for (int i = 0; i < set->n; i++) {
+        const struct curve *c = &set->curves[i];
+        fprintf(dat, "# label %s\n", set->label[i]);
+        for (int k = 0; k < c->n; k++) {
+            if (tau > 0) fprintf(dat, "%.0f %.9g %.9g %d\n", c->steps[k], c->values[k], c->smoothed[k], c->runs[k]);
+            else fprintf(dat, "%.0f %.9g %d\n", c->steps[k], c->values[k], c->runs[k]);
+        }
+        fputs("\n\n", dat);
+    }
+}
+
+static void write_loss_script(FILE *gp, const char *name, const char *sweep, const struct curve_set *set,
+                              const struct plot_options *o, double tau)
 {
     char title[PLOT_TEXT_MAX];
-    snprintf(title, sizeof title, "Training loss, sweep %s (bold: EMA, weight %g; faint: raw)", sweep, o->smoothing);
-    plot_gp_header(gp, sweep, title, "training step", "training loss");
+    snprintf(title, sizeof title,
+             "Training loss, sweep %s (mean over seeds; bold: EMA with a time constant of %g steps; faint: raw)",
+             sweep, tau);
+    plot_gp_header(gp, name, title, "training step", "training loss");
     if (o->log_y) fputs("set logscale y\n", gp);
     fputs("plot \\\n", gp);
-    for (int i = 0; i < runs->n; i++)
+    for (int i = 0; i < set->n; i++)
         fprintf(gp, "  '%s.dat' index %d using 1:2 with lines lw %g lc rgb '#%s%s' notitle, \\\n",
-                sweep, i, RAW_WIDTH, FAINT_ALPHA, plot_colour(i));
-    for (int i = 0; i < runs->n; i++) {
-        fprintf(gp, "  '%s.dat' index %d using 1:3 with lines lw %g lc rgb '#%s' title ", sweep, i,
+                name, i, RAW_WIDTH, FAINT_ALPHA, plot_colour(i));
+    for (int i = 0; i < set->n; i++) {
+        fprintf(gp, "  '%s.dat' index %d using 1:3 with lines lw %g lc rgb '#%s' title ", name, i,
                 SMOOTH_WIDTH, plot_colour(i));
-        plot_gp_string(gp, runs->label[i]);
-        fputs(i + 1 < runs->n ? ", \\\n" : "\n", gp);
+        plot_gp_string(gp, set->label[i]);
+        fputs(i + 1 < set->n ? ", \\\n" : "\n", gp);
     }
+}
+
+static void write_val_script(FILE *gp, const char *name, const char *sweep, const struct curve_set *set,
+                             const struct plot_options *o)
+{
+    char title[PLOT_TEXT_MAX];
+    snprintf(title, sizeof title, "Validation loss, sweep %s (held-out images, fixed noise and timesteps; mean over seeds)",
+             sweep);
+    plot_gp_header(gp, name, title, "training step", "validation loss");
+    if (o->log_y) fputs("set logscale y\n", gp);
+    fputs("plot \\\n", gp);
+    for (int i = 0; i < set->n; i++) {
+        fprintf(gp, "  '%s.dat' index %d using 1:2 with linespoints lw %g pt 7 ps %g lc rgb '#%s' title ", name, i,
+                SMOOTH_WIDTH, POINT_SIZE, plot_colour(i));
+        plot_gp_string(gp, set->label[i]);
+        fputs(i + 1 < set->n ? ", \\\n" : "\n", gp);
+    }
+}
+
+// One figure: metric "loss" (smoothed) or "val_loss" (points) into DIR/name.{dat,gp,png}.
+static int plot_metric(sqlite3 *db, const char *sweep, const char *metric, const char *name,
+                       const struct plot_options *o, struct plot_report *report)
+{
+    struct curve_set *set = malloc(sizeof *set);
+    if (!set) return err("out of memory");
+    int is_loss = !strcmp(metric, "loss"), rc = read_curves(db, sweep, metric, o, set);
+    double tau = is_loss ? tau_of(o, set) : 0;
+    if (!rc && is_loss) rc = smooth_all(set, tau);
+    FILE *dat, *gp;
+    if (!rc && set->n == 0) plot_report_add(report, "%s: no %s rows in the database, skipped", name, metric);
+    if (!rc && set->n > 0 && !(rc = plot_open(&dat, o->out_dir, name, "dat"))) {
+        write_data(dat, sweep, metric, set, tau);
+        rc = plot_close(dat, o->out_dir, name, "dat");
+    }
+    if (!rc && set->n > 0 && !(rc = plot_open(&gp, o->out_dir, name, "gp"))) {
+        if (is_loss) write_loss_script(gp, name, sweep, set, o, tau);
+        else write_val_script(gp, name, sweep, set, o);
+        rc = plot_close(gp, o->out_dir, name, "gp");
+    }
+    if (!rc && set->n > 0 && o->run_gnuplot) rc = plot_run_gnuplot(o->out_dir, name);
+    if (!rc && set->n > 0)
+        plot_report_add(report, "%s: %d curve%s -> %s/%s.%s", name, set->n, set->n == 1 ? "" : "s", o->out_dir, name,
+                        o->run_gnuplot ? "png" : "gp");
+    curve_set_free(set);
+    free(set);
+    return rc;
 }
 
 int plot_loss(sqlite3 *db, const char *sweep, const struct plot_options *o, struct plot_report *report)
 {
-    struct loss_runs runs;
-    FILE *dat, *gp;
-    if (plot_make_dir(o->out_dir) < 0 || plot_open(&dat, o->out_dir, sweep, "dat") < 0) return -1;
-    int rc = write_data(db, dat, sweep, o->smoothing, &runs);
-    if (plot_close(dat, o->out_dir, sweep, "dat") < 0 || rc < 0) return -1;
-    if (runs.n == 0) {
-        char path[PLOT_TEXT_MAX];
-        snprintf(path, sizeof path, "%s/%s.dat", o->out_dir, sweep);
-        remove(path);
-        plot_report_add(report, "%s: no loss rows in the database, skipped", sweep);
-        return 0;
-    }
-    if (plot_open(&gp, o->out_dir, sweep, "gp") < 0) return -1;
-    write_script(gp, sweep, &runs, o);
-    if (plot_close(gp, o->out_dir, sweep, "gp") < 0) return -1;
-    if (o->run_gnuplot && plot_run_gnuplot(o->out_dir, sweep) < 0) return -1;
-    plot_report_add(report, "%s: %d run%s -> %s/%s.%s", sweep, runs.n, runs.n == 1 ? "" : "s", o->out_dir, sweep,
-                    o->run_gnuplot ? "png" : "gp");
-    return 0;
+    char name[PLOT_TEXT_MAX], val_name[PLOT_TEXT_MAX + 16];
+    snprintf(name, sizeof name, "%s", o->name ? o->name : sweep);
+    snprintf(val_name, sizeof val_name, "%s-val_loss", name);
+    if (plot_make_dir(o->out_dir) < 0) return -1;
+    if (plot_metric(db, sweep, "loss", name, o, report) < 0) return -1;
+    return plot_metric(db, sweep, "val_loss", val_name, o, report);
 }

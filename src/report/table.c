@@ -37,6 +37,18 @@ static const char EVAL_SQL[] =
     "sample_seed = coalesce((SELECT CAST(value AS INTEGER) FROM params WHERE run_id = ?1 AND key = 'train.seed'), -1) "
     "DESC, sample_seed LIMIT 1";
 
+// The latest (or ?2's) validation loss, the model-mean expert diversity at k = ?3, and the
+// centroid inter/intra-class ratio of a run, the latest step first.
+static const char VAL_LOSS_SQL[] =
+    "SELECT value FROM metrics WHERE run_id = ?1 AND name = 'val_loss' AND (?2 = 0 OR step = ?2) "
+    "ORDER BY step DESC LIMIT 1";
+static const char DIVERSITY_SQL[] =
+    "SELECT value FROM diversity WHERE run_id = ?1 AND layer = -1 AND variant = 'out' AND k = ?3 "
+    "AND (?2 = 0 OR step = ?2) ORDER BY step DESC LIMIT 1";
+static const char TOKEN_RATIO_SQL[] =
+    "SELECT value FROM token_stats WHERE run_id = ?1 AND metric = 'ratio' AND variant = 'centroid' "
+    "AND value IS NOT NULL AND (?2 = 0 OR step = ?2) ORDER BY step DESC, n_tokens DESC LIMIT 1";
+
 static int sql_error(sqlite3 *db, const char *what)
 {
     return err("%s: %s", what, sqlite3_errmsg(db));
@@ -118,6 +130,27 @@ int table_run_eval(sqlite3 *db, const char *run_id, const char *metric, double c
     return found || step == SQLITE_DONE ? found : sql_error(db, "eval query");
 }
 
+int table_run_value(sqlite3 *db, const char *run_id, const struct spec_column *column, enum table_scale scale,
+                    long long step_wanted, double *value)
+{
+    const char *sql = column->metric == METRIC_VAL_LOSS ? VAL_LOSS_SQL
+                    : column->metric == METRIC_DIVERSITY ? DIVERSITY_SQL
+                    : column->metric == METRIC_TOKEN_RATIO ? TOKEN_RATIO_SQL : NULL;
+    if (!sql) {
+        const char *metric = spec_metric_name(column->metric, scale);
+        return metric ? table_run_eval(db, run_id, metric, column->cfg, step_wanted, value) : 0;
+    }
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) return sql_error(db, "value query");
+    sqlite3_bind_text(stmt, 1, run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, step_wanted);
+    if (column->metric == METRIC_DIVERSITY) sqlite3_bind_int(stmt, 3, column->k);
+    int step = sqlite3_step(stmt), found = step == SQLITE_ROW;
+    if (found) *value = sqlite3_column_double(stmt, 0);
+    sqlite3_finalize(stmt);
+    return found || step == SQLITE_DONE ? found : sql_error(db, "value query");
+}
+
 // Why a cell with matching runs has no value: the first state in this list that one of them is in.
 static const struct {
     const char *status, *text;
@@ -149,8 +182,9 @@ static int fill_cell(sqlite3 *db, const struct matched_run *runs, int n_runs, lo
     double values[RUNS_PER_ROW_MAX];
     const char *metric = spec_metric_name(column->metric, scale);
     cell->n = 0;
+    cell->decimals = spec_metric_decimals(column->metric);
     for (int i = 0; metric && i < n_runs; i++) {
-        int found = table_run_eval(db, runs[i].run_id, metric, column->cfg, step, &values[cell->n]);
+        int found = table_run_value(db, runs[i].run_id, column, scale, step, &values[cell->n]);
         if (found < 0) return -1;
         cell->n += found;
     }
@@ -181,6 +215,26 @@ static int fill_row(sqlite3 *db, const struct paper_figures *paper, struct table
         if (fill_cell(db, runs, n_runs, row->step[result->scale], column, result->scale, cell) < 0) return -1;
         cell->has_paper = paper_value(paper, spec->table, row, column->cfg,
                                       spec_metric_paper_column(column->metric), &cell->paper);
+    }
+    return 0;
+}
+
+int table_row_values(sqlite3 *db, const struct table_spec *spec, int row, const struct spec_column *column,
+                     enum table_scale scale, struct row_value *out, int max, int *n)
+{
+    struct matched_run runs[RUNS_PER_ROW_MAX];
+    int n_runs = 0;
+    *n = 0;
+    const char *sweep = spec->sweep[scale];
+    if (sweep[0] && match_runs(db, &spec->rows[row], scale, sweep, runs, &n_runs) < 0) return -1;
+    for (int i = 0; i < n_runs && *n < max; i++) {
+        struct row_value *v = &out[*n];
+        int found = table_run_value(db, runs[i].run_id, column, scale, spec->rows[row].step[scale], &v->value);
+        if (found < 0) return -1;
+        if (!found) continue;
+        snprintf(v->seed, sizeof v->seed, "%.63s", runs[i].seed);
+        snprintf(v->run_id, sizeof v->run_id, "%.63s", runs[i].run_id);
+        (*n)++;
     }
     return 0;
 }

@@ -17,6 +17,7 @@ enum { CELL_STATE_MAX = 128 };
 struct table_cell {
     int n;                        // evaluated runs (seeds); 0 = state says why not
     double mean, half;            // half-width of the 95% interval (0 when n == 1)
+    int decimals;                 // printed decimals of the column's metric
     char state[CELL_STATE_MAX];   // "ok" or the reason there is no value
     int has_paper;
     double paper;
@@ -39,6 +40,19 @@ int table_build(const struct table_spec *spec, struct sqlite3 *db, enum table_sc
 // when not 0, preferring the most samples. 1 and *value when found, 0 when not, -1 on error.
 int table_run_eval(struct sqlite3 *db, const char *run_id, const char *metric, double cfg,
                    long long step_wanted, double *value);
+
+// A run's value of a column (any metric kind); as table_run_eval.
+int table_run_value(struct sqlite3 *db, const char *run_id, const struct spec_column *column, enum table_scale scale,
+                    long long step_wanted, double *value);
+
+// The value of each run of a spec row that has one, with its train.seed (text), for pairing runs
+// of two rows seed by seed; at most max. *n = how many.
+struct row_value {
+    char seed[64], run_id[64];
+    double value;
+};
+int table_row_values(struct sqlite3 *db, const struct table_spec *spec, int row, const struct spec_column *column,
+                     enum table_scale scale, struct row_value *out, int max, int *n);
 
 int table_format_parse(const char *name, enum table_format *out);
 // Writes the table in the format; CSV is long: row,column,scale,n,mean,ci95,paper,status.

@@ -21,13 +21,37 @@ static const char *const scale_names[SCALE_COUNT] = {"mini", "paper"};
 // Per metric: the paper's name, the name at mini scale (NULL: not measured), the paper column.
 static const struct {
     const char *paper, *mini, *paper_column;
+    int has_cfg, decimals;
 } metric_names[METRIC_COUNT] = {
-    [METRIC_FID] = {"fid", "fd", "fid50k"},
-    [METRIC_SFID] = {"sfid", NULL, NULL},
-    [METRIC_IS] = {"is", "is", "is"},
-    [METRIC_PRECISION] = {"precision", "precision", NULL},
-    [METRIC_RECALL] = {"recall", "recall", NULL},
+    [METRIC_FID] = {"fid", "fd", "fid50k", 1, 2},
+    [METRIC_SFID] = {"sfid", NULL, NULL, 1, 2},
+    [METRIC_IS] = {"is", "is", "is", 1, 2},
+    [METRIC_PRECISION] = {"precision", "precision", NULL, 1, 3},
+    [METRIC_RECALL] = {"recall", "recall", NULL, 1, 3},
+    [METRIC_CLASS_ACC] = {"class_acc", "class_acc", NULL, 1, 3},
+    [METRIC_VAL_LOSS] = {"val_loss", "val_loss", NULL, 0, 4},
+    [METRIC_DIVERSITY] = {"diversity", "diversity", NULL, 0, 4},
+    [METRIC_TOKEN_RATIO] = {"token_ratio", "token_ratio", NULL, 0, 4},
 };
+
+int spec_metric_has_cfg(enum spec_metric metric) { return metric_names[metric].has_cfg; }
+
+int spec_metric_lower_is_better(enum spec_metric metric)
+{
+    return metric == METRIC_FID || metric == METRIC_SFID || metric == METRIC_VAL_LOSS || metric == METRIC_DIVERSITY;
+}
+
+int spec_metric_parse(const char *name, enum spec_metric *out)
+{
+    for (int m = 0; m < METRIC_COUNT; m++)
+        if (!strcmp(name, metric_names[m].paper)) {
+            *out = (enum spec_metric)m;
+            return 0;
+        }
+    return err("unknown metric '%s' (fid, sfid, is, precision, recall, class_acc, val_loss, diversity, "
+               "token_ratio)", name);
+}
+int spec_metric_decimals(enum spec_metric metric) { return metric_names[metric].decimals; }
 
 const char *table_scale_name(enum table_scale scale) { return scale_names[scale]; }
 
@@ -266,12 +290,17 @@ static int parse_row(struct reader *rd, const yaml_node_t *n, struct spec_row *r
 static int parse_metric(struct reader *rd, const yaml_node_t *n, enum spec_metric *out)
 {
     if (expect(rd, n, YAML_SCALAR_NODE, "metric") < 0) return -1;
-    for (int m = 0; m < METRIC_COUNT; m++)
-        if (!strcmp(text(n), metric_names[m].paper)) {
-            *out = (enum spec_metric)m;
-            return 0;
-        }
-    return at(rd, n, "unknown metric '%s' (fid, sfid, is, precision, recall)", text(n));
+    if (spec_metric_parse(text(n), out) == 0) return 0;
+    return at(rd, n, "%s", err_message());
+}
+
+static int parse_k(struct reader *rd, const yaml_node_t *n, int *k)
+{
+    double v;
+    if (parse_number(rd, n, "k", &v) < 0) return -1;
+    if (v != (int)v || v < 1 || v > 64) return at(rd, n, "k must be an integer in [1, 64]");
+    *k = (int)v;
+    return 0;
 }
 
 static int parse_column(struct reader *rd, const yaml_node_t *n, struct spec_column *column)
@@ -286,11 +315,17 @@ static int parse_column(struct reader *rd, const yaml_node_t *n, struct spec_col
             rc = parse_metric(rd, v, &column->metric), has_metric = 1;
         else if (!strcmp(text(k), "cfg"))
             rc = parse_number(rd, v, "cfg", &column->cfg), has_cfg = 1;
+        else if (!strcmp(text(k), "k"))
+            rc = parse_k(rd, v, &column->k);
         else
-            rc = at(rd, k, "unknown column key '%s' (metric, cfg)", text(k));
+            rc = at(rd, k, "unknown column key '%s' (metric, cfg, k)", text(k));
         if (rc < 0) return -1;
     }
-    if (!has_metric || !has_cfg) return at(rd, n, "a column needs metric and cfg");
+    if (!has_metric) return at(rd, n, "a column needs a metric");
+    if (spec_metric_has_cfg(column->metric) != has_cfg)
+        return at(rd, n, has_cfg ? "metric '%s' takes no cfg" : "metric '%s' needs a cfg",
+                  metric_names[column->metric].paper);
+    if (!column->k) column->k = SPEC_DEFAULT_K;
     return 0;
 }
 

@@ -41,12 +41,22 @@ struct spec_row {
     long long step[SCALE_COUNT]; // evaluation step to show; 0 = each run's latest
 };
 
-// Metrics as the paper names them; at mini scale FID is measured as the harness's `fd`.
-enum spec_metric { METRIC_FID, METRIC_SFID, METRIC_IS, METRIC_PRECISION, METRIC_RECALL, METRIC_COUNT };
+// Metrics as the paper names them; at mini scale FID is measured as the harness's `fd`. The
+// first ones are sample evaluations (`evals`, at a cfg scale); then the held-out validation loss
+// (`metrics`), expert diversity (`diversity`: model mean of the subspace similarity at k, variant
+// out; lower = more diverse) and the tokens' inter/intra-class distance ratio (`token_stats`,
+// centroid form), which take no cfg scale.
+enum spec_metric {
+    METRIC_FID, METRIC_SFID, METRIC_IS, METRIC_PRECISION, METRIC_RECALL, METRIC_CLASS_ACC,
+    METRIC_VAL_LOSS, METRIC_DIVERSITY, METRIC_TOKEN_RATIO, METRIC_COUNT
+};
+
+enum { SPEC_DEFAULT_K = 8 };   // subspace dimension of METRIC_DIVERSITY unless a column says k
 
 struct spec_column {
     enum spec_metric metric;
-    double cfg;
+    double cfg;   // sample evaluations only
+    int k;        // METRIC_DIVERSITY only
 };
 
 struct table_spec {
@@ -71,5 +81,13 @@ const char *table_scale_name(enum table_scale scale);
 int table_scale_parse(const char *name, enum table_scale *out);
 const char *spec_metric_name(enum spec_metric metric, enum table_scale scale);
 const char *spec_metric_paper_column(enum spec_metric metric);
+// The metric of a name as specs write it (fid, is, ..., val_loss); -1 with a message when unknown.
+int spec_metric_parse(const char *name, enum spec_metric *out);
+// 1 when a lower value is better (fid, sfid, val_loss, diversity).
+int spec_metric_lower_is_better(enum spec_metric metric);
+// 1 for the metrics read from sample evaluations at a cfg scale.
+int spec_metric_has_cfg(enum spec_metric metric);
+// Decimals a table prints for the metric.
+int spec_metric_decimals(enum spec_metric metric);
 
 #endif

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-enum { VALUE_DECIMALS = 2, CSV_DIGITS = 10, HEADER_MAX = 64, LABEL_MAX = 512 };
+enum { CSV_DIGITS = 10, HEADER_MAX = 64, LABEL_MAX = 512 };
 
 static const char *const format_names[] = {"md", "latex", "csv"}; // index = enum table_format
 
@@ -29,11 +29,18 @@ static const struct {
     [METRIC_IS] = {{"IS (ours)", "IS (ours)"}, "IS (paper)"},
     [METRIC_PRECISION] = {{"Precision (ours)", "Precision (ours)"}, NULL},
     [METRIC_RECALL] = {{"Recall (ours)", "Recall (ours)"}, NULL},
+    [METRIC_CLASS_ACC] = {{"Class acc. (ours)", "Class acc. (ours)"}, NULL},
+    [METRIC_VAL_LOSS] = {{"Val. loss (ours)", "Val. loss (ours)"}, NULL},
+    [METRIC_DIVERSITY] = {{"Expert similarity (ours)", "Expert similarity (ours)"}, NULL},
+    [METRIC_TOKEN_RATIO] = {{"Inter/intra ratio (ours)", "Inter/intra ratio (ours)"}, NULL},
 };
 
 // A cfg scale as the paper writes it: 1.0, 1.5.
-static void write_cfg(double cfg, FILE *out)
+static void write_cfg(const struct spec_column *column, FILE *out)
 {
+    double cfg = column->cfg;
+    if (column->metric == METRIC_DIVERSITY) fprintf(out, "k=%d", column->k);
+    if (!spec_metric_has_cfg(column->metric)) return;
     fprintf(out, cfg == (long long)cfg ? "cfg=%.1f" : "cfg=%g", cfg);
 }
 
@@ -56,16 +63,16 @@ static void write_ours(const struct table_cell *cell, const char *plus_minus, FI
     if (cell->n == 0)
         fprintf(out, "%s", cell->state);
     else if (cell->n == 1)
-        fprintf(out, "%.*f", VALUE_DECIMALS, cell->mean);
+        fprintf(out, "%.*f", cell->decimals, cell->mean);
     else
-        fprintf(out, "%.*f %s %.*f (n=%d)", VALUE_DECIMALS, cell->mean, plus_minus, VALUE_DECIMALS,
+        fprintf(out, "%.*f %s %.*f (n=%d)", cell->decimals, cell->mean, plus_minus, cell->decimals,
                 cell->half, cell->n);
 }
 
 static void write_paper(const struct table_cell *cell, FILE *out)
 {
     if (cell->has_paper)
-        fprintf(out, "%.*f", VALUE_DECIMALS, cell->paper);
+        fprintf(out, "%.*f", cell->decimals, cell->paper);
     else
         fprintf(out, "-");
 }
@@ -81,11 +88,11 @@ static void markdown_header(const struct table_result *r, FILE *out)
     for (int c = 0; c < spec->n_columns; c++) {
         const struct spec_column *column = &spec->columns[c];
         fprintf(out, " %s ", headers[column->metric].ours[r->scale]);
-        write_cfg(column->cfg, out);
+        write_cfg(column, out);
         fprintf(out, " |");
         if (!has_paper_column(column)) continue;
         fprintf(out, " %s ", headers[column->metric].paper);
-        write_cfg(column->cfg, out);
+        write_cfg(column, out);
         fprintf(out, " |");
     }
     fprintf(out, "\n|---|");
@@ -149,12 +156,12 @@ static void latex_header(const struct table_result *r, FILE *out)
         fprintf(out, " & ");
         latex_text(headers[column->metric].ours[r->scale], out);
         fputc(' ', out);
-        write_cfg(column->cfg, out);
+        write_cfg(column, out);
         if (!has_paper_column(column)) continue;
         fprintf(out, " & ");
         latex_text(headers[column->metric].paper, out);
         fputc(' ', out);
-        write_cfg(column->cfg, out);
+        write_cfg(column, out);
     }
     fprintf(out, " \\\\\n\\midrule\n");
 }

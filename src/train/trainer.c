@@ -227,6 +227,13 @@ static struct step_figures train_step(struct run *r, int64_t step)
     return f;
 }
 
+// Routing rows are many (layers x classes x experts): at log.routing_every, the first and the last step.
+static int routing_due(const struct config *cfg, int64_t step_done)
+{
+    int every = cfg->routing_every > 0 ? cfg->routing_every : cfg->log_every;
+    return step_done % every == 0 || step_done == 1 || step_done == cfg->steps;
+}
+
 static int log_figures(struct run *r, int64_t step_done, const struct step_figures *f)
 {
     const char *id = r->res->run_id;
@@ -242,7 +249,8 @@ static int log_figures(struct run *r, int64_t step_done, const struct step_figur
     r->interval_gathered = gathered;
     r->res->img_per_s = img_per_s;
     // routing counts are summed over ranks (a collective), then rank 0 alone writes
-    if (moe_enabled(r->cfg) && routing_stats_write(r->db, id, step_done, &r->model) < 0) return -1;
+    if (moe_enabled(r->cfg) && routing_due(r->cfg, step_done) && routing_stats_write(r->db, id, step_done, &r->model) < 0)
+        return -1;
     if (!dist_is_writer()) return 0;
     int rc = store_metric(r->db, id, "loss", step_done, f->loss);
     if (dist_ranks() > 1) {
