@@ -376,7 +376,7 @@ static int parse_top_entry(struct reader *rd, const yaml_node_t *k, const yaml_n
         double number;
         if (parse_number(rd, v, "table", &number) < 0) return -1;
         spec->table = (int)number;
-        return number == spec->table && number > 0 ? 0 : at(rd, v, "table must be a positive integer");
+        return number == spec->table && number >= 0 ? 0 : at(rd, v, "table must be an integer >= 0 (0: a figure)");
     }
     if (!strcmp(name, "title")) return copy_scalar(rd, v, "title", spec->title, sizeof spec->title);
     if (!strcmp(name, "caption"))
@@ -404,7 +404,7 @@ static int parse_spec(struct reader *rd)
             return -1;
     }
     static const char *const required[] = {"table", "sweeps", "columns", "rows"};
-    int present[] = {rd->spec->table > 0, rd->spec->sweep[SCALE_MINI][0] || rd->spec->sweep[SCALE_PAPER][0],
+    int present[] = {rd->spec->table >= 0, rd->spec->sweep[SCALE_MINI][0] || rd->spec->sweep[SCALE_PAPER][0],
                      rd->spec->n_columns > 0, rd->spec->n_rows > 0};
     for (size_t i = 0; i < sizeof required / sizeof *required; i++)
         if (!present[i]) return at(rd, root, "missing key '%s'", required[i]);
@@ -427,6 +427,7 @@ static int load_document(struct reader *rd, FILE *f)
 int table_spec_load(struct table_spec *spec, const char *path)
 {
     memset(spec, 0, sizeof *spec);
+    spec->table = -1;   // "missing" until the file says
     if (strlen(path) >= sizeof spec->path) return err("table spec path '%s' is too long", path);
     strcpy(spec->path, path);
     strcpy(spec->paper_csv, DEFAULT_PAPER_CSV);
