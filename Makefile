@@ -23,7 +23,7 @@ TEST_SRC = $(wildcard tests/test_*.c)
 F64_SRC  = $(wildcard tests/f64_*.c)
 TESTS    = $(TEST_SRC:tests/%.c=build/tests/%) $(F64_SRC:tests/%.c=build/tests/%)
 
-.PHONY: all test deps bench bench-deps bench-check clean main plots mpi test-mpi
+.PHONY: all test deps bench bench-deps bench-check clean main plots mpi test-mpi study study-report
 all: build/promoe
 
 # Debian packages, installed when missing (scripts/install-deps.sh); checked once per build tree.
@@ -37,6 +37,20 @@ build/.deps: scripts/install-deps.sh
 main: build/.deps build/promoe
 	build/promoe sweep sweeps/mini/main.yaml --jobs 2
 	build/promoe table analysis/tables/main.yaml
+
+# The mini study (sweeps/mini/study.yaml, 45 runs, about 8 hours on 2 cores): trains what is not
+# done into results/mini-study/study.db, runs the analyses that need checkpoints, and regenerates
+# results/mini-study/REPORT.md with its tables, figures and sample grids. Rerunning resumes.
+STUDY_DB = results/mini-study/study.db
+study: build/.deps build/promoe
+	build/promoe sweep sweeps/mini/study.yaml --jobs 2 --db $(STUDY_DB)
+	bash scripts/study-analyse.sh $(STUDY_DB) results/mini-study
+	build/promoe report --db $(STUDY_DB) --out results/mini-study
+
+# The report alone, from the database as it stands.
+study-report: build/.deps build/promoe
+	bash scripts/study-analyse.sh $(STUDY_DB) results/mini-study
+	build/promoe report --db $(STUDY_DB) --out results/mini-study
 
 # The paper's loss and scaling figures (Figs. 5, 3b, 3c) from the results database, as PNG under
 # results/plots with their gnuplot data and scripts.

@@ -1,6 +1,6 @@
 // promoe plot: a synthetic database (two runs' loss curves, a two-point model-size sweep with two
 // seeds at one point, an experts sweep with a dense run to leave out) gives exact .dat files (the
-// EMA of a known sequence, mean and t interval over seeds), scripts for a 1200x800 pngcairo canvas
+// EMA in steps of a known sequence averaged over seeds, the validation loss, mean and t interval over seeds), scripts for a 1200x800 pngcairo canvas
 // with the mini-scale axis names, and through the CLI PNG files of that size; a missing gnuplot
 // and a failing script are errors that name the script.
 #include "check.h"
@@ -42,17 +42,20 @@ static const char DATA_SQL[] =
     " ('fig3c-experts-mini','','x',0), ('t7-activation-mini','','x',0);"
     "INSERT INTO runs (run_id, config_sha256, config_yaml, label, seed, status, params_active, created_ms) VALUES"
     " ('l0','h0','','dense',0,'done',NULL,0), ('l1','h1','','promoe',0,'done',NULL,0),"
+    " ('l2','h8','','dense',1,'done',NULL,0),"
     " ('b0','h2','','dense-B',0,'done',1000,0), ('b1','h3','','dense-B',1,'done',1000,0),"
     " ('b2','h4','','dense-L',0,'done',2000,0),"
     " ('c0','h5','','E8A1S1U1-s0',0,'done',500,0), ('c1','h6','','E4A1S1U1-s0',0,'done',500,0),"
     " ('c2','h7','','dense-s0',0,'done',500,0);"
-    "INSERT INTO sweep_runs VALUES ('fig5-loss-mini',0,'l0'), ('fig5-loss-mini',1,'l1'),"
+    "INSERT INTO sweep_runs VALUES ('fig5-loss-mini',0,'l0'), ('fig5-loss-mini',1,'l1'), ('fig5-loss-mini',2,'l2'),"
     " ('fig3b-model-size-mini',0,'b2'), ('fig3b-model-size-mini',1,'b0'), ('fig3b-model-size-mini',2,'b1'),"
     " ('fig3c-experts-mini',0,'c0'), ('fig3c-experts-mini',1,'c1'), ('fig3c-experts-mini',2,'c2');"
     "INSERT INTO params VALUES ('c0','model.moe.experts','\"E8A1S1U1\"'), ('c1','model.moe.experts','\"E4A1S1U1\"'),"
     " ('c2','model.moe.experts','\"\"');"
     "INSERT INTO metrics VALUES ('l0','loss',0,1.0,0), ('l0','loss',10,0.5,0), ('l0','loss',20,0.25,0),"
-    " ('l0','loss',30,NULL,0), ('l1','loss',0,2.0,0), ('l1','loss',10,1.0,0), ('l1','grad_norm',10,9.0,0);"
+    " ('l0','loss',30,NULL,0), ('l1','loss',0,2.0,0), ('l1','loss',10,1.0,0), ('l1','grad_norm',10,9.0,0),"
+    " ('l2','loss',0,3.0,0), ('l2','loss',10,1.5,0), ('l0','val_loss',10,0.4,0), ('l0','val_loss',20,0.3,0),"
+    " ('l2','val_loss',10,0.6,0);"
     "INSERT INTO evals (run_id, step, cfg_scale, sampler, sampler_steps, n_samples, reference, metric,"
     " value, created_ms) VALUES"
     " ('b0',100,1.0,'euler',50,1000,'fmnist-train','fd',99.0,0),"
@@ -64,12 +67,20 @@ static const char DATA_SQL[] =
     " ('c1',400,1.0,'euler',50,1000,'fmnist-train','fd',4.0,0),"
     " ('c2',400,1.0,'euler',50,1000,'fmnist-train','fd',50.0,0);";
 
-// EMA weight 0.5: l0 1, 0.75, 0.5; l1 2, 1.5. The NULL loss at step 30 is left out.
+// Label dense averages its seeds l0 and l2 step by step (2, 1, then l0's 0.25 alone); the EMA's time
+// constant is 10 steps, so each 10-step gap keeps e^-1 of the mean: 2, 2 e^-1 + 1 (1 - e^-1) =
+// 1.36787944, then 0.661244864. The NULL loss at step 30 is left out.
 static const char EXPECTED_LOSS[] =
-    "# training loss of sweep fig5-loss-mini, one block per run; ema weight 0.5\n"
-    "# step loss loss_ema\n"
-    "# run l0 dense\n0 1 1\n10 0.5 0.75\n20 0.25 0.5\n\n\n"
-    "# run l1 promoe\n0 2 2\n10 1 1.5\n\n\n";
+    "# loss of sweep fig5-loss-mini, one block per run label, its seeds averaged at each step\n"
+    "# step mean smoothed runs (EMA time constant 10 steps)\n"
+    "# label dense\n0 2 2 2\n10 1 1.36787944 2\n20 0.25 0.661244864 1\n\n\n"
+    "# label promoe\n0 2 2 1\n10 1 1.36787944 1\n\n\n";
+
+// The validation loss is not smoothed: seeds averaged where both have it.
+static const char EXPECTED_VAL[] =
+    "# val_loss of sweep fig5-loss-mini, one block per run label, its seeds averaged at each step\n"
+    "# step mean runs\n"
+    "# label dense\n10 0.5 2\n20 0.3 1\n\n\n";
 
 // Seeds 10 and 12: mean 11, s = sqrt(2), half-width t(0.975, 1) * s / sqrt(2) = 12.706.
 static const char EXPECTED_FIG3B[] =
@@ -107,7 +118,9 @@ static void test_data_files(void)
 {
     static struct plot_report report;
     struct store *db;
-    struct plot_options o = {.out_dir = path_in("data"), .smoothing = 0.5, .log_y = 1, .run_gnuplot = 0};
+    static char out_dir[512];
+    snprintf(out_dir, sizeof out_dir, "%s", path_in("data"));   // path_in's buffers rotate
+    struct plot_options o = {.out_dir = out_dir, .smooth_steps = 10, .log_y = 1, .run_gnuplot = 0};
     CHECK(store_open(&db, path_in("r.db")) == 0, "%s", err_message());
     sqlite3 *handle = store_handle(db);
     CHECK(plot_detect_scale(handle) == SCALE_MINI, "scale");
@@ -115,8 +128,14 @@ static void test_data_files(void)
     CHECK(!strcmp(slurp(path_in("data/fig5-loss-mini.dat")), EXPECTED_LOSS), "loss dat:\n%s", slurp(path_in("data/fig5-loss-mini.dat")));
     const char *gp = slurp(path_in("data/fig5-loss-mini.gp"));
     CHECK(strstr(gp, "set terminal pngcairo size 1200,800 font 'DejaVu Sans,11'"), "terminal:\n%s", gp);
-    CHECK(strstr(gp, "set logscale y") && strstr(gp, "weight 0.5") && strstr(gp, "index 1 using 1:3"), "loss gp:\n%s", gp);
+    CHECK(strstr(gp, "set logscale y") && strstr(gp, "time constant of 10 steps") && strstr(gp, "index 1 using 1:3"),
+          "loss gp:\n%s", gp);
     CHECK(strstr(gp, "title 'dense'") && strstr(gp, "title 'promoe'") && !strstr(gp, "index 2"), "loss gp:\n%s", gp);
+    CHECK(!strcmp(slurp(path_in("data/fig5-loss-mini-val_loss.dat")), EXPECTED_VAL), "val dat:\n%s",
+          slurp(path_in("data/fig5-loss-mini-val_loss.dat")));
+    gp = slurp(path_in("data/fig5-loss-mini-val_loss.gp"));
+    CHECK(strstr(gp, "index 0 using 1:2 with linespoints") && strstr(gp, "title 'dense'") && !strstr(gp, "index 1"),
+          "val gp:\n%s", gp);
     CHECK(plot_scaling(handle, SCALE_MINI, &o, &report) == 0, "%s", err_message());
     CHECK(!strcmp(slurp(path_in("data/fig3b-model-size-mini-fd.dat")), EXPECTED_FIG3B), "fig3b dat:\n%s",
           slurp(path_in("data/fig3b-model-size-mini-fd.dat")));
@@ -167,12 +186,13 @@ static void test_cli_png(void)
         printf("test_plot: skipped: gnuplot not installed (PNG checks)\n");
         return;
     }
-    snprintf(command, sizeof command, "build/promoe plot --db %s --out %s --smooth 0.5 2>&1", path_in("r.db"),
+    snprintf(command, sizeof command, "build/promoe plot --db %s --out %s --smooth 10 2>&1", path_in("r.db"),
              path_in("png"));
     CHECK(run_cli(command, out, sizeof out) == 0, "exit status: %s", out);
-    CHECK(strstr(out, "fig5-loss-mini: 2 runs ->") && strstr(out, "no 'is' evaluations"), "report:\n%s", out);
+    CHECK(strstr(out, "fig5-loss-mini: 2 curves ->") && strstr(out, "fig5-loss-mini-val_loss: 1 curve ->") && strstr(out, "no 'is' evaluations"), "report:\n%s", out);
     CHECK(!strcmp(slurp(path_in("png/fig5-loss-mini.dat")), EXPECTED_LOSS), "cli loss dat");
     check_png("png/fig5-loss-mini.png");
+    check_png("png/fig5-loss-mini-val_loss.png");
     check_png("png/fig3b-model-size-mini-fd.png");
     check_png("png/fig3c-experts-mini-fd.png");
     CHECK(access(path_in("png/fig5-loss-mini.log"), F_OK) != 0, "log removed after success");
@@ -198,8 +218,8 @@ static void test_errors(void)
     CHECK(strstr(out, "install gnuplot-nox") && strstr(out, "fig5-loss-mini.gp"), "message:\n%s", out);
     snprintf(command, sizeof command, "build/promoe plot --db %s 2>&1", path_in("none.db"));
     CHECK(run_cli(command, out, sizeof out) != 0 && strstr(out, "no results database"), "missing db: %s", out);
-    snprintf(command, sizeof command, "build/promoe plot --db %s --smooth 1 2>&1", path_in("r.db"));
-    CHECK(run_cli(command, out, sizeof out) >> 8 == 129 && strstr(out, "usage"), "--smooth 1: %s", out);
+    snprintf(command, sizeof command, "build/promoe plot --db %s --smooth 0 2>&1", path_in("r.db"));
+    CHECK(run_cli(command, out, sizeof out) >> 8 == 129 && strstr(out, "usage"), "--smooth 0: %s", out);
 }
 
 int main(void)

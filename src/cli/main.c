@@ -27,6 +27,7 @@ static const struct command commands[] = {
     {"merge", cmd_merge, "fold shard databases (one per Slurm array task) into the main database"},
     {"table", cmd_table, "print a paper table with our figures beside the paper's (md, latex, csv)"},
     {"claims", cmd_claims, "decide the paper's claims from paired runs over seeds (difference, 95% interval, verdict)"},
+    {"report", cmd_report, "write the mini study's report (REPORT.md, tables, figures) from the database"},
     {"svd", cmd_svd, "expert diversity: subspace similarity of the experts' singular vectors"},
     {"tokens", cmd_tokens, "token semantics of one block: class separation, k-means, t-SNE plots"},
     {"routing", cmd_routing, "routing specialisation: class-expert mutual information and heat maps"},

@@ -165,3 +165,44 @@ int eval_model(struct dit *m, const struct config *cfg, const struct eval_reques
     feature_model_free(&fm);
     return rc;
 }
+
+// Labels of the first n test images are arbitrary, so the accuracy is counted against them here
+// rather than by class_accuracy's cycling labels.
+static double accuracy_of(const real *probs, const int *labels, int n)
+{
+    int hits = 0;
+    for (int i = 0; i < n; i++) {
+        const real *p = probs + (size_t)i * FEATNET_CLASSES;
+        int best = 0;
+        for (int c = 1; c < FEATNET_CLASSES; c++)
+            if (p[c] > p[best]) best = c;
+        hits += best == labels[i];
+    }
+    return n > 0 ? (double)hits / n : 0;
+}
+
+int eval_fd_floor(const char *data_dir, const char *featnet_dir, int n, double *fd, double *class_acc)
+{
+    struct feature_model fm;
+    real *images = NULL, *features = NULL, *probs = NULL;
+    int *labels = NULL, total = 0;
+    double mean[FEATNET_FEATURES], *cov = malloc(sizeof(double) * FEATNET_FEATURES * FEATNET_FEATURES);
+    if (!cov) return err("out of memory");
+    if (feature_model_obtain(&fm, featnet_dir, data_dir) < 0) return free(cov), err_context("feature network");
+    int rc = fmnist_load(data_dir, "t10k", &images, &labels, &total);
+    if (!rc && (n < 2 || n > total)) rc = err("FD floor: n = %d test images, the test split has %d", n, total);
+    if (!rc) {
+        features = malloc(sizeof(real) * (size_t)n * FEATNET_FEATURES);
+        probs = malloc(sizeof(real) * (size_t)n * FEATNET_CLASSES);
+        if (!features || !probs) rc = err("out of memory for %d test images", n);
+    }
+    if (!rc) {
+        feature_model_apply(&fm, images, n, features, probs);
+        gaussian_fit(features, n, FEATNET_FEATURES, mean, cov);
+        rc = frechet_distance(mean, cov, fm.train_mean, fm.train_cov, FEATNET_FEATURES, fd);
+        *class_acc = accuracy_of(probs, labels, n);
+    }
+    free(images); free(labels); free(features); free(probs); free(cov);
+    feature_model_free(&fm);
+    return rc;
+}

@@ -44,4 +44,9 @@ void eval_featnet_dir(const char *db_path, char *out);
 int eval_model(struct dit *m, const struct config *cfg, const struct eval_request *r, struct store *db,
                struct eval_figures *figures, double *featnet_accuracy);
 
+// The FD a perfect model would score: n real test images (the first n of the test split) against
+// the training statistics, with the feature network's class accuracy on them; n as in an evaluation,
+// since the Frechet distance of n samples is biased upwards as n shrinks.
+int eval_fd_floor(const char *data_dir, const char *featnet_dir, int n, double *fd, double *class_acc);
+
 #endif
