@@ -22,6 +22,7 @@
 #include "core/rng.h"
 #include "runs.h"
 #include "store/analysis.h"
+#include "store/evals.h"
 
 static char dir[] = "/tmp/promoe_test_analysis_XXXXXX";
 
@@ -127,9 +128,44 @@ static void test_migration(void)
     CHECK(db && store_specialisation(db, "r", 7, &row, 1) == 0, "write: %s", err_message());
     CHECK(db && store_specialisation(db, "r", 7, &row, 1) == 0, "rewrite (upsert)");
     if (db) store_close(db);
-    CHECK(run_query(dir, "v1.db", "PRAGMA user_version") == 3, "migrated to version 3");
+    CHECK(run_query(dir, "v1.db", "PRAGMA user_version") == 4, "migrated to version 4");
     CHECK(run_query(dir, "v1.db", "SELECT count(*) FROM specialisation") == 1, "one row after two writes");
     CHECK(run_query(dir, "v1.db", "SELECT value FROM specialisation WHERE layer = 3") == 0.25, "value");
+}
+
+// A version-3 file (evals keyed without the sampler seed, a NULL seed for an imported figure) is
+// migrated: the row keeps its value with seed -1, and a redraw with another seed is kept beside the
+// first evaluation instead of replacing it; final_evals still answers.
+static void test_migrate_eval_seed(void)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/v3.db", dir);
+    struct store *db;
+    CHECK(store_open(&db, path) == 0, "open: %s", err_message());
+    store_close(db);
+    sqlite3 *raw;
+    sqlite3_open(path, &raw);
+    int rc = sqlite3_exec(raw,
+                 "DROP VIEW final_evals; DROP TABLE evals;"
+                 "CREATE TABLE evals (run_id TEXT NOT NULL, step INTEGER NOT NULL, weights TEXT NOT NULL DEFAULT 'ema',"
+                 " cfg_scale REAL NOT NULL, sampler TEXT NOT NULL, sampler_steps INTEGER NOT NULL, n_samples INTEGER NOT NULL,"
+                 " reference TEXT NOT NULL, metric TEXT NOT NULL, value REAL, source TEXT NOT NULL DEFAULT 'harness',"
+                 " sample_seed INTEGER, wall_s REAL, created_ms INTEGER NOT NULL,"
+                 " PRIMARY KEY (run_id, step, weights, cfg_scale, sampler, sampler_steps, n_samples, reference, metric)"
+                 ") STRICT, WITHOUT ROWID;"
+                 "CREATE VIEW final_evals AS SELECT run_id, max(step) AS step, metric, value FROM evals GROUP BY run_id, metric;"
+                 "INSERT INTO evals VALUES ('r',5,'ema',1.5,'euler',25,100,'fmnist-train','fd',7.5,'harness',NULL,1.0,0);"
+                 "PRAGMA user_version = 3", NULL, NULL, NULL);
+    CHECK(rc == SQLITE_OK, "version-3 file: %s", sqlite3_errmsg(raw));
+    sqlite3_close(raw);
+    CHECK(store_open(&db, path) == 0, "reopen v3: %s", err_message());
+    struct eval_row redraw = {"r", 5, "ema", 1.5, "euler", 25, 100, "fmnist-train", "fd", 9.5, "harness", 1000, 1.0};
+    CHECK(db && store_evals(db, &redraw, 1) == 0, "redraw: %s", err_message());
+    if (db) store_close(db);
+    CHECK(run_query(dir, "v3.db", "PRAGMA user_version") == 4, "migrated to version 4");
+    CHECK(run_query(dir, "v3.db", "SELECT value FROM evals WHERE sample_seed = -1") == 7.5, "old row kept, seed -1");
+    CHECK(run_query(dir, "v3.db", "SELECT count(*) FROM evals") == 2, "redraw kept beside it");
+    CHECK(run_query(dir, "v3.db", "SELECT count(*) FROM final_evals") == 2, "final_evals: one row per seed");
 }
 
 static const char TINY_MOE[] =
@@ -212,6 +248,7 @@ int main(void)
     test_kmeans_and_tsne();
     test_mutual_information();
     test_migration();
+    test_migrate_eval_seed();
     test_commands();
     char command[600];
     snprintf(command, sizeof command, "rm -rf '%s'", dir);

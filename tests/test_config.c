@@ -81,7 +81,7 @@ static void test_defaults(void)
     CHECK(cfg.beta1 == 0.9 && cfg.beta2 == 0.999 && cfg.adam_eps == 1e-8 && cfg.grad_clip == 0,
           "adam");
     CHECK(cfg.ema_decay == 0.9999 && cfg.seed == 0 && cfg.threads == 0, "train defaults");
-    CHECK(cfg.log_every == 50 && cfg.ckpt_every == 0 &&
+    CHECK(cfg.log_every == 10 && cfg.ckpt_every == 0 &&
               strcmp(cfg.ckpt_dir, "results/checkpoints") == 0,
           "log/ckpt defaults");
     CHECK(cfg.sample_steps == 50 && cfg.sample_cfg == 1.0 && cfg.sample_cfg_channels == 0 &&
@@ -368,7 +368,7 @@ static void test_canonical(void)
         CHECK(!previous || strcmp(previous, line) < 0, "not sorted at '%.20s'", line);
         previous = line;
     }
-    CHECK(lines == 62, "%d canonical lines", lines);
+    CHECK(lines == 69, "%d canonical lines", lines);
 
     char small[10];
     CHECK(config_canonical(&cfg, small, sizeof small) == n && strlen(small) == 9,
@@ -471,7 +471,7 @@ static void test_print_list(void)
     CHECK(contains(listing, "(0, inf)") && contains(listing, "[0, 1)"), "open bounds");
     int rows = 0;
     for (const char *p = listing; (p = strchr(p, '\n')); p++) rows++;
-    CHECK(rows == 63, "%d rows (header + 62 keys)", rows);
+    CHECK(rows == 70, "%d rows (header + 69 keys)", rows);
     free(listing);
 }
 
