@@ -38,11 +38,12 @@ main: build/.deps build/promoe
 	build/promoe sweep sweeps/mini/main.yaml --jobs 2
 	build/promoe table analysis/tables/main.yaml
 
-# The mini study (sweeps/mini/study.yaml, 45 runs, about 8 hours on 2 cores): trains what is not
-# done into results/mini-study/study.db, runs the analyses that need checkpoints, and regenerates
+# The mini study (sweeps/mini/study.yaml, 45 runs, about 8 hours on 2 cores; its pilot, the dense
+# and ProMoE rows over three seeds, first): trains what is not done into results/mini-study/study.db, runs the analyses that need checkpoints, and regenerates
 # results/mini-study/REPORT.md with its tables, figures and sample grids. Rerunning resumes.
 STUDY_DB = results/mini-study/study.db
 study: build/.deps build/promoe
+	build/promoe sweep sweeps/mini/pilot.yaml --jobs 2 --db $(STUDY_DB)
 	build/promoe sweep sweeps/mini/study.yaml --jobs 2 --db $(STUDY_DB)
 	bash scripts/study-analyse.sh $(STUDY_DB) results/mini-study
 	build/promoe report --db $(STUDY_DB) --out results/mini-study
