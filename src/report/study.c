@@ -3,6 +3,7 @@
 #include "report/study.h"
 
 #include <dirent.h>
+#include <glob.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -223,6 +224,17 @@ static int write_redraw(struct study *s, const char *metric, double cfg)
     return 0;
 }
 
+// The floor needs the cached feature network; the report never trains one itself.
+static int has_feature_network(const char *dir)
+{
+    char pattern[PATH_MAX_STUDY + 32];
+    glob_t found;
+    snprintf(pattern, sizeof pattern, "%s/featnet-*.safetensors", dir);
+    int any = glob(pattern, 0, NULL, &found) == 0 && found.gl_pathc > 0;
+    globfree(&found);
+    return any;
+}
+
 static int write_pilot(struct study *s)
 {
     const struct spec_column val = {METRIC_VAL_LOSS, 0, 0}, fd = {METRIC_FID, 1.5, 0}, acc = {METRIC_CLASS_ACC, 1.5, 0};
@@ -245,6 +257,11 @@ static int write_pilot(struct study *s)
     if (write_redraw(s, "fd", 1.5) < 0 || write_redraw(s, "class_acc", 1.5) < 0 || write_redraw(s, "fd", 1.0) < 0)
         return -1;
     double floor_fd, floor_acc, full_fd, full_acc;
+    if (!has_feature_network(s->l->featnet_dir)) {
+        fprintf(s->f, "\nFD floor: no feature network in `%s` yet (it is trained by the first evaluation).\n\n",
+                s->l->featnet_dir);
+        return 0;
+    }
     if (eval_fd_floor(s->l->data_dir, s->l->featnet_dir, s->l->eval_n, &floor_fd, &floor_acc) < 0 ||
         eval_fd_floor(s->l->data_dir, s->l->featnet_dir, 10000, &full_fd, &full_acc) < 0)
         return err_context("FD floor");
