@@ -271,15 +271,23 @@ static void test_cli(void)
     if (at) sscanf(at + 4, "%16s", run_id);
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM evals WHERE run_id='%s' AND source='harness'", run_id);
-    CHECK(run_query(".", db, sql) == 16, "eval.every=2 over 4 steps: %g rows, want 2 steps x 2 cfg x 4", run_query(".", db, sql));
+    CHECK(run_query(".", db, sql) == 20, "eval.every=2 over 4 steps: %g rows, want 2 steps x 2 cfg x 5", run_query(".", db, sql));
     snprintf(sql, sizeof sql, "SELECT sum(step) FROM evals WHERE run_id='%s' AND metric='fd'", run_id);
     CHECK(run_query(".", db, sql) == 2 * (2 + 4), "evaluated steps (sum %g)", run_query(".", db, sql));
-    // promoe eval by a prefix of the run id, other sample counts: 8 more rows.
+    // promoe eval by a prefix of the run id, other sample counts: 10 more rows.
     rc = run("build/promoe eval %.8s --cfg 1.0,1.5 --n 50 --steps 2 --db %s", run_id, db);
     CHECK(rc == 0 && strstr(output, "precision"), "promoe eval failed (%d): %s", rc, output);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM evals WHERE run_id='%s' AND n_samples=50 AND step=4 AND "
              "sampler='euler' AND sampler_steps=2 AND reference='fmnist-train' AND weights='ema' AND value IS NOT NULL", run_id);
-    CHECK(run_query(".", db, sql) == 8, "promoe eval rows: %g", run_query(".", db, sql));
+    CHECK(run_query(".", db, sql) == 10, "promoe eval rows: %g", run_query(".", db, sql));
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM evals WHERE run_id='%s' AND metric='class_acc' AND value >= 0 AND value <= 1",
+             run_id);
+    CHECK(run_query(".", db, sql) == 6, "class_acc in [0, 1] at every evaluation and cfg: %g", run_query(".", db, sql));
+    // Drawn again with another sampler seed: kept beside the first (the sampling noise), not replacing it.
+    rc = run("build/promoe eval %.8s --cfg 1.5 --n 50 --steps 2 --seed 7 --db %s", run_id, db);
+    snprintf(sql, sizeof sql, "SELECT count(DISTINCT sample_seed) FROM evals WHERE run_id='%s' AND n_samples=50 AND "
+             "cfg_scale=1.5 AND metric='fd'", run_id);
+    CHECK(rc == 0 && run_query(".", db, sql) == 2, "redraw with --seed 7 kept beside seed 0: %g", run_query(".", db, sql));
     snprintf(sql, sizeof sql, "SELECT min(value) FROM evals WHERE run_id='%s' AND metric='is'", run_id);
     CHECK(run_query(".", db, sql) >= 1 && run_query(".", db, sql) <= 10, "is out of [1, 10]");
     rc = run("build/promoe eval nosuchrun --db %s", db);

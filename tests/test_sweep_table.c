@@ -89,7 +89,7 @@ int main(void)
     write_inputs();
     int rc = run("build/promoe sweep %s/sweep.yaml --jobs 2 --db %s", dir, db);
     CHECK(rc == 0, "sweep (%d): %s", rc, output);
-    CHECK(run_query(results_dir, db_name, "SELECT count(*) FROM evals") == 16, "4 metrics x 2 cfg x 2 runs in evals");
+    CHECK(run_query(results_dir, db_name, "SELECT count(*) FROM evals") == 20, "5 metrics x 2 cfg x 2 runs in evals");
     rc = run("build/promoe table %s/table.yaml --db %s --format csv", dir, db);
     CHECK(rc == 0 && !strncmp(output, "row,column,scale,n,mean,ci95,paper,status\n", 42), "table (%d): %s", rc, output);
     for (size_t i = 0; i < sizeof cells / sizeof *cells; i++) {

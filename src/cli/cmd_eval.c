@@ -42,7 +42,7 @@ static int parse(int argc, char **argv, struct eval_args *a)
         if (rc) return EXIT_FAILED;
         i++;
     }
-    if (!a->run || a->batch < 1 || a->seed < 0) return cli_usage(eval_usage);
+    if (!a->run || a->batch < 1 || a->seed < -1) return cli_usage(eval_usage);
     return 0;
 }
 
@@ -67,7 +67,7 @@ static int evaluate(struct store *db, const struct eval_args *a)
     struct dit m;
     real *weights = NULL;
     if (cli_load_model(path, (int)a->batch, &cfg, &m, &weights) < 0) return free(weights), -1;
-    struct eval_request r = {.run_id = run_id, .step = step, .seed = (uint64_t)a->seed};
+    struct eval_request r = {.run_id = run_id, .step = step, .seed = a->seed >= 0 ? (uint64_t)a->seed : cfg.seed};
     r.n = a->n > 0 ? (int)a->n : cfg.eval_n;
     r.steps = a->steps > 0 ? (int)a->steps : cfg.eval_steps;
     eval_featnet_dir(a->db_path, featnet_dir);
@@ -84,7 +84,7 @@ static int evaluate(struct store *db, const struct eval_args *a)
 
 int cmd_eval(int argc, char **argv)
 {
-    struct eval_args a = {NULL, NULL, DEFAULT_DB, 0, 0, 0, DEFAULT_EVAL_BATCH};
+    struct eval_args a = {NULL, NULL, DEFAULT_DB, 0, 0, -1, DEFAULT_EVAL_BATCH};   // seed -1: the run's own
     int status = parse(argc, argv, &a);
     if (status) return status < 0 ? 0 : status;
     struct store *db;

@@ -35,6 +35,16 @@ static const char REDRAW_SQL[] =
     "AND a.sampler_steps = b.sampler_steps AND a.sample_seed < b.sample_seed "
     "JOIN sweep_runs s ON s.run_id = a.run_id AND s.sweep = ?1 "
     "WHERE a.metric = ?2 AND abs(a.cfg_scale - ?3) < 1e-6 AND a.value IS NOT NULL AND b.value IS NOT NULL";
+// Fig. 1b: the model-mean subspace similarity at each k of a label's runs (each run's latest
+// analysis), averaged over its seeds.
+static const char DIVERSITY_SQL[] =
+    "SELECT d.k, avg(d.value), count(*) FROM diversity d JOIN runs r ON r.run_id = d.run_id "
+    "JOIN sweep_runs s ON s.run_id = d.run_id AND s.sweep = ?1 WHERE coalesce(r.label, r.run_id) = ?2 "
+    "AND d.layer = -1 AND d.variant = 'out' AND d.step = (SELECT max(step) FROM diversity WHERE run_id = d.run_id) "
+    "GROUP BY d.k ORDER BY d.k";
+static const char HIDDEN_SQL[] =
+    "SELECT CAST(p.value AS INTEGER) FROM params p JOIN sweep_runs s ON s.run_id = p.run_id AND s.sweep = ?1 "
+    "WHERE p.key = 'model.hidden' LIMIT 1";
 static const char EVAL_TIME_SQL[] =
     "SELECT count(*), coalesce(sum(e.wall_s), 0) FROM (SELECT DISTINCT run_id, step, cfg_scale, sample_seed, "
     "wall_s FROM evals WHERE source = 'harness') e JOIN sweep_runs s ON s.run_id = e.run_id AND s.sweep = ?1";
@@ -406,6 +416,64 @@ static int write_samples(struct study *s)
     return 0;
 }
 
+static int write_diversity_block(struct study *s, FILE *dat, const char *label, int *points)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, DIVERSITY_SQL, -1, &st, NULL) != SQLITE_OK) return err("diversity: %s", sqlite3_errmsg(s->db));
+    sqlite3_bind_text(st, 1, s->l->sweep, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, label, -1, SQLITE_STATIC);
+    fprintf(dat, "# label %s: k mean runs\n", label);
+    *points = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        fprintf(dat, "%d %.9g %d\n", sqlite3_column_int(st, 0), sqlite3_column_double(st, 1), sqlite3_column_int(st, 2));
+        ++*points;
+    }
+    fputs("\n\n", dat);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int hidden_width(struct study *s)
+{
+    sqlite3_stmt *st;
+    int D = 0;
+    if (sqlite3_prepare_v2(s->db, HIDDEN_SQL, -1, &st, NULL) != SQLITE_OK) return 0;
+    sqlite3_bind_text(st, 1, s->l->sweep, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) D = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return D;
+}
+
+// Fig. 1b as a figure: similarity vs k for token choice and ProMoE, and the random level k / D.
+static int write_diversity_figure(struct study *s)
+{
+    static const char *const labels[] = {"dit-moe", "promoe"}, name[] = "fig1b-diversity";
+    char dir[PATH_MAX_STUDY];
+    snprintf(dir, sizeof dir, "%s/figures", s->l->out_dir);
+    FILE *dat, *gp;
+    int points[2], D = hidden_width(s);
+    if (plot_make_dir(dir) < 0 || plot_open(&dat, dir, name, "dat") < 0) return -1;
+    int rc = 0;
+    for (int i = 0; i < 2 && !rc; i++) rc = write_diversity_block(s, dat, labels[i], &points[i]);
+    if (plot_close(dat, dir, name, "dat") < 0 || rc) return -1;
+    fprintf(s->f, "## Fig. 1b: expert diversity\n\n");
+    if (points[0] + points[1] == 0 || D <= 0) return fprintf(s->f, "No `promoe svd` rows yet.\n\n"), 0;
+    if (plot_open(&gp, dir, name, "gp") < 0) return -1;
+    plot_gp_header(gp, name, "Expert diversity: mean subspace similarity of the routed experts (lower = more diverse)",
+                   "k (top singular vectors)", "subspace similarity");
+    fprintf(gp, "set logscale x 2\nplot \\\n");
+    for (int i = 0; i < 2; i++)
+        if (points[i])
+            fprintf(gp, "  '%s.dat' index %d using 1:2 with linespoints lw 2.5 pt 7 lc rgb '#%s' title '%s', \\\n", name, i,
+                    plot_colour(i), labels[i]);
+    fprintf(gp, "  [1:64] x / %d.0 with lines dt 2 lc rgb '#808080' title 'random subspaces (k / D)'\n", D);
+    if (plot_close(gp, dir, name, "gp") < 0 || plot_run_gnuplot(dir, name) < 0) return -1;
+    fprintf(s->f, "The mean over expert pairs of ||Ua^T Ub||_F^2 / k for the top-k left singular vectors of the routed "
+            "experts' output projections (`promoe svd`, model mean over MoE layers, mean over seeds), against the level of "
+            "random subspaces k / D:\n\n![expert diversity](figures/%s.png)\n\n", name);
+    return 0;
+}
+
 // The t-SNE pictures `make study` leaves in figures/tokens-<label>/.
 static void write_token_figures(struct study *s)
 {
@@ -463,6 +531,7 @@ int study_report(sqlite3 *db, const struct study_layout *l)
     if (!rc) rc = write_claims(&s);
     if (!rc) rc = write_curves(&s);
     if (!rc) rc = write_samples(&s);
+    if (!rc) rc = write_diversity_figure(&s);
     if (!rc) write_token_figures(&s);
     if (!rc) rc = write_compute(&s);
     free(s.claims);
