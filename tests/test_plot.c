@@ -1,6 +1,6 @@
 // promoe plot: a synthetic database (two runs' loss curves, a two-point model-size sweep with two
 // seeds at one point, an experts sweep with a dense run to leave out) gives exact .dat files (the
-// EMA in steps of a known sequence averaged over seeds, the validation loss, mean and t interval over seeds), scripts for a 1200x800 pngcairo canvas
+// moving average in steps of a known sequence averaged over seeds, the validation loss, mean and t interval over seeds), scripts for a 1200x800 pngcairo canvas
 // with the mini-scale axis names, and through the CLI PNG files of that size; a missing gnuplot
 // and a failing script are errors that name the script.
 #include "check.h"
@@ -67,14 +67,14 @@ static const char DATA_SQL[] =
     " ('c1',400,1.0,'euler',50,1000,'fmnist-train','fd',4.0,0),"
     " ('c2',400,1.0,'euler',50,1000,'fmnist-train','fd',50.0,0);";
 
-// Label dense averages its seeds l0 and l2 step by step (2, 1, then l0's 0.25 alone); the EMA's time
-// constant is 10 steps, so each 10-step gap keeps e^-1 of the mean: 2, 2 e^-1 + 1 (1 - e^-1) =
-// 1.36787944, then 0.661244864. The NULL loss at step 30 is left out.
+// Label dense averages its seeds l0 and l2 step by step (2, 1, then l0's 0.25 alone); the centred
+// moving average over 20 steps takes the points within 10 steps: (2 + 1) / 2, (2 + 1 + 0.25) / 3,
+// (1 + 0.25) / 2. The NULL loss at step 30 is left out.
 static const char EXPECTED_LOSS[] =
     "# loss of sweep fig5-loss-mini, one block per run label, its seeds averaged at each step\n"
-    "# step mean smoothed runs (EMA time constant 10 steps)\n"
-    "# label dense\n0 2 2 2\n10 1 1.36787944 2\n20 0.25 0.661244864 1\n\n\n"
-    "# label promoe\n0 2 2 1\n10 1 1.36787944 1\n\n\n";
+    "# step mean smoothed runs (centred mean over 20 steps)\n"
+    "# label dense\n0 2 1.5 2\n10 1 1.08333333 2\n20 0.25 0.625 1\n\n\n"
+    "# label promoe\n0 2 1.5 1\n10 1 1.5 1\n\n\n";
 
 // The validation loss is not smoothed: seeds averaged where both have it.
 static const char EXPECTED_VAL[] =
@@ -120,7 +120,7 @@ static void test_data_files(void)
     struct store *db;
     static char out_dir[512];
     snprintf(out_dir, sizeof out_dir, "%s", path_in("data"));   // path_in's buffers rotate
-    struct plot_options o = {.out_dir = out_dir, .smooth_steps = 10, .log_y = 1, .run_gnuplot = 0};
+    struct plot_options o = {.out_dir = out_dir, .smooth_steps = 20, .log_y = 1, .run_gnuplot = 0};
     CHECK(store_open(&db, path_in("r.db")) == 0, "%s", err_message());
     sqlite3 *handle = store_handle(db);
     CHECK(plot_detect_scale(handle) == SCALE_MINI, "scale");
@@ -128,7 +128,7 @@ static void test_data_files(void)
     CHECK(!strcmp(slurp(path_in("data/fig5-loss-mini.dat")), EXPECTED_LOSS), "loss dat:\n%s", slurp(path_in("data/fig5-loss-mini.dat")));
     const char *gp = slurp(path_in("data/fig5-loss-mini.gp"));
     CHECK(strstr(gp, "set terminal pngcairo size 1200,800 font 'DejaVu Sans,11'"), "terminal:\n%s", gp);
-    CHECK(strstr(gp, "set logscale y") && strstr(gp, "time constant of 10 steps") && strstr(gp, "index 1 using 1:3"),
+    CHECK(strstr(gp, "set logscale y") && strstr(gp, "centred mean over 20 steps") && strstr(gp, "index 1 using 1:3"),
           "loss gp:\n%s", gp);
     CHECK(strstr(gp, "title 'dense'") && strstr(gp, "title 'promoe'") && !strstr(gp, "index 2"), "loss gp:\n%s", gp);
     CHECK(!strcmp(slurp(path_in("data/fig5-loss-mini-val_loss.dat")), EXPECTED_VAL), "val dat:\n%s",
@@ -186,7 +186,7 @@ static void test_cli_png(void)
         printf("test_plot: skipped: gnuplot not installed (PNG checks)\n");
         return;
     }
-    snprintf(command, sizeof command, "build/promoe plot --db %s --out %s --smooth 10 2>&1", path_in("r.db"),
+    snprintf(command, sizeof command, "build/promoe plot --db %s --out %s --smooth 20 2>&1", path_in("r.db"),
              path_in("png"));
     CHECK(run_cli(command, out, sizeof out) == 0, "exit status: %s", out);
     CHECK(strstr(out, "fig5-loss-mini: 2 curves ->") && strstr(out, "fig5-loss-mini-val_loss: 1 curve ->") && strstr(out, "no 'is' evaluations"), "report:\n%s", out);

@@ -39,7 +39,7 @@ static int parse_option(int argc, char **argv, int *i, struct plot_cli *o)
         return o->options.labels[o->options.n_labels++] = value, 0;
     if (!strcmp(a, "--smooth")) {
         if (cli_double("--smooth", value, &o->options.smooth_steps) < 0) return -1;
-        if (!(o->options.smooth_steps > 0)) return err("--smooth: the EMA time constant in steps must be > 0");
+        if (!(o->options.smooth_steps > 0)) return err("--smooth: the span of the moving average in steps must be > 0");
         return 0;
     }
     return -1;

@@ -15,7 +15,7 @@ enum { PLOT_LABELS_MAX = 32 };
 
 struct plot_options {
     const char *out_dir;
-    double smooth_steps; // time constant of the training-loss EMA in steps (report/smooth.h); 0 = 1/20 of the run
+    double smooth_steps; // span of the training loss's centred moving average in steps (report/smooth.h); 0 = 1/20 of the run
     int log_y;           // logarithmic loss axis
     int run_gnuplot;     // 0: write the .dat and .gp files only
     const char *labels[PLOT_LABELS_MAX]; // run labels to draw, in this order (n_labels 0: every label)
@@ -33,7 +33,7 @@ struct plot_report {
 enum table_scale plot_detect_scale(struct sqlite3 *db);
 
 // Loss curves of a sweep, one per run label, the runs of a label (its seeds) averaged step by step:
-// DIR/<sweep>.{dat,gp,png}, the training loss raw (faint) and smoothed in steps (bold); and
+// DIR/<sweep>.{dat,gp,png}, the training loss raw (faint) and its centred moving average over a span of steps (bold); and
 // DIR/<sweep>-val_loss.{dat,gp,png}, the held-out validation loss with its points marked (it is
 // measured with fixed inputs, so it is drawn unsmoothed). A figure without rows is reported and
 // skipped, not an error.

@@ -1,5 +1,6 @@
 // Fig. 5: loss vs step of the runs of a sweep, one curve per run label (the seeds of a label
-// averaged at each step): the training loss raw and faint with its smoothing in steps bold
+// averaged at each step): the training loss raw and faint, bold its centred moving average over a
+// span of steps
 // (report/smooth.h), and the held-out validation loss with points. DIR/<name>.dat holds one block
 // per label (gnuplot `index`): `step mean smoothed runs` for the training loss, `step mean runs`
 // for the validation loss; NULL (NaN) values are left out.
@@ -126,32 +127,32 @@ static int read_curves(sqlite3 *db, const char *sweep, const char *metric, const
     return rc;
 }
 
-static double tau_of(const struct plot_options *o, const struct curve_set *set)
+static double span_of(const struct plot_options *o, const struct curve_set *set)
 {
-    return o->smooth_steps > 0 ? o->smooth_steps : smooth_default_tau(set->last_step);
+    return o->smooth_steps > 0 ? o->smooth_steps : smooth_default_span(set->last_step);
 }
 
-static int smooth_all(struct curve_set *set, double tau)
+static int smooth_all(struct curve_set *set, double span)
 {
     for (int i = 0; i < set->n; i++) {
         struct curve *c = &set->curves[i];
         c->smoothed = malloc(sizeof(double) * c->n);
         if (!c->smoothed) return err("out of memory smoothing a curve of %d points", c->n);
-        smooth_in_steps(c->steps, c->values, c->n, tau, c->smoothed);
+        smooth_in_steps(c->steps, c->values, c->n, span, c->smoothed);
     }
     return 0;
 }
 
-static void write_data(FILE *dat, const char *sweep, const char *metric, const struct curve_set *set, double tau)
+static void write_data(FILE *dat, const char *sweep, const char *metric, const struct curve_set *set, double span)
 {
     fprintf(dat, "# %s of sweep %s, one block per run label, its seeds averaged at each step\n", metric, sweep);
-    if (tau > 0) fprintf(dat, "# step mean smoothed runs (EMA time constant %g steps)\n", tau);
+    if (span > 0) fprintf(dat, "# step mean smoothed runs (centred mean over %g steps)\n", span);
     else fprintf(dat, "# step mean runs\n");
     for (int i = 0; i < set->n; i++) {
         const struct curve *c = &set->curves[i];
         fprintf(dat, "# label %s\n", set->label[i]);
         for (int k = 0; k < c->n; k++) {
-            if (tau > 0) fprintf(dat, "%.0f %.9g %.9g %d\n", c->steps[k], c->values[k], c->smoothed[k], c->runs[k]);
+            if (span > 0) fprintf(dat, "%.0f %.9g %.9g %d\n", c->steps[k], c->values[k], c->smoothed[k], c->runs[k]);
             else fprintf(dat, "%.0f %.9g %d\n", c->steps[k], c->values[k], c->runs[k]);
         }
         fputs("\n\n", dat);
@@ -159,12 +160,12 @@ static void write_data(FILE *dat, const char *sweep, const char *metric, const s
 }
 
 static void write_loss_script(FILE *gp, const char *name, const char *sweep, const struct curve_set *set,
-                              const struct plot_options *o, double tau)
+                              const struct plot_options *o, double span)
 {
     char title[PLOT_TEXT_MAX];
     snprintf(title, sizeof title,
-             "Training loss, sweep %s (mean over seeds; bold: EMA with a time constant of %g steps; faint: raw)",
-             sweep, tau);
+             "Training loss, sweep %s (mean over seeds; bold: centred mean over %g steps; faint: raw)",
+             sweep, span);
     plot_gp_header(gp, name, title, "training step", "training loss");
     if (o->log_y) fputs("set logscale y\n", gp);
     fputs("plot \\\n", gp);
@@ -203,16 +204,16 @@ static int plot_metric(sqlite3 *db, const char *sweep, const char *metric, const
     struct curve_set *set = malloc(sizeof *set);
     if (!set) return err("out of memory");
     int is_loss = !strcmp(metric, "loss"), rc = read_curves(db, sweep, metric, o, set);
-    double tau = is_loss ? tau_of(o, set) : 0;
-    if (!rc && is_loss) rc = smooth_all(set, tau);
+    double span = is_loss ? span_of(o, set) : 0;
+    if (!rc && is_loss) rc = smooth_all(set, span);
     FILE *dat, *gp;
     if (!rc && set->n == 0) plot_report_add(report, "%s: no %s rows in the database, skipped", name, metric);
     if (!rc && set->n > 0 && !(rc = plot_open(&dat, o->out_dir, name, "dat"))) {
-        write_data(dat, sweep, metric, set, tau);
+        write_data(dat, sweep, metric, set, span);
         rc = plot_close(dat, o->out_dir, name, "dat");
     }
     if (!rc && set->n > 0 && !(rc = plot_open(&gp, o->out_dir, name, "gp"))) {
-        if (is_loss) write_loss_script(gp, name, sweep, set, o, tau);
+        if (is_loss) write_loss_script(gp, name, sweep, set, o, span);
         else write_val_script(gp, name, sweep, set, o);
         rc = plot_close(gp, o->out_dir, name, "gp");
     }

@@ -354,8 +354,8 @@ static int write_curves(struct study *s)
 {
     char dir[PATH_MAX_STUDY];
     snprintf(dir, sizeof dir, "%s/figures", s->l->out_dir);
-    fprintf(s->f, "## Loss curves\n\nTraining loss (mean over seeds; raw faint, smoothed bold with an exponential "
-            "moving average whose time constant is 1/20 of the run in steps) and the held-out validation loss "
+    fprintf(s->f, "## Loss curves\n\nTraining loss (mean over seeds; raw faint, and bold its centred moving average over "
+            "1/20 of the run: 100 steps of 2000) and the held-out validation loss "
             "(points, every 200 steps). Data and gnuplot scripts beside each PNG in `figures/`.\n\n");
     for (int i = 0; i < s->l->n_figures; i++) {
         const struct study_figure *fig = &s->l->figures[i];
