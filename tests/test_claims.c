@@ -4,6 +4,7 @@
 // inconclusive, too few seeds, not tested), in Markdown and CSV; a table cell reads the run's own
 // sampler seed, not the redraw; bad claims files are errors naming file, line and key.
 #include "check.h"
+#include "scratch.h"
 #include "core/error.h"
 #include "report/claims.h"
 #include "report/stats.h"
@@ -18,14 +19,7 @@
 
 static char dir[] = "/tmp/promoe_test_claims_XXXXXX";
 
-static const char *path_in(const char *name)
-{
-    static char paths[8][512];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", dir, name);
-    return p;
-}
+static const char *path_in(const char *name) { return scratch_path(dir, name); }
 
 // Row A (prototype): FD 10, 11, 12 and val_loss 0.30, 0.31, 0.32 for seeds 0-2; row B (token
 // choice): FD 12, 14, 13 and val_loss 0.35, 0.36, 0.37; row C (kmeans) only has seed 0. A0 also has
@@ -74,18 +68,12 @@ static void write_file(const char *path, const char *text)
 
 static int make_files(void)
 {
-    struct store *db;
-    if (store_open(&db, path_in("r.db")) < 0) return fprintf(stderr, "%s\n", err_message()), -1;
-    char *message = NULL;
-    int rc = sqlite3_exec(store_handle(db), DATA_SQL, NULL, NULL, &message);
-    if (rc != SQLITE_OK) fprintf(stderr, "data: %s\n", message);
-    sqlite3_free(message);
-    store_close(db);
+    int rc = scratch_database(path_in("r.db"), DATA_SQL);
     write_file(path_in("spec.yaml"), SPEC);
     char claims[4096];
     snprintf(claims, sizeof claims, CLAIMS, path_in("spec.yaml"));
     write_file(path_in("claims.yaml"), claims);
-    return rc == SQLITE_OK ? 0 : -1;
+    return rc;
 }
 
 static void test_decisions(void)

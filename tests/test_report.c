@@ -5,6 +5,7 @@
 // tables with their CSV files, the claims with paired verdicts and the loss figures; without a
 // cached feature network the FD floor says so instead of training one.
 #include "check.h"
+#include "scratch.h"
 #include "core/error.h"
 #include "report/stats.h"
 #include "store/db.h"
@@ -18,14 +19,7 @@
 
 static char dir[] = "/tmp/promoe_test_report_XXXXXX";
 
-static const char *path_in(const char *name)
-{
-    static char paths[8][512];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", dir, name);
-    return p;
-}
+static const char *path_in(const char *name) { return scratch_path(dir, name); }
 
 // Dense: val_loss 0.30, 0.32; FD 30, 31 (seed 0 redrawn: 32). ProMoE: val_loss 0.28, 0.29; FD 25, 27
 // (seed 0 redrawn: 24).
@@ -51,27 +45,9 @@ static const char DATA_SQL[] =
     "INSERT INTO metrics VALUES ('d0','val_loss',20,0.30,0), ('d1','val_loss',20,0.32,0), ('p0','val_loss',20,0.28,0),"
     " ('p1','val_loss',20,0.29,0), ('d0','loss',10,0.5,0), ('d0','loss',20,0.4,0), ('p0','loss',10,0.45,0), ('p0','loss',20,0.35,0);";
 
-static const char *slurp(const char *path)
-{
-    static char text[1 << 17];
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
-    text[n] = '\0';
-    if (f) fclose(f);
-    return text;
-}
+static const char *slurp(const char *path) { return scratch_slurp(path); }
 
-static int make_database(void)
-{
-    struct store *db;
-    if (store_open(&db, path_in("study.db")) < 0) return fprintf(stderr, "%s\n", err_message()), -1;
-    char *message = NULL;
-    int rc = sqlite3_exec(store_handle(db), DATA_SQL, NULL, NULL, &message);
-    if (rc != SQLITE_OK) fprintf(stderr, "data: %s\n", message);
-    sqlite3_free(message);
-    store_close(db);
-    return rc == SQLITE_OK ? 0 : -1;
-}
+static int make_database(void) { return scratch_database(path_in("study.db"), DATA_SQL); }
 
 int main(void)
 {

@@ -59,7 +59,10 @@ static void test_class_accuracy(void)
     enum { N = 20, K = 10 };
     real probs[N * K] = {0};
     for (int i = 0; i < N; i++) probs[i * K + (i < 10 ? i % K : (i + 1) % K)] = 1;
-    CHECK_NEAR(class_accuracy(probs, N, K), 0.5, 1e-15, "half the samples labelled with their class");
+    CHECK_NEAR(class_accuracy(probs, NULL, N, K), 0.5, 1e-15, "half the samples labelled with their class");
+    int labels[N];
+    for (int i = 0; i < N; i++) labels[i] = i < 10 ? i % K : (i + 1) % K;
+    CHECK_NEAR(class_accuracy(probs, labels, N, K), 1.0, 1e-15, "given labels");
 }
 
 static double loss_of(const struct config *cfg, int chunk, double *bins)

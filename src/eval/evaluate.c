@@ -111,7 +111,7 @@ static int score_one(struct dit *m, const struct config *cfg, const struct eval_
     f->cfg = scale;
     if (frechet_distance(b->mean, b->cov, fm->train_mean, fm->train_cov, FEATNET_FEATURES, &f->fd) < 0) return -1;
     f->is = inception_score(b->probs, r->n, FEATNET_CLASSES);
-    f->class_acc = class_accuracy(b->probs, r->n, FEATNET_CLASSES);
+    f->class_acc = class_accuracy(b->probs, NULL, r->n, FEATNET_CLASSES);
     if (knn_precision_recall(b->real_features, r->n, b->features, r->n, FEATNET_FEATURES, PR_NEIGHBOURS,
                              &f->precision, &f->recall) < 0)
         return -1;
@@ -166,21 +166,6 @@ int eval_model(struct dit *m, const struct config *cfg, const struct eval_reques
     return rc;
 }
 
-// Labels of the first n test images are arbitrary, so the accuracy is counted against them here
-// rather than by class_accuracy's cycling labels.
-static double accuracy_of(const real *probs, const int *labels, int n)
-{
-    int hits = 0;
-    for (int i = 0; i < n; i++) {
-        const real *p = probs + (size_t)i * FEATNET_CLASSES;
-        int best = 0;
-        for (int c = 1; c < FEATNET_CLASSES; c++)
-            if (p[c] > p[best]) best = c;
-        hits += best == labels[i];
-    }
-    return n > 0 ? (double)hits / n : 0;
-}
-
 int eval_fd_floor(const char *data_dir, const char *featnet_dir, int n, double *fd, double *class_acc)
 {
     struct feature_model fm;
@@ -200,7 +185,7 @@ int eval_fd_floor(const char *data_dir, const char *featnet_dir, int n, double *
         feature_model_apply(&fm, images, n, features, probs);
         gaussian_fit(features, n, FEATNET_FEATURES, mean, cov);
         rc = frechet_distance(mean, cov, fm.train_mean, fm.train_cov, FEATNET_FEATURES, fd);
-        *class_acc = accuracy_of(probs, labels, n);
+        *class_acc = class_accuracy(probs, labels, n, FEATNET_CLASSES);
     }
     free(images); free(labels); free(features); free(probs); free(cov);
     feature_model_free(&fm);

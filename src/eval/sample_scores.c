@@ -112,7 +112,7 @@ int knn_precision_recall(const real *real_x, int n_real, const real *fake_x, int
     return rc;
 }
 
-double class_accuracy(const real *probs, int n, int classes)
+double class_accuracy(const real *probs, const int *labels, int n, int classes)
 {
     int hits = 0;
     for (int i = 0; i < n; i++) {
@@ -120,7 +120,7 @@ double class_accuracy(const real *probs, int n, int classes)
         int best = 0;
         for (int c = 1; c < classes; c++)
             if (p[c] > p[best]) best = c;
-        hits += best == i % classes;
+        hits += best == (labels ? labels[i] : i % classes);
     }
     return n > 0 ? (double)hits / n : 0;
 }

@@ -13,9 +13,9 @@ enum { PR_NEIGHBOURS = 3 };
 // Between 1 (every row the same) and classes (one-hot rows, classes equally often).
 double inception_score(const real *probs, int n, int classes);
 
-// Share of rows of probs [n, classes] whose largest entry is at the sample's label, label i of
-// row i being i % classes (the order in which the sampler cycles through the classes).
-double class_accuracy(const real *probs, int n, int classes);
+// Share of rows of probs [n, classes] whose largest entry is at the row's label: labels [n], or
+// with labels NULL label i % classes (the order in which the sampler cycles through the classes).
+double class_accuracy(const real *probs, const int *labels, int n, int classes);
 
 // Precision: the fraction of fake [n_fake, d] within the k-NN ball (radius: distance to the k-th
 // nearest other point) of at least one real [n_real, d] point; recall: the same with the roles
