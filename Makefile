@@ -50,6 +50,7 @@ study: build/.deps build/promoe
 
 # The report alone, from the database as it stands.
 study-report: build/.deps build/promoe
+	build/promoe sweep sweeps/mini/study.yaml --record-only --db $(STUDY_DB)
 	bash scripts/study-analyse.sh $(STUDY_DB) results/mini-study
 	build/promoe report --db $(STUDY_DB) --out results/mini-study
 

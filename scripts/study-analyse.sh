@@ -23,7 +23,7 @@ for label in dense promoe; do
   runs_of "$label" | while IFS='|' read -r run seed; do
     redraw=$((seed + REDRAW_SEED_OFFSET))
     if [ "$(count "SELECT count(*) FROM evals WHERE run_id = '$run' AND sample_seed = $redraw")" = 0 ] && has_checkpoint "$run"; then
-      "$promoe" eval "$run" --db "$db" --seed "$redraw" --cfg 1.0,1.5
+      "$promoe" eval "$run" --db "$db" --seed "$redraw" --cfg 1.5
     fi
   done
 done

@@ -28,10 +28,12 @@ static const char DATA_SQL[] =
     "INSERT INTO runs (run_id, config_sha256, config_yaml, label, seed, status, params_total, params_active, train_s,"
     " img_per_s, created_ms) VALUES"
     " ('d0','h0','','dense',0,'done',1000000,1000000,600,200,0), ('d1','h1','','dense',1,'done',1000000,1000000,600,200,0),"
-    " ('p0','h2','','promoe',0,'done',3000000,1000000,660,190,0), ('p1','h3','','promoe',1,'done',3000000,1000000,660,190,0);"
-    "INSERT INTO sweep_runs VALUES ('study-mini',0,'d0'), ('study-mini',1,'p0'), ('study-mini',2,'d1'), ('study-mini',3,'p1');"
+    " ('p0','h2','','promoe',0,'done',3000000,1000000,660,190,0), ('p1','h3','','promoe',1,'done',3000000,1000000,660,190,0),"
+    " ('d2','h4','','dense',2,'running',1000000,1000000,NULL,200,0);"
+    "INSERT INTO sweep_runs VALUES ('study-mini',0,'d0'), ('study-mini',1,'p0'), ('study-mini',2,'d1'), ('study-mini',3,'p1'),"
+    " ('study-mini',4,'d2');"
     "INSERT INTO params SELECT run_id, 'train.seed', CAST(seed AS TEXT) FROM runs;"
-    "INSERT INTO params VALUES ('d0','model.moe.experts','\"\"'), ('d1','model.moe.experts','\"\"');"
+    "INSERT INTO params VALUES ('d0','model.moe.experts','\"\"'), ('d1','model.moe.experts','\"\"'), ('d2','model.moe.experts','\"\"');"
     "INSERT INTO params SELECT run_id, 'model.moe.experts', '\"E14A1S1U1\"' FROM runs WHERE label = 'promoe';"
     "INSERT INTO params SELECT run_id, 'model.moe.router', 'prototype' FROM runs WHERE label = 'promoe';"
     "INSERT INTO params SELECT run_id, 'model.moe.activation', 'identity' FROM runs WHERE label = 'promoe';"
@@ -43,7 +45,7 @@ static const char DATA_SQL[] =
     " ('d0',20,1.5,'euler',25,1000,'fmnist-train','fd',32,1000,60,0), ('p0',20,1.5,'euler',25,1000,'fmnist-train','fd',24,1000,60,0),"
     " ('d0',20,1.5,'euler',25,1000,'fmnist-train','class_acc',0.7,0,60,0), ('d1',20,1.5,'euler',25,1000,'fmnist-train','class_acc',0.72,1,60,0);"
     "INSERT INTO metrics VALUES ('d0','val_loss',20,0.30,0), ('d1','val_loss',20,0.32,0), ('p0','val_loss',20,0.28,0),"
-    " ('p1','val_loss',20,0.29,0), ('d0','loss',10,0.5,0), ('d0','loss',20,0.4,0), ('p0','loss',10,0.45,0), ('p0','loss',20,0.35,0);";
+    " ('p1','val_loss',20,0.29,0), ('d2','val_loss',10,0.9,0), ('d0','loss',10,0.5,0), ('d0','loss',20,0.4,0), ('p0','loss',10,0.45,0), ('p0','loss',20,0.35,0);";
 
 static const char *slurp(const char *path) { return scratch_slurp(path); }
 
@@ -58,9 +60,10 @@ int main(void)
              path_in("out"), path_in("log"));
     CHECK(system(command) == 0, "report: %s", slurp(path_in("log")));
     const char *md = slurp(path_in("out/REPORT.md"));
-    CHECK(strstr(md, "4 of 4 runs done"), "header:\n%.400s", md);
+    CHECK(strstr(md, "4 of 5 runs done"), "header:\n%.400s", md);
     CHECK(strstr(md, "```yaml\n# The mini study's protocol"), "protocol verbatim");
     CHECK(strstr(md, "| promoe | 2 / 2 | 3.00M | 1.00M | 190.0 | 11.0 min |"), "parameters row");
+    CHECK(strstr(md, "| dense | 2 / 3 | 1.00M | 1.00M | 200.0 | 10.0 min |"), "parameters row with a run going");
     // Pilot: SD of dense's val_loss sqrt(2) * 0.01; pooled over both rows sqrt((2e-4 + 5e-5) / 2).
     double pooled = sqrt((2e-4 + 5e-5) / 2), smallest = stats_t975(2) * sqrt(2.0 / 3) * pooled;
     snprintf(expected, sizeof expected, "| val_loss | %.4g (n=2) | %.4g (n=2) | %.4g (df=2) | %.4g |", sqrt(2) * 0.01,
@@ -69,8 +72,11 @@ int main(void)
     // Sampling noise: redraw differences 2 and 1: sqrt((4 + 1) / 2 / 2).
     snprintf(expected, sizeof expected, "| fd at cfg 1.5 | %.4g | 2 |", sqrt(1.25));
     CHECK(strstr(md, expected), "redraw row '%s'", expected);
+    snprintf(expected, sizeof expected, "| fd at cfg 1.5, promoe - dense | %.4g | 1 |", sqrt(4.5));
+    CHECK(strstr(md, expected), "paired redraw row '%s' (differences -5 and -8)", expected);
     CHECK(strstr(md, "FD floor: no feature network"), "floor without a feature network");
-    CHECK(strstr(md, "| Dense-DiT-B-Flow | no eval | 30.61 | no eval | 49.89 | 30.50 ± 6.35 (n=2) | 9.02 |"),
+    CHECK(strstr(md, "| 0.3100 ± 0.1271 (n=2) |"), "val_loss of done runs only (d2 is still running)");
+    CHECK(strstr(md, "| 49.89 | 30.50 ± 6.35 (n=2) | 9.02 |"),
           "table 1 dense row (the run seed, not the redraw)");
     CHECK(strstr(md, "| ProMoE beats the dense DiT of the same activated size | Table 3 | val_loss | 2 | 0.28500 vs 0.31000 "
                      "| +0.02500 | [-0.03853, +0.08853] | **inconclusive** |"), "claim row");

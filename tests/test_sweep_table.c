@@ -87,7 +87,12 @@ int main(void)
     snprintf(db, sizeof db, "%s/%s", results_dir, db_name);
     run("mkdir -p %s && rm -f %s %s-wal %s-shm", results_dir, db, db, db);
     write_inputs();
-    int rc = run("build/promoe sweep %s/sweep.yaml --jobs 2 --db %s", dir, db);
+    // --record-only: the sweep and its runs are listed (queued), nothing is trained.
+    int rc = run("build/promoe sweep %s/sweep.yaml --record-only --db %s", dir, db);
+    CHECK(rc == 0 && strstr(output, "2 runs recorded, none trained"), "record only (%d): %s", rc, output);
+    CHECK(run_query(results_dir, db_name, "SELECT count(*) FROM runs WHERE status = 'queued'") == 2 &&
+          run_query(results_dir, db_name, "SELECT count(*) FROM metrics") == 0, "record only: 2 queued runs, no metrics");
+    rc = run("build/promoe sweep %s/sweep.yaml --jobs 2 --db %s", dir, db);
     CHECK(rc == 0, "sweep (%d): %s", rc, output);
     CHECK(run_query(results_dir, db_name, "SELECT count(*) FROM evals") == 20, "5 metrics x 2 cfg x 2 runs in evals");
     rc = run("build/promoe table %s/table.yaml --db %s --format csv", dir, db);

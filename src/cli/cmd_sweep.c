@@ -1,9 +1,10 @@
-// promoe sweep SWEEP.yaml [--jobs N] [--dry-run] [--db PATH] [--retry-failed] [--update]
+// promoe sweep SWEEP.yaml [--jobs N] [--dry-run] [--record-only] [--db PATH] [--retry-failed] [--update]
 //              [--index I|env] [--slurm [--partition P] [--time T] [--cpus C] [--array-parallel N]
 //              [--out DIR]]
 // Checks and expands the whole sweep file first; --dry-run then lists idx, run id, status and
 // label and writes nothing. Otherwise the sweep and its runs are recorded (a changed file needs
-// --update), and every run not done is trained by a child process, N at once, each with
+// --update; --record-only stops there, so tables and reports can list the runs before any is
+// trained), and every run not done is trained by a child process, N at once, each with
 // train.threads = cores / N when the sweep leaves it at 0 (once none is left to start, the runs
 // still going share the freed cores: sweep_jobs.c): done runs are skipped, interrupted or
 // orphaned ones resume from their checkpoint, failed ones are retried only with --retry-failed.
@@ -25,7 +26,7 @@
 #include "store/sweeps.h"
 
 static const char *const sweep_usage =
-    "promoe sweep SWEEP.yaml [--jobs N] [--dry-run] [--db PATH] [--retry-failed] [--update]\n"
+    "promoe sweep SWEEP.yaml [--jobs N] [--dry-run] [--record-only] [--db PATH] [--retry-failed] [--update]\n"
     "                    [--index I|env]   (run I alone; --db may hold {index})\n"
     "                    [--slurm [--partition P] [--time T] [--cpus C] [--array-parallel N] [--out DIR]]";
 
@@ -35,7 +36,7 @@ enum { HOST_CAPACITY = 256, MAX_JOBS_OPTION = 256 };
 
 struct sweep_options {
     const char *path, *db_path;
-    int jobs, dry_run, retry_failed, update;
+    int jobs, dry_run, record_only, retry_failed, update;
     struct sweep_cluster_options cluster;
 };
 
@@ -58,6 +59,8 @@ static int parse_options(int argc, char **argv, struct sweep_options *o)
             o->db_path = argv[++i];
         } else if (!strcmp(a, "--dry-run")) {
             o->dry_run = 1;
+        } else if (!strcmp(a, "--record-only")) {
+            o->record_only = 1;
         } else if (!strcmp(a, "--retry-failed")) {
             o->retry_failed = 1;
         } else if (!strcmp(a, "--update")) {
@@ -252,6 +255,12 @@ static int run_sweep(struct sweep *sw, const struct sweep_options *o)
     int rc = todo ? 0 : err("out of memory");
     if (rc == 0) rc = check_changes(db, sw, o);
     if (rc == 0) rc = record(db, sw);
+    if (rc == 0 && o->record_only) {
+        printf("sweep %s: %d runs recorded, none trained (database %s)\n", sw->name, sw->n_runs, o->db_path);
+        store_close(db);
+        free(todo);
+        return 0;
+    }
     if (rc == 0) rc = plan(db, sw, o, todo, &n_todo, &tally.skipped);
     if (rc == 0) rc = sweep_jobs_run(sw, todo, n_todo, o->jobs, o->db_path, db, &tally);
     free(todo);

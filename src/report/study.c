@@ -45,6 +45,18 @@ static const char DIVERSITY_SQL[] =
 static const char HIDDEN_SQL[] =
     "SELECT CAST(p.value AS INTEGER) FROM params p JOIN sweep_runs s ON s.run_id = p.run_id AND s.sweep = ?1 "
     "WHERE p.key = 'model.hidden' LIMIT 1";
+// The difference between two labels' evaluations of runs with the same train.seed drawn with the
+// same sampler seed: per run seed, the difference with the run's own sampler seed and with another.
+static const char PAIRED_REDRAW_SQL[] =
+    "SELECT ra.seed, ea.sample_seed = ra.seed, ea.value - eb.value FROM evals ea "
+    "JOIN runs ra ON ra.run_id = ea.run_id AND coalesce(ra.label, ra.run_id) = ?2 AND ra.status = 'done' "
+    "JOIN sweep_runs sa ON sa.run_id = ra.run_id AND sa.sweep = ?1 "
+    "JOIN runs rb ON rb.seed = ra.seed AND coalesce(rb.label, rb.run_id) = ?3 AND rb.status = 'done' "
+    "JOIN sweep_runs sb ON sb.run_id = rb.run_id AND sb.sweep = ?1 "
+    "JOIN evals eb ON eb.run_id = rb.run_id AND eb.metric = ea.metric AND eb.cfg_scale = ea.cfg_scale "
+    "AND eb.n_samples = ea.n_samples AND eb.sample_seed = ea.sample_seed AND eb.sampler_steps = ea.sampler_steps "
+    "WHERE ea.metric = ?4 AND abs(ea.cfg_scale - ?5) < 1e-6 AND ea.value IS NOT NULL AND eb.value IS NOT NULL "
+    "ORDER BY ra.seed, ea.sample_seed = ra.seed DESC";
 static const char EVAL_TIME_SQL[] =
     "SELECT count(*), coalesce(sum(e.wall_s), 0) FROM (SELECT DISTINCT run_id, step, cfg_scale, sample_seed, "
     "wall_s FROM evals WHERE source = 'harness') e JOIN sweep_runs s ON s.run_id = e.run_id AND s.sweep = ?1";
@@ -185,8 +197,14 @@ static int write_protocol(struct study *s)
             "Training time per run |\n|---|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < s->n_labels; i++) {
         const struct label_row *r = &s->labels[i];
-        fprintf(s->f, "| %s | %d / %d | %.2fM | %.2fM | %.1f | %.1f min |\n", r->label, r->done, r->runs,
-                r->params_total / 1e6, r->params_active / 1e6, r->img_per_s, r->done ? r->train_s / r->done / 60 : 0);
+        if (!(r->params_total > 0)) {
+            fprintf(s->f, "| %s | %d / %d | - | - | - | - |\n", r->label, r->done, r->runs);
+            continue;
+        }
+        fprintf(s->f, "| %s | %d / %d | %.2fM | %.2fM | %.1f | ", r->label, r->done, r->runs, r->params_total / 1e6,
+                r->params_active / 1e6, r->img_per_s);
+        if (r->done) fprintf(s->f, "%.1f min |\n", r->train_s / r->done / 60);
+        else fprintf(s->f, "- |\n");
     }
     fputc('\n', s->f);
     return 0;
@@ -245,6 +263,38 @@ static int has_feature_network(const char *dir)
     return any;
 }
 
+// Sampling noise of a paired difference between the first two pilot rows: both drawn with the same
+// sampler seeds share their starting noise and labels, so most of the noise cancels.
+static int write_paired_redraw(struct study *s, const char *metric, double cfg)
+{
+    if (s->l->n_pilot_labels < 2) return 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, PAIRED_REDRAW_SQL, -1, &st, NULL) != SQLITE_OK)
+        return err("paired redraws: %s", sqlite3_errmsg(s->db));
+    sqlite3_bind_text(st, 1, s->l->sweep, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, s->l->pilot_labels[1], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, s->l->pilot_labels[0], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, metric, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 5, cfg);
+    double ss = 0, own = NAN;
+    long long seed = -1;
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        long long run_seed = sqlite3_column_int64(st, 0);
+        int is_own = sqlite3_column_int(st, 1);
+        double d = sqlite3_column_double(st, 2);
+        if (run_seed != seed) seed = run_seed, own = NAN;
+        if (is_own) own = d;
+        else if (!isnan(own)) ss += (own - d) * (own - d), n++;
+    }
+    sqlite3_finalize(st);
+    if (n == 0) fprintf(s->f, "| %s at cfg %.1f, %s - %s | no redrawn pair yet | - |\n", metric, cfg, s->l->pilot_labels[1],
+                        s->l->pilot_labels[0]);
+    else fprintf(s->f, "| %s at cfg %.1f, %s - %s | %.4g | %d |\n", metric, cfg, s->l->pilot_labels[1], s->l->pilot_labels[0],
+                 sqrt(ss / (2.0 * n)), n);
+    return 0;
+}
+
 static int write_pilot(struct study *s)
 {
     const struct spec_column val = {METRIC_VAL_LOSS, 0, 0}, fd = {METRIC_FID, 1.5, 0}, acc = {METRIC_CLASS_ACC, 1.5, 0};
@@ -264,8 +314,13 @@ static int write_pilot(struct study *s)
     fprintf(s->f, "\nSampling noise: the same checkpoint evaluated again with another sampler seed (%d samples); "
             "standard deviation of one evaluation = RMS(difference) / sqrt(2):\n\n| Metric | SD of one evaluation "
             "| Pairs |\n|---|---:|---:|\n", s->l->eval_n);
-    if (write_redraw(s, "fd", 1.5) < 0 || write_redraw(s, "class_acc", 1.5) < 0 || write_redraw(s, "fd", 1.0) < 0)
+    if (write_redraw(s, "fd", 1.5) < 0 || write_redraw(s, "class_acc", 1.5) < 0)
         return -1;
+    fprintf(s->f, "\nEvery run of a given seed is evaluated with that seed's sampler noise and labels, so the noise of a "
+            "difference between two rows is much smaller than that of one evaluation. The same redraws, as the "
+            "difference between the two pilot rows at each sampler seed:\n\n| Paired difference | SD of one "
+            "evaluation | Pairs |\n|---|---:|---:|\n");
+    if (write_paired_redraw(s, "fd", 1.5) < 0 || write_paired_redraw(s, "class_acc", 1.5) < 0) return -1;
     double floor_fd, floor_acc, full_fd, full_acc;
     if (!has_feature_network(s->l->featnet_dir)) {
         fprintf(s->f, "\nFD floor: no feature network in `%s` yet (it is trained by the first evaluation).\n\n",

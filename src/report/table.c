@@ -37,11 +37,11 @@ static const char EVAL_SQL[] =
     "sample_seed = coalesce((SELECT CAST(value AS INTEGER) FROM params WHERE run_id = ?1 AND key = 'train.seed'), -1) "
     "DESC, sample_seed LIMIT 1";
 
-// The latest (or ?2's) validation loss, the model-mean expert diversity at k = ?3, and the
+// The validation loss of a done run's last step (or of step ?2), the model-mean expert diversity at k = ?3, and the
 // centroid inter/intra-class ratio of a run, the latest step first.
 static const char VAL_LOSS_SQL[] =
     "SELECT value FROM metrics WHERE run_id = ?1 AND name = 'val_loss' AND (?2 = 0 OR step = ?2) "
-    "ORDER BY step DESC LIMIT 1";
+    "AND (?2 <> 0 OR (SELECT status FROM runs WHERE run_id = ?1) = 'done') ORDER BY step DESC LIMIT 1";
 static const char DIVERSITY_SQL[] =
     "SELECT value FROM diversity WHERE run_id = ?1 AND layer = -1 AND variant = 'out' AND k = ?3 "
     "AND (?2 = 0 OR step = ?2) ORDER BY step DESC LIMIT 1";
