@@ -471,19 +471,20 @@ static int write_samples(struct study *s)
     return 0;
 }
 
+// One data block of a label (no block when it has no rows, so gnuplot's indices count blocks with data).
 static int write_diversity_block(struct study *s, FILE *dat, const char *label, int *points)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db, DIVERSITY_SQL, -1, &st, NULL) != SQLITE_OK) return err("diversity: %s", sqlite3_errmsg(s->db));
     sqlite3_bind_text(st, 1, s->l->sweep, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, label, -1, SQLITE_STATIC);
-    fprintf(dat, "# label %s: k mean runs\n", label);
     *points = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
+        if (*points == 0) fprintf(dat, "# label %s: k mean runs\n", label);
         fprintf(dat, "%d %.9g %d\n", sqlite3_column_int(st, 0), sqlite3_column_double(st, 1), sqlite3_column_int(st, 2));
         ++*points;
     }
-    fputs("\n\n", dat);
+    if (*points) fputs("\n\n", dat);
     sqlite3_finalize(st);
     return 0;
 }
@@ -516,12 +517,12 @@ static int write_diversity_figure(struct study *s)
     if (plot_open(&gp, dir, name, "gp") < 0) return -1;
     plot_gp_header(gp, name, "Expert diversity: mean subspace similarity of the routed experts (lower = more diverse)",
                    "k (top singular vectors)", "subspace similarity");
-    fprintf(gp, "set logscale x 2\nplot \\\n");
-    for (int i = 0; i < 2; i++)
+    fprintf(gp, "set logscale x 2\nset xrange [1:64]\nset yrange [0:*]\nplot \\\n");
+    for (int i = 0, block = 0; i < 2; i++)
         if (points[i])
-            fprintf(gp, "  '%s.dat' index %d using 1:2 with linespoints lw 2.5 pt 7 lc rgb '#%s' title '%s', \\\n", name, i,
-                    plot_colour(i), labels[i]);
-    fprintf(gp, "  [1:64] x / %d.0 with lines dt 2 lc rgb '#808080' title 'random subspaces (k / D)'\n", D);
+            fprintf(gp, "  '%s.dat' index %d using 1:2 with linespoints lw 2.5 pt 7 lc rgb '#%s' title '%s', \\\n", name,
+                    block++, plot_colour(i), labels[i]);
+    fprintf(gp, "  x / %d.0 with lines dt 2 lc rgb '#808080' title 'random subspaces (k / D)'\n", D);
     if (plot_close(gp, dir, name, "gp") < 0 || plot_run_gnuplot(dir, name) < 0) return -1;
     fprintf(s->f, "The mean over expert pairs of ||Ua^T Ub||_F^2 / k for the top-k left singular vectors of the routed "
             "experts' output projections (`promoe svd`, model mean over MoE layers, mean over seeds), against the level of "
