@@ -166,6 +166,12 @@ static void test_migrate_eval_seed(void)
     CHECK(run_query(dir, "v3.db", "SELECT value FROM evals WHERE sample_seed = -1") == 7.5, "old row kept, seed -1");
     CHECK(run_query(dir, "v3.db", "SELECT count(*) FROM evals") == 2, "redraw kept beside it");
     CHECK(run_query(dir, "v3.db", "SELECT count(*) FROM final_evals") == 2, "final_evals: one row per seed");
+    sqlite3_open(path, &raw);
+    sqlite3_exec(raw, "INSERT INTO runs (run_id, config_sha256, config_yaml, seed, status, created_ms)"
+                 " VALUES ('r', 'h', '', 1000, 'done', 0)", NULL, NULL, NULL);
+    sqlite3_close(raw);
+    CHECK(run_query(dir, "v3.db", "SELECT fd FROM run_summary WHERE run_id = 'r'") == 9.5,
+          "run_summary takes the evaluation drawn with the run's own seed");
 }
 
 static const char TINY_MOE[] =

@@ -141,6 +141,8 @@ static void test_bad_files(void)
     expect_bad("claims:\n  - {id: x, claim: y, table: t, better: A, than: B, metric: fdd, cfg: 1}\n", "unknown metric 'fdd'");
     expect_bad("claims:\n  - {id: x, claim: y, colour: red}\n", "unknown claim key 'colour'");
     expect_bad("claims:\n  - {id: x, claim: y, untestable: z}\n  - {id: x, claim: w, untestable: z}\n", "used twice");
+    expect_bad("claims:\n  - {id: x, claim: y, table: t, better: A, than: B, metric: diversity, k: 8x}\n",
+               "k must be an integer in [1, 64]");
     expect_bad("claims: [\n", "malformed YAML");
 }
 

@@ -64,8 +64,11 @@ static int parse_claim_key(struct reader *rd, const yaml_node_t *k, const yaml_n
     if (!strcmp(key, "untestable")) return copy_scalar(rd, v, key, c->untestable, sizeof c->untestable);
     if (!strcmp(key, "cfg")) return *has_cfg = 1, parse_cfg(rd, v, &c->column.cfg);
     if (!strcmp(key, "k")) {
-        c->column.k = atoi(v->type == YAML_SCALAR_NODE ? text(v) : "0");
-        return c->column.k >= 1 && c->column.k <= 64 ? 0 : at(rd, v, "k must be an integer in [1, 64]");
+        char *end = NULL;
+        long k = v->type == YAML_SCALAR_NODE ? strtol(text(v), &end, 10) : 0;
+        if (!end || *end || k < 1 || k > 64) return at(rd, v, "k must be an integer in [1, 64]");
+        c->column.k = (int)k;
+        return 0;
     }
     if (!strcmp(key, "metric")) {
         if (v->type != YAML_SCALAR_NODE) return at(rd, v, "'metric' must be a scalar");

@@ -115,11 +115,13 @@ static int read_curves(sqlite3 *db, const char *sweep, const char *metric, const
             rc = err("sweep '%s': more than %d curves to plot", sweep, RUNS_MAX);
             break;
         }
+        // The slot is counted at once so curve_set_free releases it on any path; a label without
+        // rows gives its slot back (an empty curve owns nothing).
         struct curve *c = &set->curves[set->n];
         snprintf(set->label[set->n], LABEL_MAX, "%s", label);
         set->n++;
         rc = read_curve(db, sweep, label, metric, c);
-        if (rc == 0 && c->n == 0) free(c->steps), free(c->values), free(c->runs), memset(c, 0, sizeof *c), set->n--;
+        if (rc == 0 && c->n == 0) set->n--;
         else if (rc == 0 && c->steps[c->n - 1] > set->last_step) set->last_step = c->steps[c->n - 1];
     }
     if (rc == 0 && step != SQLITE_DONE) rc = err("runs of sweep '%s': %s", sweep, sqlite3_errmsg(db));

@@ -28,11 +28,9 @@ static int apply_schema_v1(sqlite3 *handle)
     return rc;
 }
 
-// Views for the usual questions that schema.sql lacks: one line per run with its key figures
-// (run_summary, behind `promoe runs`) and the progress of each sweep (sweep_progress).
-static int apply_views(sqlite3 *handle)
-{
-    static const char sql[] =
+// One line per run with its key figures, behind `promoe runs`; FD and IS from the run's own sampler
+// seed when an evaluation was also redrawn with another (schema 4).
+static const char RUN_SUMMARY_SQL[] =
         "CREATE VIEW run_summary AS "
         "SELECT r.run_id, r.label, r.status, r.step_done, "
         "  CAST((SELECT value FROM params p WHERE p.run_id = r.run_id AND p.key = 'train.steps') "
@@ -44,18 +42,25 @@ static int apply_views(sqlite3 *handle)
         "  (SELECT max(cfg_scale) FROM evals e WHERE e.run_id = r.run_id "
         "   AND e.metric IN ('fd', 'is')) AS eval_cfg, "
         "  (SELECT value FROM evals e WHERE e.run_id = r.run_id AND e.metric = 'fd' "
-        "   ORDER BY e.cfg_scale DESC, e.step DESC, e.n_samples DESC LIMIT 1) AS fd, "
+        "   ORDER BY e.cfg_scale DESC, e.step DESC, e.n_samples DESC, e.sample_seed = (SELECT seed FROM runs x WHERE x.run_id = e.run_id) DESC LIMIT 1) AS fd, "
         "  (SELECT value FROM evals e WHERE e.run_id = r.run_id AND e.metric = 'is' "
-        "   ORDER BY e.cfg_scale DESC, e.step DESC, e.n_samples DESC LIMIT 1) AS is_score, "
+        "   ORDER BY e.cfg_scale DESC, e.step DESC, e.n_samples DESC, e.sample_seed = (SELECT seed FROM runs x WHERE x.run_id = e.run_id) DESC LIMIT 1) AS is_score, "
         "  r.train_s, r.error, r.host, r.pid, r.created_ms, r.started_ms, r.ended_ms "
-        "FROM runs r;"
+        "FROM runs r;";
+
+// Views for the usual questions that schema.sql lacks: one line per run with its key figures
+// (run_summary, behind `promoe runs`) and the progress of each sweep (sweep_progress).
+static int apply_views(sqlite3 *handle)
+{
+    static const char sql[] =
         "CREATE VIEW sweep_progress AS "
         "SELECT s.sweep, count(*) AS runs, sum(r.status = 'done') AS done, "
         "  sum(r.status = 'running') AS running, sum(r.status = 'queued') AS queued, "
         "  sum(r.status = 'interrupted') AS interrupted, "
         "  sum(r.status IN ('failed', 'nan')) AS failed, sum(r.step_done) AS steps_done "
         "FROM sweep_runs s JOIN runs r ON r.run_id = s.run_id GROUP BY s.sweep;";
-    return sqlite3_exec(handle, sql, NULL, NULL, NULL);
+    int rc = sqlite3_exec(handle, RUN_SUMMARY_SQL, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? sqlite3_exec(handle, sql, NULL, NULL, NULL) : rc;
 }
 
 
@@ -83,11 +88,11 @@ static int apply_analysis_tables(sqlite3 *handle)
 
 // Version 3 -> 4: the sampler seed joins the key of `evals`, so an evaluation redrawn with another
 // seed (the sampling noise of a figure) is kept beside the first instead of replacing it; -1 = no
-// seed (imported figures). SQLite changes a key by copying into a new table; legacy_alter_table
-// keeps the rename from rewriting the views, which name `evals` and find the new table.
+// seed (imported figures); run_summary then prefers the run's own seed. SQLite changes a key by
+// copying into a new table; legacy_alter_table keeps the rename from rewriting the views, which name `evals` and find the new table.
 static int apply_eval_seed_key(sqlite3 *handle)
 {
-    return sqlite3_exec(handle,
+    int rc = sqlite3_exec(handle,
                         "CREATE TABLE evals_v4 ("
                         "  run_id TEXT NOT NULL, step INTEGER NOT NULL, weights TEXT NOT NULL DEFAULT 'ema',"
                         "  cfg_scale REAL NOT NULL, sampler TEXT NOT NULL, sampler_steps INTEGER NOT NULL,"
@@ -111,8 +116,10 @@ static int apply_eval_seed_key(sqlite3 *handle)
                         "         reference, metric, value, source, sample_seed, wall_s, created_ms"
                         "  FROM evals"
                         "  GROUP BY run_id, weights, cfg_scale, sampler, sampler_steps, n_samples, reference,"
-                        "           metric, sample_seed;",
+                        "           metric, sample_seed;"
+                        "DROP VIEW run_summary;",
                         NULL, NULL, NULL);
+    return rc == SQLITE_OK ? sqlite3_exec(handle, RUN_SUMMARY_SQL, NULL, NULL, NULL) : rc;
 }
 
 static int (*const migrations[])(sqlite3 *handle) = {apply_schema_v1, apply_views, apply_analysis_tables,
