@@ -11,7 +11,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -fopenmp -ffp-contract=off -fno-math-errno -Wa
 ifeq ($(CI),true)
 CFLAGS  += -Werror
 endif
-LDLIBS   = $(BLIS_LIB)/libblis.a -llapack -lsqlite3 -lyaml -lz -lpng -lcjson -lcrypto -lm -lpthread
+LDLIBS   = $(BLIS_LIB)/libblis.a -llapack -lsqlite3 -lyaml -lz -lpng -lcjson -lcrypto -lmicrohttpd -lm -lpthread
 LDFLAGS += -fopenmp
 
 LIB_SRC  = $(filter-out src/cli/%,$(wildcard src/*/*.c))

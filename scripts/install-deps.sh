@@ -18,6 +18,8 @@ packages=(
   dataset-fashion-mnist         # the mini-scale data set
   liblapack-dev                 # SVDs and eigen-decompositions (evaluation and analysis)
   gnuplot-nox                   # figures: promoe plot and the analysis commands (pngcairo)
+  libmicrohttpd-dev             # promoe serve: the results dashboard's HTTP server
+  chromium                      # the dashboard's browser test (headless) and its README screenshot
 )
 for group in "$@"; do
   case "$group" in

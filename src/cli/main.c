@@ -31,6 +31,7 @@ static const struct command commands[] = {
     {"svd", cmd_svd, "expert diversity: subspace similarity of the experts' singular vectors"},
     {"tokens", cmd_tokens, "token semantics of one block: class separation, k-means, t-SNE plots"},
     {"routing", cmd_routing, "routing specialisation: class-expert mutual information and heat maps"},
+    {"serve", cmd_serve, "the results dashboard: a local web page over the database, live while sweeps run"},
 };
 
 static int usage(FILE *out)
