@@ -81,7 +81,7 @@ function logTicks(lo, hi) {
 
 // series: [{id, name, color, points: [[x, y], ...], faint}]; options: {logY, width, height, yLabel}.
 function lineChart(series, options) {
-  const W = options.width || 760, H = options.height || 300, L = 64, R = 12, T = 10, B = 34;
+  const W = options.width || 760, H = options.height || 300, L = 64, R = 24, T = 10, B = 34;
   const usable = p => p[1] !== null && Number.isFinite(p[1]) && (!options.logY || p[1] > 0);
   const all = series.flatMap(s => s.points.filter(usable));
   const chart = svg('svg', {class: 'line-chart', viewBox: `0 0 ${W} ${H}`, width: W, height: H});
@@ -252,7 +252,7 @@ function heatmap(layer) {
                      `class ${layer.classes[r]}`));
     for (let e = 0; e < n_experts; e++) {
       const fraction = (row[e] || 0) / total;
-      const shade = Math.round(255 * (1 - fraction));
+      const shade = Math.round(255 * (1 - Math.sqrt(fraction)));   // square root: small shares stay visible
       chart.append(svg('rect', {x: left + cell * e, y: top + cell * r, width: cell - 1, height: cell - 1,
                                 fill: `rgb(${shade},${shade},255)`, class: 'cell'},
                        svg('title', {}, `class ${layer.classes[r]}, expert ${e}: ${row[e] || 0} tokens (${(100 * fraction).toFixed(1)}%)`)));
@@ -267,7 +267,7 @@ function shareChart(layer) {
   for (let e = 0; e < n_experts; e++)
     series.push({name: `expert ${e}`, color: PALETTE[e % PALETTE.length],
                  points: layer.steps.map((step, i) => [step, layer.share[i][e] ?? null])});
-  return el('div', {}, lineChart(series, {width: 560, height: 220}), legend(series));
+  return el('div', {}, lineChart(series, {width: 400, height: 200}), legend(series));
 }
 
 function smallTable(headers, rows) {
@@ -278,10 +278,15 @@ function smallTable(headers, rows) {
 function analysisBlock(analysis) {
   const blocks = [];
   if (analysis.diversity.length) {
+    // One row per layer (the model mean first), one column per subspace dimension k.
     const last = Math.max(...analysis.diversity.map(r => r.step));
     const rows = analysis.diversity.filter(r => r.step === last && r.variant === 'out');
-    blocks.push(el('h4', {}, `Expert diversity (subspace similarity, step ${last}; lower = more diverse)`),
-                smallTable(['layer', 'k', 'value'], rows.map(r => [r.layer < 0 ? 'mean' : String(r.layer), String(r.k), r.value])));
+    const ks = [...new Set(rows.map(r => r.k))].sort((a, b) => a - b);
+    const layers = [...new Set(rows.map(r => r.layer))].sort((a, b) => a - b);
+    const value = (layer, k) => { const r = rows.find(x => x.layer === layer && x.k === k); return r ? r.value : null; };
+    blocks.push(el('h4', {}, `Expert diversity (subspace similarity at step ${last}; lower = more diverse)`),
+                smallTable(['layer', ...ks.map(k => `k=${k}`)],
+                           layers.map(l => [l < 0 ? 'mean' : String(l), ...ks.map(k => value(l, k))])));
   }
   if (analysis.token_stats.length) {
     const rows = analysis.token_stats.filter(r => r.metric === 'ratio');
@@ -307,8 +312,8 @@ async function loadRun(id) {
           ['progress', `${run.step_done}/${run.steps ?? '?'}`], ['loss', run.loss], ['FD', run.fd], ['IS', run.is_score],
           ['params (total / active)', `${run.params_total ?? '–'} / ${run.params_active ?? '–'}`],
           ['images/s', run.img_per_s], ['host', run.host || '–'], ['sweeps', run.sweeps || '–'],
-          ['error', run.error || '–']]),
-          el('h3', {}, 'Evaluations'), evals),
+          ['error', run.error || '–']])),
+        el('div', {}, el('h3', {}, 'Evaluations'), evals),
         el('div', {}, el('h3', {}, 'Samples'), run.has_samples
           ? el('img', {class: 'samples', src: `/api/runs/${id}/samples.png?t=${run.step_done}`, alt: 'sample grid'})
           : el('p', {class: 'note'}, 'no sample grid in the run folder'))),
@@ -400,6 +405,8 @@ async function route() {
   } else if (hash.startsWith('sweep=')) {
     document.getElementById('filter-sweep').value = hash.slice(6);
     await loadRuns();
+  } else if (document.getElementById(hash)) {
+    document.getElementById(hash).scrollIntoView();   // a section, once its content has loaded
   }
 }
 

@@ -62,8 +62,9 @@ int cmd_serve(int argc, char **argv)
     (void)nice(SERVE_NICE);                    // a training beside it keeps the CPU; failure is harmless
     struct serve *server;
     if (serve_start(&o, &server) < 0) return EXIT_FAILED;
-    printf("promoe serve: http://%s:%d/ (database %s, read-only; Ctrl-C stops)\n",
-           strchr(o.host, ':') ? "[::1]" : o.host, serve_port(server), o.db_path);
+    int v6 = strchr(o.host, ':') != NULL;   // an IPv6 address goes in brackets in a URL
+    printf("promoe serve: http://%s%s%s:%d/ (database %s, read-only; Ctrl-C stops)\n", v6 ? "[" : "", o.host,
+           v6 ? "]" : "", serve_port(server), o.db_path);
     fflush(stdout);
     wait_for_stop(&stop);
     serve_stop(server);
