@@ -318,8 +318,11 @@ static void test_refusals(void)
     expect_get_status("/.hidden", 403, "a hidden file");
     expect_get_status("/api/runs/..%2F..%2Fetc/samples.png", 400, "a run id with '..'");
     expect_get_status(long_path, 414, "a 2000-character path");
-    expect_status("POST /api/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc", 405, "POST");
-    expect_status("DELETE /api/runs/d0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405, "DELETE");
+    expect_status("POST /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc", 405, "POST");
+    expect_status("DELETE /api/runs/d0 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 405, "DELETE");
+    expect_status("GET /api/runs HTTP/1.1\r\nHost: attacker.example:8080\r\nConnection: close\r\n\r\n", 403,
+                  "a foreign Host on a loopback server (DNS rebinding)");
+    expect_status("GET /api/runs HTTP/1.1\r\nHost: localhost:8080\r\nConnection: close\r\n\r\n", 200, "Host localhost");
     struct response r;
     CHECK(exchange("GARBAGE\r\n\r\n", &r) != 0 || (r.status >= 400 && r.status < 500), "a malformed request line: %d", r.status);
 }

@@ -9,7 +9,9 @@
 #include "store/dashboard_queries.h"
 
 #include <microhttpd.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@ struct serve {
     struct MHD_Daemon *daemon;
     struct serve_options options;
     int port;
+    int loopback;   // bound to a loopback address: only loopback Host headers are answered
 };
 
 void reply_json(struct serve_reply *reply, unsigned status, cJSON *json)
@@ -83,12 +86,29 @@ static enum MHD_Result check_arg(void *too_long, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
+// A page on another site cannot reach a server bound to loopback through a name that resolves
+// there (DNS rebinding): its requests carry that name as Host, and are refused.
+static int loopback_host(const char *host)
+{
+    static const char *const names[] = {"127.0.0.1", "localhost", "[::1]"};
+    if (!host) return 0;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        size_t n = strlen(names[i]);
+        if (!strncmp(host, names[i], n) && (host[n] == '\0' || host[n] == ':')) return 1;
+    }
+    return 0;
+}
+
 static void answer(const struct serve *server, struct MHD_Connection *connection, const char *url,
                    const char *method, struct serve_reply *reply)
 {
     int too_long = 0;
+    const char *host = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Host");
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, check_arg, &too_long);
-    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+    if (server->loopback && !loopback_host(host))
+        reply_error(reply, 403, "host '%.64s' is not this machine's loopback name (127.0.0.1, localhost, [::1])",
+                    host ? host : "");
+    else if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         reply_error(reply, 405, "method '%.32s' is not allowed: the dashboard only reads (GET, HEAD)", method);
     else if (strlen(url) > SERVE_PATH_MAX)
         reply_error(reply, 414, "request path longer than %d characters", SERVE_PATH_MAX);
@@ -140,7 +160,7 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *connecti
 }
 
 // The first address of host (numeric or a name) with the port set.
-static int resolve(const char *host, int port, struct sockaddr_storage *address, socklen_t *length)
+static int resolve(const char *host, int port, struct sockaddr_storage *address)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *found = NULL;
@@ -149,9 +169,15 @@ static int resolve(const char *host, int port, struct sockaddr_storage *address,
     int rc = getaddrinfo(host, service, &hints, &found);
     if (rc != 0) return err("--host '%s': %s", host, gai_strerror(rc));
     memcpy(address, found->ai_addr, found->ai_addrlen);
-    *length = found->ai_addrlen;
     freeaddrinfo(found);
     return 0;
+}
+
+static int is_loopback(const struct sockaddr_storage *address)
+{
+    if (address->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)address)->sin_addr.s_addr) >> 24) == 127;
+    return address->ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)address)->sin6_addr);
 }
 
 static int check_folder(const char *option, const char *path)
@@ -175,11 +201,11 @@ int serve_start(const struct serve_options *options, struct serve **out)
 {
     *out = NULL;
     struct sockaddr_storage address;
-    socklen_t length;
-    if (check_options(options) < 0 || resolve(options->host, options->port, &address, &length) < 0) return -1;
+    if (check_options(options) < 0 || resolve(options->host, options->port, &address) < 0) return -1;
     struct serve *server = calloc(1, sizeof *server);
     if (!server) return err("out of memory");
     server->options = *options;
+    server->loopback = is_loopback(&address);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | (address.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     server->daemon = MHD_start_daemon(flags, (uint16_t)options->port, NULL, NULL, handle_request, server,
                                       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&address,
