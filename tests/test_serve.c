@@ -2,8 +2,8 @@
 // one ProMoE run still going with a long loss curve, routing and class routing, evaluations, a
 // sample grid in its run folder): every JSON endpoint's figures, 4xx for malformed requests, path
 // traversal and writes, a database that stays byte-identical, a writer that is never refused while
-// many requests run, and the page rendered by headless Chromium (a run row, a curve's points, a
-// class-by-expert heat map).
+// many requests run, the command's options and exit statuses, and the page rendered by headless
+// Chromium (a run row, a curve's points, a class-by-expert heat map, a table cell linking to its runs).
 #include "check.h"
 #include "scratch.h"
 #include "core/error.h"
@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/promoe_test_serve_XXXXXX";
@@ -404,6 +405,32 @@ static void test_missing_database_not_created(struct serve_options options)
     CHECK(serve_start(&options, &server) < 0 && strstr(err_message(), "70000"), "port out of range: %s", err_message());
 }
 
+// ---- the command ----
+
+// Exit status of a shell command, its output in dir/cli.log.
+static int shell(const char *fmt, const char *arg)
+{
+    char command[2048], line[1600];
+    snprintf(line, sizeof line, fmt, arg);
+    snprintf(command, sizeof command, "(%s) > %s/cli.log 2>&1", line, dir);
+    int status = system(command);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_command(void)
+{
+    CHECK(shell("build/promoe serve --db %s/missing.db --port 0", dir) == 1 &&
+          strstr(scratch_slurp(path_in("cli.log")), "missing.db"), "a missing database: %s", scratch_slurp(path_in("cli.log")));
+    CHECK(shell("build/promoe serve --db %s/study.db --port 99999", dir) == 1 &&
+          strstr(scratch_slurp(path_in("cli.log")), "out of range"), "port 99999: %s", scratch_slurp(path_in("cli.log")));
+    CHECK(shell("build/promoe serve --db %s/study.db --bogus 1", dir) == 129, "an unknown option is a usage error");
+    CHECK(shell("build/promoe serve --db %s/study.db --port", dir) == 129, "an option without its value");
+    // Started for real, it prints its address and stops cleanly on SIGINT.
+    CHECK(shell("timeout --preserve-status -s INT 2 build/promoe serve --db %s/study.db --port 0", dir) == 0 &&
+          strstr(scratch_slurp(path_in("cli.log")), "promoe serve: http://127.0.0.1:"),
+          "serve until SIGINT: %s", scratch_slurp(path_in("cli.log")));
+}
+
 // ---- the page in a browser ----
 
 static int count(const char *haystack, const char *needle)
@@ -484,6 +511,7 @@ int main(void)
     test_writer_beside_readers();
     test_link_out_of_web_root(options);
     test_missing_database_not_created(options);
+    test_command();
     serve_stop(server);
     free((char *)options.db_path);
     char command[600];
