@@ -51,8 +51,10 @@ int dash_open(const char *path, sqlite3 **out)
         return -1;
     }
     sqlite3_busy_timeout(db, DASH_BUSY_TIMEOUT_MS);
-    if (check_promoe_file(db, path) < 0 || sqlite3_exec(db, "PRAGMA query_only = 1", NULL, NULL, NULL) != SQLITE_OK) {
-        if (!strstr(err_message(), path)) err("cannot set up database '%s': %s", path, sqlite3_errmsg(db));
+    rc = check_promoe_file(db, path);
+    if (rc == 0 && sqlite3_exec(db, "PRAGMA query_only = 1", NULL, NULL, NULL) != SQLITE_OK)
+        rc = err("cannot set up database '%s': %s", path, sqlite3_errmsg(db));
+    if (rc < 0) {
         sqlite3_close(db);
         return -1;
     }
