@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "shell.h"
+#include "tmpfiles.h"
 
 static char dir[] = "/tmp/promoe_test_bad_XXXXXX";
 
@@ -186,7 +187,7 @@ static void test_checkpoint_of_another_model(void)
     rc = run("mkdir -p %s/ckpt/%s && cp %s/ckpt/*/latest.safetensors %s/ckpt/%s/latest.safetensors", dir, id, dir, dir, id);
     CHECK(rc == 0, "planting the checkpoint: %s", output);
     rc = run(TRAIN "--resume", path("wide.yaml"), path("r.db"), path("ckpt"));
-    expect_refused("checkpoint of another model shape", "latest.safetensors", "the model expects", rc);
+    expect_refused("checkpoint of another run (and model shape)", "latest.safetensors", "belongs to run", rc);
 }
 
 static void test_database_and_disk(void)
@@ -201,7 +202,7 @@ static void test_database_and_disk(void)
     rc = run("trap '' XFSZ; ulimit -f 16; build/promoe sample $(ls %s/ckpt/*/latest.safetensors | head -n 1) --n 64 --out %s",
              dir, path("samples.npy"));
     expect_refused("full disk (export)", "samples.npy", "File too large", rc);
-    CHECK(access(path("samples.npy"), F_OK) != 0 && access(path("samples.npy.tmp"), F_OK) != 0,
+    CHECK(access(path("samples.npy"), F_OK) != 0 && tmp_files_of(path("samples.npy")) == 0,
           "a failed export left a file behind");
     write_file("plain-file", "not a folder\n");
     rc = run(TRAIN, path("tiny.yaml"), path("plain-file/r.db"), path("ckpt"));

@@ -1,11 +1,12 @@
 // Subcommands of the promoe program. Each returns the exit status: 0 success, 1 failure
-// (message printed by main), 129 usage error.
+// (message printed by main), 75 a run owned by another live process (sysexits' EX_TEMPFAIL: try
+// again later; message printed by main), 129 usage error.
 #ifndef PROMOE_CLI_H
 #define PROMOE_CLI_H
 
 #include "config/config.h"
 
-enum { EXIT_FAILED = 1, EXIT_USAGE = 129 };
+enum { EXIT_FAILED = 1, EXIT_BUSY = 75, EXIT_USAGE = 129 };
 
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
