@@ -27,9 +27,6 @@ int cmd_report(int argc, char **argv);
 
 // Reads a config file then applies overrides; NULL path = defaults only.
 int cli_load_config(struct config *cfg, const char *path, char **overrides, int n_overrides);
-// Parses an integer / float option value, or records an error naming the option.
-int cli_int(const char *option, const char *text, long long *out);
-int cli_double(const char *option, const char *text, double *out);
 // Prints "promoe: usage: ..." and returns EXIT_USAGE.
 int cli_usage(const char *usage);
 

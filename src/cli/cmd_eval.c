@@ -37,7 +37,7 @@ static int parse(int argc, char **argv, struct eval_args *a)
         CLI_OPT_STRING("--cfg", &a->cfg_list),
         CLI_OPT_STRING("--db", &a->db_path),
     };
-    const struct cli_command_line line = {eval_usage, options, sizeof options / sizeof *options, &a->run, 1, 1};
+    const struct cli_command_line line = {eval_usage, CLI_TABLE(options), &a->run, 1, 1, NULL};
     return cli_parse(argc, argv, &line);
 }
 

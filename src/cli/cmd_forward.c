@@ -99,7 +99,7 @@ int cmd_forward(int argc, char **argv)
         CLI_OPT_STRING("--x", &px), CLI_OPT_STRING("--t", &pt), CLI_OPT_STRING("--y", &py),
         CLI_OPT_STRING("--out", &out),
     };
-    const struct cli_command_line line = {forward_usage, options, sizeof options / sizeof *options, &checkpoint, 1, 1};
+    const struct cli_command_line line = {forward_usage, CLI_TABLE(options), &checkpoint, 1, 1, NULL};
     int status = cli_parse(argc, argv, &line);
     if (status) return status < 0 ? 0 : status;
     if (!px || !pt || !py || !out) return cli_usage(forward_usage);

@@ -42,7 +42,7 @@ static int parse(int argc, char **argv, struct import_args *a)
         CLI_OPT_STRING("--db", &a->db_path),
     };
     const char *positional[2] = {NULL, NULL};
-    const struct cli_command_line line = {import_usage, options, sizeof options / sizeof *options, positional, 2, 2};
+    const struct cli_command_line line = {import_usage, CLI_TABLE(options), positional, 2, 2, NULL};
     int status = cli_parse(argc, argv, &line);
     a->run = positional[0], a->file = positional[1];
     return status;

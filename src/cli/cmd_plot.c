@@ -42,7 +42,7 @@ static int parse_options(int argc, char **argv, struct plot_cli *o)
         CLI_OPT_LIST("--label", o->options.labels, PLOT_LABELS_MAX, &o->options.n_labels),
         CLI_OPT_DOUBLE("--smooth", &o->options.smooth_steps, PLOT_SMOOTH_MIN, PLOT_SMOOTH_MAX),
     };
-    const struct cli_command_line line = {plot_usage, options, sizeof options / sizeof *options, NULL, 0, 0};
+    const struct cli_command_line line = {plot_usage, CLI_TABLE(options), NULL, 0, 0, NULL};
     return cli_parse(argc, argv, &line);
 }
 

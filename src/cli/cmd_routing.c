@@ -34,7 +34,7 @@ static int parse_args(int argc, char **argv, struct routing_args *a)
         CLI_OPT_STRING("--out", &a->out),
         CLI_OPT_INT("--step", &a->step, 0, CLI_SEED_MAX),
     };
-    const struct cli_command_line line = {routing_usage, options, sizeof options / sizeof *options, &a->run, 1, 1};
+    const struct cli_command_line line = {routing_usage, CLI_TABLE(options), &a->run, 1, 1, NULL};
     return cli_parse(argc, argv, &line);
 }
 

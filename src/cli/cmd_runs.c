@@ -85,7 +85,7 @@ int cmd_runs(int argc, char **argv)
         CLI_OPT_STRING("--status", &status),
         CLI_OPT_STRING("--db", &db_path),
     };
-    const struct cli_command_line line = {runs_usage, options, sizeof options / sizeof *options, NULL, 0, 0};
+    const struct cli_command_line line = {runs_usage, CLI_TABLE(options), NULL, 0, 0, NULL};
     int parsed = cli_parse(argc, argv, &line);
     if (parsed) return parsed < 0 ? 0 : parsed;
     if (status && check_status(status) < 0) return EXIT_FAILED;

@@ -79,7 +79,7 @@ int cmd_sample(int argc, char **argv)
         CLI_OPT_DOUBLE("--cfg", &cfg_scale, 0, SAMPLE_CFG_MAX),
         CLI_OPT_STRING("--out", &out),
     };
-    const struct cli_command_line line = {sample_usage, options, sizeof options / sizeof *options, &checkpoint, 1, 1};
+    const struct cli_command_line line = {sample_usage, CLI_TABLE(options), &checkpoint, 1, 1, NULL};
     int status = cli_parse(argc, argv, &line);
     if (status) return status < 0 ? 0 : status;
     if (!out) return cli_usage(sample_usage);

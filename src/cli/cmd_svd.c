@@ -37,7 +37,7 @@ static int parse_args(int argc, char **argv, struct svd_args *a)
         CLI_OPT_STRING("--variant", &a->variant),
         CLI_OPT_INT("--k", &a->k, 1, SVD_K_MAX),
     };
-    const struct cli_command_line line = {svd_usage, options, sizeof options / sizeof *options, &a->run, 1, 1};
+    const struct cli_command_line line = {svd_usage, CLI_TABLE(options), &a->run, 1, 1, NULL};
     int status = cli_parse(argc, argv, &line);
     if (status) return status;
     if (strcmp(a->variant, "out") && strcmp(a->variant, "in"))

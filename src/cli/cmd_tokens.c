@@ -54,7 +54,7 @@ static int parse_args(int argc, char **argv, struct tokens_args *a)
         CLI_OPT_INT("--clusters", &a->clusters, 1, TOKENS_MAX),
         CLI_OPT_DOUBLE("--t", &a->t, 0, TOKENS_T_MAX),
     };
-    const struct cli_command_line line = {tokens_usage, options, sizeof options / sizeof *options, &a->run, 1, 1};
+    const struct cli_command_line line = {tokens_usage, CLI_TABLE(options), &a->run, 1, 1, NULL};
     return cli_parse(argc, argv, &line);
 }
 

@@ -35,7 +35,7 @@ int cmd_train(int argc, char **argv)
         CLI_OPT_FLAG("--force", &o.force),
         CLI_OPT_INT("--stop-after", &stop_after, 1, CLI_SEED_MAX),
     };
-    const struct cli_command_line line = {train_usage, options, sizeof options / sizeof *options, &config_path, 1, 1};
+    const struct cli_command_line line = {train_usage, CLI_TABLE(options), &config_path, 1, 1, NULL};
     int status = cli_parse(argc, argv, &line);
     if (status) return status < 0 ? 0 : status;
     if (o.label && sweep_label_check(o.label) < 0) return err_context("option '--label'"), EXIT_FAILED;

@@ -113,6 +113,7 @@ int cli_parse(int argc, char **argv, const struct cli_command_line *c)
         }
         if (status) return status;
     }
+    if (c->n_positional) *c->n_positional = n_positional;
     if (n_positional < c->min_positional) return cli_usage(c->usage);
     return 0;
 }

@@ -36,12 +36,16 @@ struct cli_option {
 #define CLI_SEED_MAX 9007199254740991LL   // 2^53 - 1: exact in a double and in SQLite REAL
 #define CLI_COUNT_MAX 2147483647LL        // INT_MAX: counts that become ints
 
+// A table and its length, for cli_command_line.
+#define CLI_TABLE(table) (table), (int)(sizeof(table) / sizeof *(table))
+
 struct cli_command_line {
     const char *usage;                    // printed for --help and usage errors
     const struct cli_option *options;
     int n_options;
     const char **positional;              // filled in order
     int min_positional, max_positional;
+    int *n_positional;                    // how many were given (may be NULL)
 };
 
 // Parses argv[1..argc-1]. Returns 0 when parsed, -1 after printing the usage for --help (the
