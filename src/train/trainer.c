@@ -27,7 +27,6 @@
 #include "model/checkpoint.h"
 #include "model/dit.h"
 #include "store/db.h"
-#include "store/sweeps.h"
 #include "train/adamw.h"
 #include "train/dist.h"
 #include "train/routing_stats.h"
@@ -478,6 +477,13 @@ static int stop_by_signal(struct run *r, int sig, double seconds, double img_per
     return err("%s: the checkpoint is written; train again with --resume to continue", why);
 }
 
+// The stop signal to act on before the next step: rank 0's, so that every rank of a data-parallel
+// job stops at the same step (a rank leaving the loop alone would hang the others' reductions).
+static int stop_requested(void)
+{
+    return dist_ranks() > 1 ? dist_broadcast_int(stop_signal) : stop_signal;
+}
+
 // Steps until the end, the stop_after budget, a stop signal, or a non-finite loss.
 static int loop(struct run *r)
 {
@@ -488,7 +494,8 @@ static int loop(struct run *r)
     progress_begin(&bar, first, cfg->steps);
     r->interval_start = clock_seconds();
     double started = r->interval_start;
-    for (int64_t step = first; step < stop && !stop_signal; step++) {
+    int stopped = 0;
+    for (int64_t step = first; step < stop && !(stopped = stop_requested()); step++) {
         follow_thread_file(r);
         struct step_figures f = train_step(r, step);
         r->interval_images += cfg->batch_size;
@@ -523,7 +530,6 @@ static int loop(struct run *r)
     r->res->steps_done = r->state.step;
     double seconds = clock_seconds() - started;
     if (save_checkpoint(r) < 0) return fail_run(r, "failed");
-    int stopped = r->state.step < stop ? stop_signal : 0;   // a signal after the last step ends nothing early
     if (stopped) r->res->stopped_by = stopped;
     if (!r->db) return stopped ? err("stopped by signal %d", stopped) : 0;   // ranks other than 0 write nothing
     follow_thread_file(r);
