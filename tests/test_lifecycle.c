@@ -18,7 +18,7 @@
 #include "runs.h"
 #include "shell.h"
 
-enum { POLL_US = 20000, POLL_LIMIT = 3000, ROWS_TEXT = 1 << 20 };   // at most 60 s per wait
+enum { POLL_US = 20000, POLL_LIMIT = 15000, ROWS_TEXT = 1 << 20 };   // at most 300 s per wait
 
 static char dir[] = "/tmp/promoe_test_lifecycle_XXXXXX";
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,10 @@ static int load_group(const struct st_file *f, const char *path, const struct pa
                        dtype, got, REAL_DTYPE, want);
         }
         memcpy(buffer + e->offset, data, sizeof(real) * e->count);
+        for (size_t k = 0; k < e->count; k++)   // a NaN or infinity would only spread through training
+            if (!isfinite(buffer[e->offset + k]))
+                return err("checkpoint '%s': tensor '%s' holds %g at element %lld: values must be finite", path, name,
+                           (double)buffer[e->offset + k], (long long)k);
     }
     return 0;
 }
