@@ -4,6 +4,7 @@
 // atomic writer (missing directory, a write cut short by RLIMIT_FSIZE). Inputs are made here, in a
 // mkdtemp directory that is removed at the end.
 #include "check.h"
+#include "tmpfiles.h"
 #include "core/error.h"
 #include "data/idx.h"
 #include "data/npy.h"
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -245,7 +247,7 @@ static void test_npy_roundtrip(void)
             free(data);
         }
     }
-    CHECK(!file_exists(tmp("round.npy.tmp")), "temporary file left behind");
+    CHECK(tmp_files_of(tmp("round.npy")) == 0, "temporary file left behind");
 }
 
 static void test_npy_header_text(void)
@@ -461,7 +463,7 @@ static void test_npz_stored(void)
     free(bytes);
     CHECK_ERR(npz_write(tmp("dup.npz"), (struct npz_member[]){m[1], m[1]}, 2), tmp("dup.npz"),
               "appears twice");
-    CHECK(!file_exists(tmp("dup.npz")) && !file_exists(tmp("dup.npz.tmp")), "failed npz left files");
+    CHECK(!file_exists(tmp("dup.npz")) && tmp_files_of(tmp("dup.npz")) == 0, "failed npz left files");
     free(images);
 }
 
@@ -602,7 +604,7 @@ static void test_st_roundtrip(void)
           "crc32 %s vs %s", st_meta_get(f, "promoe.crc32"), crc);
     CHECK(st_meta_get(f, "absent") == NULL, "absent metadata found");
     st_close(f);
-    CHECK(!file_exists(tmp("m.safetensors.tmp")), "temporary file left behind");
+    CHECK(tmp_files_of(tmp("m.safetensors")) == 0, "temporary file left behind");
 
     CHECK_ERR(st_write(tmp("bad.safetensors"), (struct st_tensor[]){{"x", "F7", 1, {1}, w}}, 1,
                        NULL, 0, NULL),
@@ -765,10 +767,10 @@ static void test_png(void)
     check_png(tmp("rgb.png"), 5, 3, 3, rgb);
     CHECK(png_write(tmp("gray.png"), 7, 4, 1, gray) == 0, "gray: %s", err_message());
     check_png(tmp("gray.png"), 7, 4, 1, gray);
-    CHECK(!file_exists(tmp("rgb.png.tmp")), "temporary file left behind");
+    CHECK(tmp_files_of(tmp("rgb.png")) == 0, "temporary file left behind");
     CHECK_ERR(png_write(tmp("two.png"), 2, 2, 2, gray), tmp("two.png"), "2 channels");
     CHECK_ERR(png_write(tmp("wide.png"), 2000000, 1, 1, gray), tmp("wide.png"), "libpng: ");
-    CHECK(!file_exists(tmp("wide.png")) && !file_exists(tmp("wide.png.tmp")),
+    CHECK(!file_exists(tmp("wide.png")) && tmp_files_of(tmp("wide.png")) == 0,
           "failed PNG left a file");
     CHECK_ERR(png_write(tmp("no/dir.png"), 2, 2, 1, gray), tmp("no/dir.png"),
               "No such file or directory");
@@ -793,7 +795,7 @@ static void test_atomic_failure(void)
               "File too large");
     setrlimit(RLIMIT_FSIZE, &saved);
     signal(SIGXFSZ, SIG_DFL);
-    CHECK(!file_exists(tmp("big.npy.tmp")), "temporary file survived a failed write");
+    CHECK(tmp_files_of(tmp("big.npy")) == 0, "temporary file survived a failed write");
     struct npy_array a;
     CHECK(npy_read(path, &a) == 0 && a.ndim == 0 && ((uint8_t *)a.data)[0] == 42,
           "previous file damaged: %s", err_message());
@@ -817,6 +819,37 @@ static void remove_tmp_dir(void)
         fprintf(stderr, "could not remove %s\n", tmp_dir);
 }
 
+// Two writers of one path each write their own temporary file (neither sees the other's bytes);
+// the last rename wins whole. A writer killed mid-write leaves its file, which the next writer of
+// that path on this host removes.
+static void test_atomic_two_writers(void)
+{
+    const char *path = tmp("two.bin");
+    struct atomic_file a, b;
+    CHECK(atomic_open(&a, path) == 0 && atomic_open(&b, path) == 0, "two opens: %s", err_message());
+    CHECK(strcmp(a.tmp_path, b.tmp_path) != 0 && tmp_files_of(path) == 2, "shared temporary file '%s'", a.tmp_path);
+    CHECK(atomic_write(&a, "first", 5) == 0 && atomic_write(&b, "second", 6) == 0, "writes");
+    CHECK(atomic_commit(&a) == 0 && atomic_commit(&b) == 0, "commits: %s", err_message());
+    char text[16] = "";
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f) fclose(f);
+    CHECK(n == 6 && !memcmp(text, "second", 6) && tmp_files_of(path) == 0, "two writers left '%.*s'", (int)n, text);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct atomic_file k;
+        if (atomic_open(&k, path) == 0 && atomic_write(&k, "half", 4) == 0) fflush(k.fp);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFSIGNALED(status) && tmp_files_of(path) == 1, "the killed writer left %d temporary files", tmp_files_of(path));
+    CHECK(atomic_write_file(path, "third", 5) == 0 && tmp_files_of(path) == 0,
+          "a dead writer's temporary file survived the next write (%d left)", tmp_files_of(path));
+}
+
 int main(void)
 {
     snprintf(tmp_dir, sizeof tmp_dir, "/tmp/promoe_test_io_XXXXXX");
@@ -836,6 +869,7 @@ int main(void)
     test_st_rejects();
     test_png();
     test_atomic_failure();
+    test_atomic_two_writers();
     if (!getenv("KEEP_TMP"))
         remove_tmp_dir();
     else

@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "io/atomic.h"
 #include "runs.h"
+#include "tmpfiles.h"
 
 enum {
     N_RUNS = 2,             // seeds 0 and 1
@@ -197,9 +198,7 @@ static void check_after_kill(struct kill_tally *t)
     CHECK(integrity_ok(path("b.db")), "integrity_check after kill %d", t->kills);
     for (int i = 0; i < N_RUNS; i++) {
         const char *ckpt = checkpoint_of('b', run_ids[i]);
-        char tmp[640];
-        snprintf(tmp, sizeof tmp, "%s.tmp", ckpt);
-        if (access(tmp, F_OK) == 0) {
+        if (tmp_files_of(ckpt) > 0) {
             t->mid_checkpoint++;
             struct st_file *f = NULL;
             int opened = access(ckpt, F_OK) != 0 || st_open(ckpt, &f) == 0;
@@ -302,11 +301,9 @@ static void test_crash_before_rename(void)
         _exit(1);
     }
     int status = wait_status(pid);
-    char tmp[640];
-    snprintf(tmp, sizeof tmp, "%s.tmp", ckpt);
-    CHECK(WIFSIGNALED(status) && access(tmp, F_OK) == 0, "the writer left no temporary file");
+    CHECK(WIFSIGNALED(status) && tmp_files_of(ckpt) == 1, "the writer left no temporary file");
     CHECK(same_tensors(ckpt, copy), "the previous checkpoint changed: %s", err_message());
-    CHECK(atomic_write_file(ckpt, "x", 1) == 0 && access(tmp, F_OK) != 0, "a new write over a stale temporary file");
+    CHECK(atomic_write_file(ckpt, "x", 1) == 0 && tmp_files_of(ckpt) == 0, "a new write over a stale temporary file");
 }
 
 int main(void)

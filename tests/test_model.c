@@ -1,13 +1,16 @@
 // The DiT network as built from configs: parameter counts of the paper's dense models (DiT's
 // 33M / 130M / 458M / 675M, and the exact formula of ROUTERS.md 5.1), state-dict names and
 // shapes, DiT's initialisation, the zero output at step 0, and that at step 0 the diffusion loss
-// sends gradient only to the final output linear (ROUTERS.md 1.6).
+// sends gradient only to the final output linear (ROUTERS.md 1.6); what loading a checkpoint checks.
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "model/checkpoint.h"
 #include "model/dit.h"
 
 static int load(struct config *cfg, const char *path)
@@ -144,10 +147,47 @@ static void test_step_zero(void)
     dit_destroy(&m);
 }
 
+// What a resumed run requires of a checkpoint (model/checkpoint.h): its own run id and config, a
+// step in [0, train.steps], and finite values; a NaN in the EMA weights is refused by name.
+static void test_checkpoint_checks(void)
+{
+    struct config cfg;
+    struct dit m;
+    tiny(&cfg);
+    dit_create(&m, &cfg, 1);
+    size_t n = m.table.total;
+    real *buffers = calloc(8 * n, sizeof(real));
+    struct train_state s = {buffers, buffers + n, buffers + 2 * n, buffers + 3 * n, 3};
+    struct train_state back = {buffers + 4 * n, buffers + 5 * n, buffers + 6 * n, buffers + 7 * n, 0};
+    params_init(&m.table, s.weights, 5);
+    memcpy(s.ema, s.weights, sizeof(real) * n);
+    char text[16384], id[17], path[] = "/tmp/promoe_test_ckpt_XXXXXX";
+    config_canonical(&cfg, text, sizeof text);
+    config_run_id(&cfg, id);
+    int fd = mkstemp(path);
+    if (fd >= 0) close(fd);
+    CHECK(checkpoint_save(path, &m.table, &s, text, id, NULL) == 0, "save: %s", err_message());
+    struct checkpoint_expect own = {id, 3}, other = {"0123456789abcdef", 3}, short_run = {id, 2};
+    CHECK(checkpoint_load_train(path, &m.table, &back, &own) == 0 && back.step == 3 &&
+          memcmp(back.ema, s.ema, sizeof(real) * n) == 0, "own checkpoint: %s", err_message());
+    CHECK(checkpoint_load_train(path, &m.table, &back, &other) < 0 && strstr(err_message(), "belongs to run"),
+          "another run's checkpoint: %s", err_message());
+    CHECK(checkpoint_load_train(path, &m.table, &back, &short_run) < 0 &&
+          strstr(err_message(), "step '3' is not a whole number in [0, 2]"), "step beyond train.steps: %s", err_message());
+    s.ema[7] = NAN;
+    CHECK(checkpoint_save(path, &m.table, &s, text, id, NULL) == 0, "save: %s", err_message());
+    CHECK(checkpoint_load_ema(path, &m.table, back.ema) < 0 && strstr(err_message(), "holds nan at element 7"),
+          "NaN weights: %s", err_message());
+    unlink(path);
+    free(buffers);
+    dit_destroy(&m);
+}
+
 int main(void)
 {
     test_paper_counts();
     test_names_and_init();
     test_step_zero();
+    test_checkpoint_checks();
     return test_summary("test_model");
 }

@@ -1,11 +1,12 @@
 // Subcommands of the promoe program. Each returns the exit status: 0 success, 1 failure
-// (message printed by main), 129 usage error.
+// (message printed by main), 75 a run owned by another live process (sysexits' EX_TEMPFAIL: try
+// again later; message printed by main), 129 usage error.
 #ifndef PROMOE_CLI_H
 #define PROMOE_CLI_H
 
 #include "config/config.h"
 
-enum { EXIT_FAILED = 1, EXIT_USAGE = 129 };
+enum { EXIT_FAILED = 1, EXIT_BUSY = 75, EXIT_USAGE = 129 };
 
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
@@ -27,9 +28,6 @@ int cmd_serve(int argc, char **argv);
 
 // Reads a config file then applies overrides; NULL path = defaults only.
 int cli_load_config(struct config *cfg, const char *path, char **overrides, int n_overrides);
-// Parses an integer / float option value, or records an error naming the option.
-int cli_int(const char *option, const char *text, long long *out);
-int cli_double(const char *option, const char *text, double *out);
 // Prints "promoe: usage: ..." and returns EXIT_USAGE.
 int cli_usage(const char *usage);
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "report/claims.h"
 #include "store/db.h"
@@ -18,30 +19,27 @@ struct claims_options {
     enum table_format format;
 };
 
+// 0 parsed, -1 after --help, else the exit status.
 static int parse_options(int argc, char **argv, struct claims_options *o)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_value = i + 1 < argc;
-        if (!strcmp(a, "--format") && has_value) {
-            if (table_format_parse(argv[++i], &o->format) < 0) return -1;
-            if (o->format == FORMAT_LATEX) return err("--format: claims are printed as md or csv"), -1;
-        } else if (!strcmp(a, "--db") && has_value) {
-            o->db_path = argv[++i];
-        } else if (a[0] != '-' && !o->path) {
-            o->path = a;
-        } else {
-            return -1;
-        }
-    }
-    return o->path ? 0 : -1;
+    const char *format = NULL;
+    const struct cli_option options[] = {
+        CLI_OPT_STRING("--format", &format),
+        CLI_OPT_STRING("--db", &o->db_path),
+    };
+    const struct cli_command_line line = {claims_usage, CLI_TABLE(options), &o->path, 1, 1, NULL};
+    int status = cli_parse(argc, argv, &line);
+    if (status || !format) return status;
+    if (table_format_parse(format, &o->format) < 0 || o->format == FORMAT_LATEX)
+        return err("option '--format': '%s' is not md or csv (claims are printed as md or csv)", format), EXIT_FAILED;
+    return 0;
 }
 
 int cmd_claims(int argc, char **argv)
 {
-    if (argc == 2 && !strcmp(argv[1], "--help")) return printf("usage: %s\n", claims_usage), 0;
     struct claims_options o = {.db_path = "results/promoe.db", .format = FORMAT_MARKDOWN};
-    if (parse_options(argc, argv, &o) < 0) return cli_usage(claims_usage);
+    int parsed = parse_options(argc, argv, &o);
+    if (parsed) return parsed < 0 ? 0 : parsed;
     struct claims *c = malloc(sizeof *c);
     struct claim_result *results = malloc(sizeof *results * CLAIMS_MAX);
     struct store *db = NULL;

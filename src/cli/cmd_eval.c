@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/model_load.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "eval/evaluate.h"
 #include "store/evals.h"
@@ -22,28 +23,22 @@ struct eval_args {
     long long n, steps, seed, batch;
 };
 
-// 0 parsed, else the exit status.
+// Ranges as those of eval.n and eval.steps in the config key table.
+enum { EVAL_N_MIN = 4, EVAL_N_MAX = 100000, EVAL_STEPS_MAX = 100000, EVAL_BATCH_MAX = 65536 };
+
+// 0 parsed, -1 after --help, else the exit status.
 static int parse(int argc, char **argv, struct eval_args *a)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(o, "--help")) return printf("usage: %s\n", eval_usage), -1;
-        int rc = 0;
-        if (v && !strcmp(o, "--n")) rc = cli_int(o, v, &a->n);
-        else if (v && !strcmp(o, "--steps")) rc = cli_int(o, v, &a->steps);
-        else if (v && !strcmp(o, "--seed")) rc = cli_int(o, v, &a->seed);
-        else if (v && !strcmp(o, "--batch")) rc = cli_int(o, v, &a->batch);
-        else if (v && !strcmp(o, "--cfg")) a->cfg_list = v;
-        else if (v && !strcmp(o, "--db")) a->db_path = v;
-        else if (o[0] != '-' && !a->run) {
-            a->run = o;
-            continue;
-        } else return cli_usage(eval_usage);
-        if (rc) return EXIT_FAILED;
-        i++;
-    }
-    if (!a->run || a->batch < 1 || a->seed < -1) return cli_usage(eval_usage);
-    return 0;
+    const struct cli_option options[] = {
+        CLI_OPT_INT("--n", &a->n, EVAL_N_MIN, EVAL_N_MAX),
+        CLI_OPT_INT("--steps", &a->steps, 1, EVAL_STEPS_MAX),
+        CLI_OPT_INT("--seed", &a->seed, 0, CLI_SEED_MAX),
+        CLI_OPT_INT("--batch", &a->batch, 1, EVAL_BATCH_MAX),
+        CLI_OPT_STRING("--cfg", &a->cfg_list),
+        CLI_OPT_STRING("--db", &a->db_path),
+    };
+    const struct cli_command_line line = {eval_usage, CLI_TABLE(options), &a->run, 1, 1, NULL};
+    return cli_parse(argc, argv, &line);
 }
 
 static void print_table(const struct eval_request *r, const struct eval_figures *f, double accuracy)

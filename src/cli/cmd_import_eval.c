@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "eval/adm_import.h"
 #include "store/evals.h"
@@ -27,29 +28,24 @@ struct import_args {
     double cfg;
 };
 
+enum { IMPORT_STEPS_MAX = 100000 };
+#define IMPORT_CFG_MAX 100.0
+
+// 0 parsed, -1 after --help, else the exit status.
 static int parse(int argc, char **argv, struct import_args *a)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(o, "--help")) return printf("usage: %s\n", import_usage), -1;
-        int rc = 0;
-        if (v && !strcmp(o, "--step")) rc = cli_int(o, v, &a->step);
-        else if (v && !strcmp(o, "--steps")) rc = cli_int(o, v, &a->steps);
-        else if (v && !strcmp(o, "--n")) rc = cli_int(o, v, &a->n);
-        else if (v && !strcmp(o, "--cfg")) rc = cli_double(o, v, &a->cfg);
-        else if (v && !strcmp(o, "--db")) a->db_path = v;
-        else if (o[0] != '-' && !a->run) {
-            a->run = o;
-            continue;
-        } else if (o[0] != '-' && !a->file) {
-            a->file = o;
-            continue;
-        } else return cli_usage(import_usage);
-        if (rc) return EXIT_FAILED;
-        i++;
-    }
-    if (!a->run || !a->file || a->steps < 1 || a->n < 1) return cli_usage(import_usage);
-    return 0;
+    const struct cli_option options[] = {
+        CLI_OPT_INT("--step", &a->step, 0, CLI_SEED_MAX),
+        CLI_OPT_INT("--steps", &a->steps, 1, IMPORT_STEPS_MAX),
+        CLI_OPT_INT("--n", &a->n, 1, CLI_COUNT_MAX),
+        CLI_OPT_DOUBLE("--cfg", &a->cfg, 0, IMPORT_CFG_MAX),
+        CLI_OPT_STRING("--db", &a->db_path),
+    };
+    const char *positional[2] = {NULL, NULL};
+    const struct cli_command_line line = {import_usage, CLI_TABLE(options), positional, 2, 2, NULL};
+    int status = cli_parse(argc, argv, &line);
+    a->run = positional[0], a->file = positional[1];
+    return status;
 }
 
 static int import(struct store *db, struct import_args *a)

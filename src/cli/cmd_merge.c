@@ -7,12 +7,13 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "store/merge.h"
 
 static const char *const merge_usage = "promoe merge MAIN.db SHARD.db ...";
 
-enum { SHA_SHOWN = 12 };
+enum { SHA_SHOWN = 12, MERGE_PATHS_MAX = 4096 };
 
 static int merge_one(struct store *db, const char *shard)
 {
@@ -29,22 +30,17 @@ static int merge_one(struct store *db, const char *shard)
 
 int cmd_merge(int argc, char **argv)
 {
-    if (argc == 2 && !strcmp(argv[1], "--help")) {
-        printf("usage: %s\n", merge_usage);
-        return 0;
-    }
-    for (int i = 1; i < argc; i++)
-        if (argv[i][0] == '-') {
-            fprintf(stderr, "promoe merge: unknown option '%s'\n", argv[i]);
-            return cli_usage(merge_usage);
-        }
-    if (argc < 3) return cli_usage(merge_usage);
+    const char *paths[MERGE_PATHS_MAX];
+    int n = 0;
+    const struct cli_command_line line = {merge_usage, NULL, 0, paths, 2, MERGE_PATHS_MAX, &n};
+    int parsed = cli_parse(argc, argv, &line);
+    if (parsed) return parsed < 0 ? 0 : parsed;
     struct store *db;
-    if (store_open(&db, argv[1]) < 0) return EXIT_FAILED;
+    if (store_open(&db, paths[0]) < 0) return EXIT_FAILED;
     int rc = 0;
-    for (int i = 2; rc == 0 && i < argc; i++) rc = merge_one(db, argv[i]);
+    for (int i = 1; rc == 0 && i < n; i++) rc = merge_one(db, paths[i]);
     store_close(db);
     if (rc < 0) return EXIT_FAILED;
-    printf("database %s\n", argv[1]);
+    printf("database %s\n", paths[0]);
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "report/plot.h"
 #include "store/db.h"
@@ -25,24 +26,24 @@ struct plot_cli {
     struct plot_options options;
 };
 
-static int parse_option(int argc, char **argv, int *i, struct plot_cli *o)
+// The moving average spans at least one logged step.
+#define PLOT_SMOOTH_MIN 1.0
+#define PLOT_SMOOTH_MAX 1e12
+
+// 0 parsed, -1 after --help, else the exit status.
+static int parse_options(int argc, char **argv, struct plot_cli *o)
 {
-    const char *a = argv[*i];
-    if (!strcmp(a, "--log-y")) return o->options.log_y = 1, 0;
-    if (*i + 1 >= argc) return -1;
-    const char *value = argv[++*i];
-    if (!strcmp(a, "--db")) return o->db_path = value, 0;
-    if (!strcmp(a, "--out")) return o->options.out_dir = value, 0;
-    if (!strcmp(a, "--scale")) return o->scale = value, 0;
-    if (!strcmp(a, "--sweep") && o->n_sweeps < PLOT_SWEEPS_MAX) return o->sweeps[o->n_sweeps++] = value, 0;
-    if (!strcmp(a, "--label") && o->options.n_labels < PLOT_LABELS_MAX)
-        return o->options.labels[o->options.n_labels++] = value, 0;
-    if (!strcmp(a, "--smooth")) {
-        if (cli_double("--smooth", value, &o->options.smooth_steps) < 0) return -1;
-        if (!(o->options.smooth_steps > 0)) return err("--smooth: the span of the moving average in steps must be > 0");
-        return 0;
-    }
-    return -1;
+    const struct cli_option options[] = {
+        CLI_OPT_FLAG("--log-y", &o->options.log_y),
+        CLI_OPT_STRING("--db", &o->db_path),
+        CLI_OPT_STRING("--out", &o->options.out_dir),
+        CLI_OPT_STRING("--scale", &o->scale),
+        CLI_OPT_LIST("--sweep", o->sweeps, PLOT_SWEEPS_MAX, &o->n_sweeps),
+        CLI_OPT_LIST("--label", o->options.labels, PLOT_LABELS_MAX, &o->options.n_labels),
+        CLI_OPT_DOUBLE("--smooth", &o->options.smooth_steps, PLOT_SMOOTH_MIN, PLOT_SMOOTH_MAX),
+    };
+    const struct cli_command_line line = {plot_usage, CLI_TABLE(options), NULL, 0, 0, NULL};
+    return cli_parse(argc, argv, &line);
 }
 
 static int plot_all(struct store *db, const struct plot_cli *o, struct plot_report *report)
@@ -61,11 +62,10 @@ static int plot_all(struct store *db, const struct plot_cli *o, struct plot_repo
 
 int cmd_plot(int argc, char **argv)
 {
-    if (argc == 2 && !strcmp(argv[1], "--help")) return printf("usage: %s\n", plot_usage), 0;
     struct plot_cli o = {.db_path = PLOT_DEFAULT_DB,
                          .options = {.out_dir = PLOT_DEFAULT_OUT, .run_gnuplot = 1}};
-    for (int i = 1; i < argc; i++)
-        if (parse_option(argc, argv, &i, &o) < 0) return cli_usage(plot_usage);
+    int status = parse_options(argc, argv, &o);
+    if (status) return status < 0 ? 0 : status;
     if (access(o.db_path, F_OK) != 0) return err("no results database '%s'", o.db_path), EXIT_FAILED;
     struct store *db;
     if (store_open(&db, o.db_path) < 0) return EXIT_FAILED;

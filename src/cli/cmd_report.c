@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "report/study.h"
 #include "store/db.h"
@@ -15,12 +16,10 @@ static const char *const report_usage = "promoe report [--db PATH] [--out DIR]";
 int cmd_report(int argc, char **argv)
 {
     const char *db_path = "results/mini-study/study.db", *out_dir = "results/mini-study";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help")) return printf("usage: %s\n", report_usage), 0;
-        if (i + 1 < argc && !strcmp(argv[i], "--db")) db_path = argv[++i];
-        else if (i + 1 < argc && !strcmp(argv[i], "--out")) out_dir = argv[++i];
-        else return cli_usage(report_usage);
-    }
+    const struct cli_option options[] = {CLI_OPT_STRING("--db", &db_path), CLI_OPT_STRING("--out", &out_dir)};
+    const struct cli_command_line line = {report_usage, CLI_TABLE(options), NULL, 0, 0, NULL};
+    int parsed = cli_parse(argc, argv, &line);
+    if (parsed) return parsed < 0 ? 0 : parsed;
     if (access(db_path, F_OK) != 0) return err("no results database '%s'", db_path), EXIT_FAILED;
     struct store *db;
     if (store_open(&db, db_path) < 0) return EXIT_FAILED;

@@ -12,6 +12,7 @@
 #include "analysis/plot.h"
 #include "analysis/specialisation.h"
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "cli/run_lookup.h"
 #include "core/error.h"
 
@@ -24,20 +25,17 @@ struct routing_args {
     long long step;
 };
 
+// 0 parsed, -1 after --help, else the exit status.
 static int parse_args(int argc, char **argv, struct routing_args *a)
 {
     *a = (struct routing_args){NULL, CLI_DEFAULT_DB, NULL, -1};
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(o, "--db") && v) a->db = v, i++;
-        else if (!strcmp(o, "--out") && v) a->out = v, i++;
-        else if (!strcmp(o, "--step") && v) {
-            if (cli_int(o, v, &a->step) < 0) return EXIT_FAILED;
-            i++;
-        } else if (o[0] != '-' && !a->run) a->run = o;
-        else return cli_usage(routing_usage);
-    }
-    return a->run ? 0 : cli_usage(routing_usage);
+    const struct cli_option options[] = {
+        CLI_OPT_STRING("--db", &a->db),
+        CLI_OPT_STRING("--out", &a->out),
+        CLI_OPT_INT("--step", &a->step, 0, CLI_SEED_MAX),
+    };
+    const struct cli_command_line line = {routing_usage, CLI_TABLE(options), &a->run, 1, 1, NULL};
+    return cli_parse(argc, argv, &line);
 }
 
 // counts [classes, experts] of one layer from rows (classes >= num_classes left out).
@@ -135,10 +133,9 @@ static int routing_report(const struct run_ref *run, const struct routing_args *
 
 int cmd_routing(int argc, char **argv)
 {
-    if (argc > 1 && !strcmp(argv[1], "--help")) return printf("usage: %s\n", routing_usage), 0;
     struct routing_args a;
     int status = parse_args(argc, argv, &a);
-    if (status) return status;
+    if (status) return status < 0 ? 0 : status;
     struct run_ref run;
     int rc = cli_open_run(a.db, a.run, 0, &run);
     if (!rc) rc = routing_report(&run, &a);

@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "cli/model_load.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "data/npy.h"
 #include "diffusion/sampler.h"
@@ -61,38 +62,27 @@ static int write_output(const char *out, const struct config *cfg, const real *i
     return err("output '%s': the name must end in .png, .npy or .npz", out);
 }
 
+// Ranges of the sampler options as those of sample.steps and sample.cfg in the config key table.
+enum { SAMPLE_N_MAX = 1000000, SAMPLE_BATCH_MAX = 65536, SAMPLE_STEPS_MAX = 100000 };
+#define SAMPLE_CFG_MAX 100.0
+
 int cmd_sample(int argc, char **argv)
 {
     const char *checkpoint = NULL, *out = NULL;
     long long n = 100, steps = -1, seed = 0, batch = DEFAULT_SAMPLE_BATCH;
     double cfg_scale = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int ok = 0;
-        if (!strcmp(a, "--help")) {
-            printf("usage: %s\n", sample_usage);
-            return 0;
-        }
-        if (i + 1 < argc) {
-            const char *v = argv[i + 1];
-            ok = 1;
-            if (!strcmp(a, "--n")) ok = cli_int(a, v, &n) == 0 ? 2 : -1;
-            else if (!strcmp(a, "--steps")) ok = cli_int(a, v, &steps) == 0 ? 2 : -1;
-            else if (!strcmp(a, "--seed")) ok = cli_int(a, v, &seed) == 0 ? 2 : -1;
-            else if (!strcmp(a, "--batch")) ok = cli_int(a, v, &batch) == 0 ? 2 : -1;
-            else if (!strcmp(a, "--cfg")) ok = cli_double(a, v, &cfg_scale) == 0 ? 2 : -1;
-            else if (!strcmp(a, "--out")) out = v, ok = 2;
-            else ok = 0;
-        }
-        if (ok < 0) return EXIT_FAILED;
-        if (ok == 2) {
-            i++;
-            continue;
-        }
-        if (a[0] != '-' && !checkpoint) checkpoint = a;
-        else return cli_usage(sample_usage);
-    }
-    if (!checkpoint || !out || n < 1 || batch < 1) return cli_usage(sample_usage);
+    const struct cli_option options[] = {
+        CLI_OPT_INT("--n", &n, 1, SAMPLE_N_MAX),
+        CLI_OPT_INT("--steps", &steps, 1, SAMPLE_STEPS_MAX),
+        CLI_OPT_INT("--seed", &seed, 0, CLI_SEED_MAX),
+        CLI_OPT_INT("--batch", &batch, 1, SAMPLE_BATCH_MAX),
+        CLI_OPT_DOUBLE("--cfg", &cfg_scale, 0, SAMPLE_CFG_MAX),
+        CLI_OPT_STRING("--out", &out),
+    };
+    const struct cli_command_line line = {sample_usage, CLI_TABLE(options), &checkpoint, 1, 1, NULL};
+    int status = cli_parse(argc, argv, &line);
+    if (status) return status < 0 ? 0 : status;
+    if (!out) return cli_usage(sample_usage);
     struct config cfg;
     struct dit m;
     real *weights = NULL;

@@ -10,6 +10,7 @@
 
 #include "analysis/diversity.h"
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "cli/model_load.h"
 #include "cli/run_lookup.h"
 #include "core/error.h"
@@ -24,21 +25,23 @@ struct svd_args {
     int include_all;
 };
 
+enum { SVD_K_MAX = 65536 };
+
+// 0 parsed, -1 after --help, else the exit status.
 static int parse_args(int argc, char **argv, struct svd_args *a)
 {
     *a = (struct svd_args){NULL, CLI_DEFAULT_DB, "out", SVD_DEFAULT_K, 0};
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(o, "--include-shared")) a->include_all = 1;
-        else if (!strcmp(o, "--db") && v) a->db = v, i++;
-        else if (!strcmp(o, "--variant") && v) a->variant = v, i++;
-        else if (!strcmp(o, "--k") && v) {
-            if (cli_int(o, v, &a->k) < 0) return EXIT_FAILED;
-            i++;
-        } else if (o[0] != '-' && !a->run) a->run = o;
-        else return cli_usage(svd_usage);
-    }
-    if (!a->run || a->k < 1 || (strcmp(a->variant, "out") && strcmp(a->variant, "in"))) return cli_usage(svd_usage);
+    const struct cli_option options[] = {
+        CLI_OPT_FLAG("--include-shared", &a->include_all),
+        CLI_OPT_STRING("--db", &a->db),
+        CLI_OPT_STRING("--variant", &a->variant),
+        CLI_OPT_INT("--k", &a->k, 1, SVD_K_MAX),
+    };
+    const struct cli_command_line line = {svd_usage, CLI_TABLE(options), &a->run, 1, 1, NULL};
+    int status = cli_parse(argc, argv, &line);
+    if (status) return status;
+    if (strcmp(a->variant, "out") && strcmp(a->variant, "in"))
+        return err("option '--variant': '%s' is not out or in", a->variant), EXIT_FAILED;
     return 0;
 }
 
@@ -134,10 +137,9 @@ static int analyse(struct dit *m, const struct run_ref *run, const struct svd_ar
 
 int cmd_svd(int argc, char **argv)
 {
-    if (argc > 1 && !strcmp(argv[1], "--help")) return printf("usage: %s\n", svd_usage), 0;
     struct svd_args a;
     int status = parse_args(argc, argv, &a);
-    if (status) return status;
+    if (status) return status < 0 ? 0 : status;
     struct run_ref run;
     struct config cfg;
     struct dit m;

@@ -18,12 +18,14 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "cli/sweep_cluster.h"
 #include "cli/sweep_jobs.h"
 #include "cli/sweep_slurm.h"
 #include "config/sweep.h"
 #include "core/error.h"
 #include "store/sweeps.h"
+#include "train/run_lock.h"
 
 static const char *const sweep_usage =
     "promoe sweep SWEEP.yaml [--jobs N] [--dry-run] [--record-only] [--db PATH] [--retry-failed] [--update]\n"
@@ -52,8 +54,7 @@ static int parse_options(int argc, char **argv, struct sweep_options *o)
         if (cluster) {
             continue;
         } else if (!strcmp(a, "--jobs") && i + 1 < argc) {
-            if (cli_int(a, argv[++i], &n) < 0) return EXIT_FAILED;
-            if (n < 1 || n > MAX_JOBS_OPTION) return err("option '--jobs': expected 1 to %d, got %lld", MAX_JOBS_OPTION, n), EXIT_FAILED;
+            if (cli_int_in(a, argv[++i], 1, MAX_JOBS_OPTION, &n) < 0) return EXIT_FAILED;
             o->jobs = (int)n;
         } else if (!strcmp(a, "--db") && i + 1 < argc) {
             o->db_path = argv[++i];
@@ -184,22 +185,19 @@ static int record(struct store *db, const struct sweep *sw)
 
 // ---- what to run ----------------------------------------------------------------------------------
 
-// A zombie (killed, not yet reaped: an init that does not reap, as in some containers) is dead.
-static int pid_alive(int64_t pid)
+// A 'running' run's owner: its lock (run_lock.h), or its process on this host. An owner of
+// another host that cannot be probed counts as alive, except in a shard: a shard is one array
+// task's, and another host was its last try.
+static int owner_alive(const struct sweep_run *run, const char *host, int64_t pid, const struct sweep_options *o)
 {
-    if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM)) return 0;
-    char stat_path[64], line[256];
-    snprintf(stat_path, sizeof stat_path, "/proc/%lld/stat", (long long)pid);
-    FILE *f = fopen(stat_path, "r");
-    if (!f) return 1;
-    const char *state = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
-    fclose(f);
-    return !(state && (state[2] == 'Z' || state[2] == 'X'));
+    char folder[SWEEP_PATH_MAX];
+    snprintf(folder, sizeof folder, "%s/%s", run->cfg.ckpt_dir, run->run_id);
+    int state = run_owner_state(folder, host, pid);
+    return state == OWNER_ALIVE || (state == OWNER_UNKNOWN && o->cluster.index < 0);
 }
 
 // 1 to run, 0 to skip (printing why).
-static int wants_run(struct store *db, const struct sweep_run *run, const struct sweep_options *o,
-                     const char *my_host)
+static int wants_run(struct store *db, const struct sweep_run *run, const struct sweep_options *o)
 {
     char status[16] = "queued", host[HOST_CAPACITY] = "";
     int64_t pid = 0;
@@ -209,8 +207,8 @@ static int wants_run(struct store *db, const struct sweep_run *run, const struct
         why = "done";
     else if ((!strcmp(status, "failed") || !strcmp(status, "nan")) && !o->retry_failed)
         why = "failed before (--retry-failed runs it again)";
-    else if (!strcmp(status, "running") && (strcmp(host, my_host) != 0 ? o->cluster.index < 0 : pid_alive(pid)))
-        why = "running in another process"; // a shard is one array task's: another host was its last try
+    else if (!strcmp(status, "running") && owner_alive(run, host, pid, o))
+        why = "running in another process"; // waiting would hold this sweep's slot: it is skipped
     if (!why) return 1;
     printf("skip     %4d  %s  %s: %s\n", run->idx, run->run_id, run->label, why);
     return 0;
@@ -219,13 +217,11 @@ static int wants_run(struct store *db, const struct sweep_run *run, const struct
 static int plan(struct store *db, const struct sweep *sw, const struct sweep_options *o, int *todo,
                 int *n_todo, int *skipped)
 {
-    char my_host[HOST_CAPACITY] = "";
-    gethostname(my_host, sizeof my_host - 1);
     *n_todo = *skipped = 0;
     int first = o->cluster.index < 0 ? 0 : o->cluster.index;
     int end = o->cluster.index < 0 ? sw->n_runs : o->cluster.index + 1;
     for (int i = first; i < end; i++) {
-        int want = wants_run(db, &sw->runs[i], o, my_host);
+        int want = wants_run(db, &sw->runs[i], o);
         if (want < 0) return -1;
         if (want)
             todo[(*n_todo)++] = i;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "report/table.h"
 #include "store/db.h"
@@ -20,24 +21,20 @@ struct table_options {
     enum table_format format;
 };
 
+// 0 parsed, -1 after --help, else the exit status.
 static int parse_options(int argc, char **argv, struct table_options *o)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_value = i + 1 < argc;
-        if (!strcmp(a, "--format") && has_value) {
-            if (table_format_parse(argv[++i], &o->format) < 0) return -1;
-        } else if (!strcmp(a, "--db") && has_value) {
-            o->db_path = argv[++i];
-        } else if (!strcmp(a, "--scale") && has_value) {
-            o->scale = argv[++i];
-        } else if (a[0] != '-' && !o->spec_path) {
-            o->spec_path = a;
-        } else {
-            return -1;
-        }
-    }
-    return o->spec_path ? 0 : -1;
+    const char *format = NULL;
+    const struct cli_option options[] = {
+        CLI_OPT_STRING("--format", &format),
+        CLI_OPT_STRING("--db", &o->db_path),
+        CLI_OPT_STRING("--scale", &o->scale),
+    };
+    const struct cli_command_line line = {table_usage, CLI_TABLE(options), &o->spec_path, 1, 1, NULL};
+    int status = cli_parse(argc, argv, &line);
+    if (!status && format && table_format_parse(format, &o->format) < 0)
+        return err("option '--format': '%s' is not md, latex or csv", format), EXIT_FAILED;
+    return status;
 }
 
 static int print_table(const struct table_spec *spec, struct store *db, const struct table_options *o)
@@ -54,9 +51,9 @@ static int print_table(const struct table_spec *spec, struct store *db, const st
 
 int cmd_table(int argc, char **argv)
 {
-    if (argc == 2 && !strcmp(argv[1], "--help")) return printf("usage: %s\n", table_usage), 0;
     struct table_options o = {.db_path = TABLE_DEFAULT_DB, .format = FORMAT_MARKDOWN};
-    if (parse_options(argc, argv, &o) < 0) return cli_usage(table_usage);
+    int parsed = parse_options(argc, argv, &o);
+    if (parsed) return parsed < 0 ? 0 : parsed;
     struct table_spec *spec = malloc(sizeof *spec);
     if (!spec) return err("out of memory"), EXIT_FAILED;
     int status = EXIT_FAILED;

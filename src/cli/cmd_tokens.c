@@ -17,6 +17,7 @@
 #include "analysis/tsne.h"
 #include "cli/cli.h"
 #include "cli/model_load.h"
+#include "cli/options.h"
 #include "cli/run_lookup.h"
 #include "core/error.h"
 
@@ -36,29 +37,32 @@ struct tokens_args {
     double t;
 };
 
+// --layer below model.depth's bound, --n images and --clusters at most the tokens kept, --t up to
+// ddpm.steps' bound (the model's own limit is checked once it is loaded: time_in_range).
+enum { TOKENS_LAYER_MAX = 255, TOKENS_IMAGES_MAX = 100000, TOKENS_T_MAX = 100000 };
+
+// 0 parsed, -1 after --help, else the exit status.
 static int parse_args(int argc, char **argv, struct tokens_args *a)
 {
     *a = (struct tokens_args){NULL, CLI_DEFAULT_DB, NULL, -1, TOKENS_DEFAULT_IMAGES, 0, TOKENS_DEFAULT_CLUSTERS, TOKENS_DEFAULT_T};
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int rc = 0;
-        if (!v || o[0] != '-') {
-            if (o[0] != '-' && !a->run) a->run = o;
-            else return cli_usage(tokens_usage);
-            continue;
-        }
-        if (!strcmp(o, "--db")) a->db = v;
-        else if (!strcmp(o, "--out")) a->out = v;
-        else if (!strcmp(o, "--layer")) rc = cli_int(o, v, &a->layer);
-        else if (!strcmp(o, "--n")) rc = cli_int(o, v, &a->n);
-        else if (!strcmp(o, "--seed")) rc = cli_int(o, v, &a->seed);
-        else if (!strcmp(o, "--clusters")) rc = cli_int(o, v, &a->clusters);
-        else if (!strcmp(o, "--t")) rc = cli_double(o, v, &a->t);
-        else return cli_usage(tokens_usage);
-        if (rc < 0) return EXIT_FAILED;
-        i++;
-    }
-    if (!a->run || a->n < 1 || a->clusters < 1 || a->t < 0) return cli_usage(tokens_usage);
+    const struct cli_option options[] = {
+        CLI_OPT_STRING("--db", &a->db),
+        CLI_OPT_STRING("--out", &a->out),
+        CLI_OPT_INT("--layer", &a->layer, 0, TOKENS_LAYER_MAX),
+        CLI_OPT_INT("--n", &a->n, 1, TOKENS_IMAGES_MAX),
+        CLI_OPT_INT("--seed", &a->seed, 0, CLI_SEED_MAX),
+        CLI_OPT_INT("--clusters", &a->clusters, 1, TOKENS_MAX),
+        CLI_OPT_DOUBLE("--t", &a->t, 0, TOKENS_T_MAX),
+    };
+    const struct cli_command_line line = {tokens_usage, CLI_TABLE(options), &a->run, 1, 1, NULL};
+    return cli_parse(argc, argv, &line);
+}
+
+// Model time: 1000 sigma under rf (sigma in [0, 1]), a step of [0, ddpm.steps) under ddpm.
+static int time_in_range(const struct config *cfg, double t)
+{
+    double max = cfg->objective == OBJECTIVE_DDPM ? cfg->ddpm_steps - 1 : 1000.0;
+    if (t > max) return err("option '--t': %g is out of range [0, %g] for this run's objective", t, max);
     return 0;
 }
 
@@ -159,10 +163,9 @@ static int run_probe(struct dit *m, const struct config *cfg, const struct run_r
 
 int cmd_tokens(int argc, char **argv)
 {
-    if (argc > 1 && !strcmp(argv[1], "--help")) return printf("usage: %s\n", tokens_usage), 0;
     struct tokens_args a;
     int status = parse_args(argc, argv, &a);
-    if (status) return status;
+    if (status) return status < 0 ? 0 : status;
     struct run_ref run;
     struct config cfg;
     struct dit m;
@@ -170,7 +173,8 @@ int cmd_tokens(int argc, char **argv)
     int rc = cli_open_run(a.db, a.run, 1, &run);
     if (!rc) rc = cli_load_model(run.checkpoint, TOKENS_BATCH, &cfg, &m, &weights);
     if (!rc) {
-        rc = run_probe(&m, &cfg, &run, &a);
+        rc = time_in_range(&cfg, a.t);
+        if (!rc) rc = run_probe(&m, &cfg, &run, &a);
         dit_destroy(&m);
     }
     free(weights);

@@ -1,57 +1,49 @@
-// promoe train CONFIG.yaml [--set key=value | key=value ...] [--db PATH] [--resume]
+// promoe train CONFIG.yaml [--set key=value | key=value ...] [--db PATH] [--resume | --force]
 //              [--stop-after N] [--label NAME]
+// A done run is left as it is: --resume reports it done, --force trains it again from step 0 as a
+// new attempt. A run that another live process trains is refused with exit status 75.
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
+#include "config/sweep.h"
 #include "core/error.h"
 #include "dist/comm.h"
 #include "train/trainer.h"
 
 static const char *const train_usage =
-    "promoe train CONFIG.yaml [--set key=value ...] [key=value ...] [--db PATH] [--resume]\n"
+    "promoe train CONFIG.yaml [--set key=value ...] [key=value ...] [--db PATH] [--resume | --force]\n"
     "                    [--stop-after N] [--label NAME]";
 
 #define DEFAULT_DB "results/promoe.db"
+enum { OVERRIDES_MAX = 256 };
 
 int cmd_train(int argc, char **argv)
 {
     const char *config_path = NULL;
-    char *overrides[256];
+    const char *overrides[OVERRIDES_MAX];
     int n_overrides = 0;
+    long long stop_after = 0;
     struct train_options o = {.db_path = DEFAULT_DB};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_value = i + 1 < argc;
-        if (!strcmp(a, "--help")) {
-            printf("usage: %s\n", train_usage);
-            return 0;
-        } else if (!strcmp(a, "--set") && has_value && n_overrides < 256) {
-            overrides[n_overrides++] = argv[++i];
-        } else if (!strcmp(a, "--db") && has_value) {
-            o.db_path = argv[++i];
-        } else if (!strcmp(a, "--label") && has_value) {
-            o.label = argv[++i];
-        } else if (!strcmp(a, "--resume")) {
-            o.resume = 1;
-        } else if (!strcmp(a, "--stop-after") && has_value) {
-            long long n;
-            if (cli_int(a, argv[++i], &n) < 0) return EXIT_FAILED;
-            o.stop_after = n;
-        } else if (a[0] != '-' && strchr(a, '=') && n_overrides < 256) {
-            overrides[n_overrides++] = argv[i];
-        } else if (a[0] != '-' && !config_path) {
-            config_path = a;
-        } else {
-            fprintf(stderr, "promoe train: unknown or incomplete option '%s'\n", a);
-            return cli_usage(train_usage);
-        }
-    }
-    if (!config_path) return cli_usage(train_usage);
+    const struct cli_option options[] = {
+        CLI_OPT_LIST("--set", overrides, OVERRIDES_MAX, &n_overrides),
+        CLI_OPT_ASSIGN(overrides, OVERRIDES_MAX, &n_overrides),
+        CLI_OPT_STRING("--db", &o.db_path),
+        CLI_OPT_STRING("--label", &o.label),
+        CLI_OPT_FLAG("--resume", &o.resume),
+        CLI_OPT_FLAG("--force", &o.force),
+        CLI_OPT_INT("--stop-after", &stop_after, 1, CLI_SEED_MAX),
+    };
+    const struct cli_command_line line = {train_usage, CLI_TABLE(options), &config_path, 1, 1, NULL};
+    int status = cli_parse(argc, argv, &line);
+    if (status) return status < 0 ? 0 : status;
+    if (o.label && sweep_label_check(o.label) < 0) return err_context("option '--label'"), EXIT_FAILED;
+    o.stop_after = stop_after;
     struct config cfg;
-    if (cli_load_config(&cfg, config_path, overrides, n_overrides) < 0) return EXIT_FAILED;
+    if (cli_load_config(&cfg, config_path, (char **)overrides, n_overrides) < 0) return EXIT_FAILED;
     struct train_result r;
-    if (train_run(&cfg, &o, &r) < 0) return EXIT_FAILED;
+    if (train_run(&cfg, &o, &r) < 0) return r.busy ? EXIT_BUSY : EXIT_FAILED;
     if (!comm_is_root()) return 0;   // rank 0 reports for the whole data-parallel job
     if (r.already_done) {
         printf("run %s is already done (database %s)\n", r.run_id, o.db_path);

@@ -1,5 +1,5 @@
-// Helpers shared by the subcommands: config loading with overrides, option parsing.
-#include <errno.h>
+// Helpers shared by the subcommands: config loading with overrides, the usage line (options are
+// parsed by cli/options.h).
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -16,24 +16,6 @@ int cli_load_config(struct config *cfg, const char *path, char **overrides, int 
     struct moe_spec spec;  // the expert string and router options too, so the message can name the file
     if (config_validate(cfg) < 0 || (moe_enabled(cfg) && moe_spec_from_config(cfg, &spec) < 0))
         return path ? err_context("'%s'", path) : -1;
-    return 0;
-}
-
-int cli_int(const char *option, const char *text, long long *out)
-{
-    char *end;
-    errno = 0;
-    *out = strtoll(text, &end, 10);
-    if (errno || end == text || *end) return err("option '%s': expected an integer, got '%s'", option, text);
-    return 0;
-}
-
-int cli_double(const char *option, const char *text, double *out)
-{
-    char *end;
-    errno = 0;
-    *out = strtod(text, &end);
-    if (errno || end == text || *end) return err("option '%s': expected a number, got '%s'", option, text);
     return 0;
 }
 

@@ -55,7 +55,7 @@ int main(int argc, char **argv)
             return EXIT_FAILED;
         }
         int status = commands[i].run(argc - 1, argv + 1);
-        if (status == EXIT_FAILED) fprintf(stderr, "promoe %s: error: %s\n", argv[1], err_message());
+        if (status == EXIT_FAILED || status == EXIT_BUSY) fprintf(stderr, "promoe %s: error: %s\n", argv[1], err_message());
         comm_finish(status);
         return status;
     }

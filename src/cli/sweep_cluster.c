@@ -4,6 +4,7 @@
 #include "cli/sweep_cluster.h"
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "core/error.h"
 
 #include <stdlib.h>
@@ -25,8 +26,7 @@ void sweep_cluster_defaults(struct sweep_cluster_options *c)
 static int parse_count(const char *option, const char *text, int min, int max, int *out)
 {
     long long n;
-    if (cli_int(option, text, &n) < 0) return -1;
-    if (n < min || n > max) return err("option '%s': expected %d to %d, got %lld", option, min, max, n);
+    if (cli_int_in(option, text, min, max, &n) < 0) return -1;
     *out = (int)n;
     return 0;
 }

@@ -1,7 +1,9 @@
 // Child processes of `promoe sweep` (see sweep_jobs.h). The signal handler only forwards the
-// signal to the live children (kill is async-signal-safe) and records it; the loop then stops
-// starting runs and waits for the children it has. A child that dies without closing its run
-// leaves it 'running' under a dead pid; the loop marks it 'interrupted', so it resumes next time.
+// signal (SIGINT, SIGTERM, SIGHUP) to the live children (kill is async-signal-safe) and records
+// it; the loop then stops starting runs and waits for the children it has, which stop at a step
+// boundary and record their runs 'interrupted'. A child that dies otherwise without closing its
+// run leaves it 'running' under a dead pid; the loop marks it 'failed' with the cause (resumable
+// with --retry-failed), or 'interrupted' when the sweep itself was stopped.
 #include "cli/sweep_jobs.h"
 
 #include "cli/sweep_cluster.h"
@@ -19,7 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { MAX_JOBS = 256, PATH_MAX_LEN = 1200, EXIT_EXEC_FAILED = 127 };
+// EXIT_RUN_BUSY: `promoe train` refused a run that another live process owns (cli.h, EXIT_BUSY).
+enum { MAX_JOBS = 256, PATH_MAX_LEN = 1200, EXIT_EXEC_FAILED = 127, EXIT_RUN_BUSY = 75 };
 
 static volatile sig_atomic_t stop_signal;
 static volatile pid_t live[MAX_JOBS];
@@ -31,14 +34,16 @@ static void forward_signal(int sig)
         if (live[i] > 0) kill(live[i], sig);
 }
 
-static void install_handlers(struct sigaction *old_int, struct sigaction *old_term)
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP};
+enum { FORWARDED = sizeof forwarded / sizeof *forwarded };
+
+static void install_handlers(struct sigaction *old)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = forward_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, old_int);
-    sigaction(SIGTERM, &sa, old_term);
+    for (int i = 0; i < FORWARDED; i++) sigaction(forwarded[i], &sa, &old[i]);
 }
 
 static int make_folders(const char *path)
@@ -88,8 +93,7 @@ static _Noreturn void exec_train(const struct sweep_run *run, const char *config
         dup2(fd, STDERR_FILENO);
         close(fd);
     }
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    for (int i = 0; i < FORWARDED; i++) signal(forwarded[i], SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -130,32 +134,50 @@ static int find_live(pid_t pid)
     return -1;
 }
 
-// Counts how a child ended, from its exit status and what it left in the database.
+// "exit status N" or "signal N (name)".
+static void describe_end(int status, char *text, size_t size)
+{
+    if (WIFEXITED(status)) snprintf(text, size, "exit status %d", WEXITSTATUS(status));
+    else snprintf(text, size, "signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+}
+
+// A child that failed: its run, if the child left it open or never opened it, becomes 'failed'
+// with the reason (a run the child closed itself keeps the status and error it recorded).
+static void record_failure(struct store *db, const struct sweep_run *run, pid_t pid, const char *state,
+                           int64_t owner_pid, const char *how)
+{
+    char error[PATH_MAX_LEN + 128];
+    snprintf(error, sizeof error, "%s, see %s/%s/train.log", how, run->cfg.ckpt_dir, run->run_id);
+    if (!strcmp(state, "running") && owner_pid == pid) store_run_mark_failed_owned(db, run->run_id, pid, error);
+    else if (!strcmp(state, "queued")) store_run_mark_failed(db, run->run_id, error);
+    err_clear();
+    printf("FAILED   %4d  %s  %s: %s\n", run->idx, run->run_id, run->label, error);
+}
+
+// Counts how a child ended, from its exit status and what it left in the database: done; stopped
+// by this sweep's signal (resumable); skipped when another process owns the run (exit 75);
+// failed otherwise, whatever the cause, so that the sweep's own exit status says so.
 static void finish(struct store *db, const struct sweep_run *run, pid_t pid, int status,
                    struct sweep_tally *tally)
 {
-    char state[16] = "", host[256];
+    char state[16] = "", host[256], how[96];
     int64_t owner_pid = 0;
-    if (store_run_owner(db, run->run_id, state, host, &owner_pid) == 1 && strcmp(state, "running") == 0 &&
-        owner_pid == pid && store_run_mark_interrupted(db, run->run_id, pid) == 0)
-        snprintf(state, sizeof state, "interrupted");
-    int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    if (ok && strcmp(state, "done") == 0) {
+    if (store_run_owner(db, run->run_id, state, host, &owner_pid) < 0) err_clear();
+    int left_open = !strcmp(state, "running") && owner_pid == pid;
+    describe_end(status, how, sizeof how);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_RUN_BUSY) {
+        tally->skipped++;
+        printf("skip     %4d  %s  %s: another process trains it\n", run->idx, run->run_id, run->label);
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strcmp(state, "done")) {
         tally->done++;
         printf("done     %4d  %s  %s\n", run->idx, run->run_id, run->label);
-    } else if (strcmp(state, "interrupted") == 0 || (WIFSIGNALED(status) && stop_signal)) {
+    } else if (stop_signal && (left_open || !strcmp(state, "interrupted"))) {
+        if (left_open) store_run_mark_interrupted(db, run->run_id, pid);
         tally->interrupted++;
         printf("stopped  %4d  %s  %s (resumable)\n", run->idx, run->run_id, run->label);
     } else {
         tally->failed++;
-        char error[PATH_MAX_LEN + 64];
-        snprintf(error, sizeof error, "%s %d before training began, see %s/%s/train.log",
-                 WIFEXITED(status) ? "exit status" : "signal",
-                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), run->cfg.ckpt_dir, run->run_id);
-        if (strcmp(state, "queued") == 0) store_run_mark_failed(db, run->run_id, error);
-        printf("FAILED   %4d  %s  %s: %s %d, see %s/%s/train.log\n", run->idx, run->run_id, run->label,
-               WIFEXITED(status) ? "exit status" : "signal",
-               WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), run->cfg.ckpt_dir, run->run_id);
+        record_failure(db, run, pid, state, owner_pid, how);
     }
     fflush(stdout);
 }
@@ -203,19 +225,18 @@ static void widen_live(const struct sweep *sw, const int *slot_run)
 int sweep_jobs_run(const struct sweep *sw, const int *todo, int n_todo, int jobs, const char *db_path,
                    struct store *db, struct sweep_tally *tally)
 {
-    struct sigaction old_int, old_term;
+    struct sigaction old[FORWARDED];
     int slot_run[MAX_JOBS], next = 0, rc = 0;
     if (jobs > MAX_JOBS) jobs = MAX_JOBS;
     stop_signal = 0;
-    install_handlers(&old_int, &old_term);
+    install_handlers(old);
     while (rc == 0 && (next < n_todo || count_live() > 0)) {
         while (!stop_signal && next < n_todo && count_live() < jobs) {
             const struct sweep_run *run = &sw->runs[todo[next++]];
             pid_t pid;
             sigset_t block, old_mask;
             sigemptyset(&block);
-            sigaddset(&block, SIGINT);
-            sigaddset(&block, SIGTERM);
+            for (int i = 0; i < FORWARDED; i++) sigaddset(&block, forwarded[i]);
             sigprocmask(SIG_BLOCK, &block, &old_mask); // the handler must see the new child
             rc = start(run, db_path, &pid);
             if (rc == 0) slot_run[add_live(pid)] = run->idx;
@@ -229,8 +250,7 @@ int sweep_jobs_run(const struct sweep *sw, const int *todo, int n_todo, int jobs
         if (!stop_signal && next == n_todo) widen_live(sw, slot_run);
     }
     while (count_live() > 0) reap(db, sw, slot_run, tally); // after a failed start
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    for (int i = 0; i < FORWARDED; i++) sigaction(forwarded[i], &old[i], NULL);
     tally->stopped_by_signal = stop_signal;
     return rc;
 }

@@ -1,7 +1,9 @@
 // The process side of `promoe sweep`: each run is a child `promoe train` (this program, through
 // /proc/self/exe) with its resolved config written to <ckpt.dir>/<run id>/sweep-config.yaml, its
 // output in <ckpt.dir>/<run id>/train.log, and --resume --db --label; N children at once.
-// SIGINT/SIGTERM are forwarded to the children and no new run starts: every run stays resumable.
+// SIGINT/SIGTERM/SIGHUP are forwarded to the children and no new run starts: every run stays
+// resumable. A run that another live process owns (a second sweep sharing it) is skipped, not
+// waited for: its child is refused by `train` and counted as skipped.
 #ifndef PROMOE_SWEEP_JOBS_H
 #define PROMOE_SWEEP_JOBS_H
 

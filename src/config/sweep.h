@@ -31,5 +31,9 @@ struct sweep {
 // folder. On error nothing is left allocated and the message names file:line:column.
 int sweep_load(struct sweep *sw, const char *path);
 void sweep_free(struct sweep *sw);
+// A run label becomes a file name (the report's sample grids): no '/', no control characters,
+// not '.' or '..' (message names the label). Labels from a template are checked; default labels
+// (axis values joined) have such characters replaced by '_'.
+int sweep_label_check(const char *label);
 
 #endif

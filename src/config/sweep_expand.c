@@ -209,12 +209,28 @@ static void default_label(const struct sweep_spec *spec, const struct point *pt,
     }
 }
 
+int sweep_label_check(const char *label)
+{
+    int control = 0;
+    for (const char *p = label; *p; p++) control |= (unsigned char)*p < ' ' || *p == 0x7f;
+    if (strchr(label, '/') || control || !strcmp(label, ".") || !strcmp(label, ".."))
+        return err("label '%s' becomes a file name (report sample grids): it may not hold '/' or control "
+                   "characters, nor be '.' or '..'", label);
+    return 0;
+}
+
 static int make_label(const struct sweep_spec *spec, const struct point *pt, struct sweep_run *run)
 {
     const yaml_node_t *entry_label = pt->entry >= 0 ? spec->entries[pt->entry].label_node : NULL;
-    if (entry_label) return expand_template(spec, pt, run, entry_label);
-    if (spec->label_node) return expand_template(spec, pt, run, spec->label_node);
+    const yaml_node_t *template_node = entry_label ? entry_label : spec->label_node;
+    if (template_node) {
+        if (expand_template(spec, pt, run, template_node) < 0) return -1;
+        if (sweep_label_check(run->label) < 0) return sweep_error_at(spec, template_node, "%s", err_message());
+        return 0;
+    }
     default_label(spec, pt, run);
+    for (char *p = run->label; *p; p++)   // axis values such as paths: a label stays one file name
+        if (*p == '/' || (unsigned char)*p < ' ') *p = '_';
     return 0;
 }
 

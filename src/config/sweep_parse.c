@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SUGGEST_DISTANCE = 3, MESSAGE_MAX = 1024 };
+enum { SUGGEST_DISTANCE = 3, MESSAGE_MAX = 1024, SWEEP_NAME_MAX = 128 };
 
 static const char SEED_ALIAS[] = "seed", SEED_KEY[] = "train.seed", PRESET_KEY[] = "preset";
 
@@ -271,7 +271,14 @@ static int parse_seeds(struct sweep_spec *spec, yaml_node_t *node)
 static int parse_name(struct sweep_spec *spec, yaml_node_t *node)
 {
     if (expect(spec, node, YAML_SCALAR_NODE, "sweep") < 0) return -1;
-    if (!*sweep_scalar(node)) return sweep_error_at(spec, node, "sweep: the name is empty");
+    const char *name = sweep_scalar(node);
+    if (!*name) return sweep_error_at(spec, node, "sweep: the name is empty");
+    // The name becomes folder and file names (shard databases, sbatch scripts): it must stay one
+    // plain name inside its folder.
+    size_t plain = strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
+    if (name[plain] || name[0] == '.' || strlen(name) > SWEEP_NAME_MAX)
+        return sweep_error_at(spec, node, "sweep: the name '%s' must be 1 to %d letters, digits, '.', '_' or '-', "
+                              "not starting with '.'", name, SWEEP_NAME_MAX);
     spec->name_node = node;
     return 0;
 }

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,10 @@ enum { LINE_MAX_BYTES = 4096 };
 
 const char *const adm_labels[ADM_METRICS] = {"Inception Score", "FID", "sFID", "Precision", "Recall"};
 const char *const adm_metric_names[ADM_METRICS] = {"is", "fid", "sfid", "precision", "recall"};
+// What each figure can be: an Inception Score is exp(mean KL) >= 1, a Frechet distance >= 0,
+// precision and recall are fractions.
+static const double metric_min[ADM_METRICS] = {1, 0, 0, 0, 0};
+static const double metric_max[ADM_METRICS] = {INFINITY, INFINITY, INFINITY, 1, 1};
 
 // 1 and *value when line is "<label>: <number>", 0 when it is another line, -1 on a bad number.
 static int match(const char *line, const char *label, double *value)
@@ -44,6 +49,11 @@ int adm_parse_file(const char *path, struct adm_results *out)
             int m = match(line, adm_labels[i], &v);
             if (m < 0) rc = err("'%s' line %d: '%s' is not followed by a number", path, line_no, adm_labels[i]);
             if (m <= 0) continue;
+            if (!isfinite(v) || v < metric_min[i] || v > metric_max[i]) {
+                rc = err("'%s' line %d: %s %g is out of range [%g, %g]", path, line_no, adm_labels[i], v,
+                         metric_min[i], metric_max[i]);
+                continue;
+            }
             out->value[i] = v;
             out->found[i] = 1;
             any = 1;

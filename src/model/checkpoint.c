@@ -1,16 +1,28 @@
 // Checkpoint layout over the safetensors reader and writer.
 #include "model/checkpoint.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "core/error.h"
 #include "model/safetensors.h"
 
 enum { N_GROUPS = 4, FULL_NAME_MAX = PARAM_NAME_MAX + 32 };
 static const char *const group_prefix[N_GROUPS] = {"", "train.", "adam.exp_avg.", "adam.exp_avg_sq."};
+
+// SHA-256 hex of "run_id\nstep\nsha256(config)\n": changes when any of the three does.
+static void meta_digest(const char *run_id, const char *step, const char *config_text, char out[65])
+{
+    char config_sha[65], text[256];
+    sha256_hex(config_text, strlen(config_text), config_sha);
+    int n = snprintf(text, sizeof text, "%s\n%s\n%s\n", run_id, step, config_sha);
+    sha256_hex(text, (size_t)(n < (int)sizeof text ? n : (int)sizeof text - 1), out);
+}
 
 static real *group_buffer(const struct train_state *s, int group)
 {
@@ -42,9 +54,11 @@ int checkpoint_save(const char *path, const struct param_table *t, const struct 
         }
     char step_text[32];
     snprintf(step_text, sizeof step_text, "%" PRId64, s->step);
+    char digest[65];
+    meta_digest(run_id, step_text, config_text, digest);
     struct st_meta meta[] = {{"promoe.config", config_text}, {"promoe.run_id", run_id},
-                             {"promoe.step", step_text}};
-    int rc = st_write(path, tensors, n, meta, 3, bytes);
+                             {"promoe.step", step_text}, {"promoe.meta_sha256", digest}};
+    int rc = st_write(path, tensors, n, meta, 4, bytes);
     free(tensors);
     free(names);
     return rc;
@@ -72,19 +86,64 @@ static int load_group(const struct st_file *f, const char *path, const struct pa
                        dtype, got, REAL_DTYPE, want);
         }
         memcpy(buffer + e->offset, data, sizeof(real) * e->count);
+        for (size_t k = 0; k < e->count; k++)   // a NaN or infinity would only spread through training
+            if (!isfinite(buffer[e->offset + k]))
+                return err("checkpoint '%s': tensor '%s' holds %g at element %lld: values must be finite", path, name,
+                           (double)buffer[e->offset + k], (long long)k);
     }
     return 0;
 }
 
-int checkpoint_load_train(const char *path, const struct param_table *t, struct train_state *s)
+// The step of the metadata: a whole number in [0, max].
+static int parse_step(const char *path, const char *text, int64_t max, int64_t *step)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(text, &end, 10);
+    if (end == text || *end || errno == ERANGE || n < 0 || n > max)
+        return err("checkpoint '%s': step '%s' is not a whole number in [0, %lld]", path, text, (long long)max);
+    *step = n;
+    return 0;
+}
+
+// The run id that the stored config hashes to (its result-affecting keys), into id.
+static int config_run_id_of(const char *path, const char *config_text, char id[17])
+{
+    struct config cfg;
+    config_defaults(&cfg);
+    if (config_load_text(&cfg, config_text, "config stored in the checkpoint") < 0)
+        return err_context("checkpoint '%s'", path);
+    config_run_id(&cfg, id);
+    return 0;
+}
+
+static int check_meta(const struct st_file *f, const char *path, const struct checkpoint_expect *expect, int64_t *step)
+{
+    const char *run_id = st_meta_get(f, "promoe.run_id"), *step_text = st_meta_get(f, "promoe.step");
+    const char *config = st_meta_get(f, "promoe.config"), *digest = st_meta_get(f, "promoe.meta_sha256");
+    if (!run_id || !step_text || !config)
+        return err("checkpoint '%s' lacks its run id, step or config in the metadata", path);
+    char want[65], config_id[17];
+    meta_digest(run_id, step_text, config, want);
+    if (digest && strcmp(digest, want) != 0)
+        return err("checkpoint '%s': the metadata (run id, step, config) does not match its checksum", path);
+    if (expect && strcmp(run_id, expect->run_id) != 0)
+        return err("checkpoint '%s' belongs to run %s, not to run %s", path, run_id, expect->run_id);
+    if (expect && config_run_id_of(path, config, config_id) < 0) return -1;
+    if (expect && strcmp(config_id, expect->run_id) != 0)
+        return err("checkpoint '%s': its config is that of run %s, not of run %s", path, config_id, expect->run_id);
+    return parse_step(path, step_text, expect ? expect->max_step : INT64_MAX, step);
+}
+
+int checkpoint_load_train(const char *path, const struct param_table *t, struct train_state *s,
+                          const struct checkpoint_expect *expect)
 {
     struct st_file *f;
     if (st_open(path, &f) < 0) return -1;
-    int rc = 0;
+    int64_t step = 0;
+    int rc = check_meta(f, path, expect, &step);
     for (int g = 0; g < N_GROUPS && !rc; g++) rc = load_group(f, path, t, g, group_buffer(s, g));
-    const char *step = st_meta_get(f, "promoe.step");
-    if (!rc && !step) rc = err("checkpoint '%s' has no step in its metadata", path);
-    if (!rc) s->step = strtoll(step, NULL, 10);
+    if (!rc) s->step = step;
     st_close(f);
     return rc;
 }

@@ -251,6 +251,42 @@ static int failed_body(struct store *db, void *ctx)
     return rc;
 }
 
+struct owned_failure {
+    const char *run_id, *error;
+    int64_t pid, now_ms;
+};
+
+static int owned_failed_body(struct store *db, void *ctx)
+{
+    const struct owned_failure *f = ctx;
+    sqlite3_stmt *stmt;
+    int rc = run_sql(db, "UPDATE runs SET status = 'failed', error = ?3, ended_ms = ?4 "
+                         "WHERE run_id = ?1 AND status = 'running' AND pid = ?2", &stmt);
+    if (rc != SQLITE_OK) return rc;
+    store_bind_text(stmt, 1, f->run_id);
+    sqlite3_bind_int64(stmt, 2, f->pid);
+    store_bind_text(stmt, 3, f->error);
+    sqlite3_bind_int64(stmt, 4, f->now_ms);
+    rc = store_exec(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_OK) return rc;
+    if ((rc = run_sql(db, "UPDATE attempts SET outcome = 'failed', ended_ms = ?3 "
+                          "WHERE run_id = ?1 AND pid = ?2 AND ended_ms IS NULL", &stmt)) != SQLITE_OK)
+        return rc;
+    store_bind_text(stmt, 1, f->run_id);
+    sqlite3_bind_int64(stmt, 2, f->pid);
+    sqlite3_bind_int64(stmt, 3, f->now_ms);
+    rc = store_exec(stmt);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int store_run_mark_failed_owned(struct store *db, const char *run_id, int64_t pid, const char *error)
+{
+    struct owned_failure f = {run_id, error, pid, store_now_ms()};
+    return store_write(db, owned_failed_body, &f, "cannot mark a run failed in");
+}
+
 int store_run_mark_failed(struct store *db, const char *run_id, const char *error)
 {
     struct failure f = {run_id, error, store_now_ms()};

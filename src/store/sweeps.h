@@ -39,6 +39,10 @@ int store_run_owner(struct store *db, const char *run_id, char *status, char *ho
 // A run still 'running' under pid (its process is gone) becomes 'interrupted'.
 int store_run_mark_interrupted(struct store *db, const char *run_id, int64_t pid);
 
+// A run still 'running' under pid whose process ended in failure without recording it (killed,
+// or a write that failed) becomes 'failed' with error, and that attempt too.
+int store_run_mark_failed_owned(struct store *db, const char *run_id, int64_t pid, const char *error);
+
 // A run still 'queued' (its process failed before training began) becomes 'failed' with error.
 int store_run_mark_failed(struct store *db, const char *run_id, const char *error);
 

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +30,13 @@
 #include "train/adamw.h"
 #include "train/dist.h"
 #include "train/routing_stats.h"
+#include "train/run_lock.h"
 #include "train/schedule.h"
 
 enum { CONFIG_TEXT_MAX = 16384 };
+
+// The stop signal caught (SIGINT, SIGTERM, SIGHUP), 0 while none: the loop ends at the next step.
+static volatile sig_atomic_t stop_signal;
 
 struct batch {
     real *x0, *x_t, *target, *t, *d_out;   // [B, C S S] x3, [B], [B, C_out S S]
@@ -50,6 +56,7 @@ struct run {
     struct batch batch;
     struct validation validation;   // held-out loss inputs (n = 0: off)
     struct store *db;
+    struct run_lock lock;      // the run's owner lock (rank 0; fd -1 elsewhere)
     char config_text[CONFIG_TEXT_MAX];
     char config_sha[65];
     double interval_start;
@@ -137,6 +144,7 @@ static void release(struct run *r)
     dit_destroy(&r->model);
     dataset_close(&r->data);
     store_close(r->db);
+    run_lock_release(&r->lock);
 }
 
 // Fresh weights, or the run's checkpoint when resuming.
@@ -145,8 +153,9 @@ static int restore(struct run *r)
     const struct param_table *t = &r->model.table;
     char path[1024];
     train_checkpoint_path(r->cfg, r->res->run_id, path);
-    if (r->o->resume && access(path, F_OK) == 0) {
-        if (checkpoint_load_train(path, t, &r->state) < 0) return -1;
+    if (r->o->resume && !r->o->force && access(path, F_OK) == 0) {
+        struct checkpoint_expect expect = {r->res->run_id, r->cfg->steps};
+        if (checkpoint_load_train(path, t, &r->state, &expect) < 0) return -1;
         note("resuming run %s from step %lld (%s)", r->res->run_id, (long long)r->state.step, path);
         return 0;
     }
@@ -299,6 +308,35 @@ static int record_resumed_checkpoint(struct run *r)
     return store_checkpoint(r->db, r->res->run_id, r->state.step, "train", path, (int64_t)st.st_size, "");
 }
 
+static int refuse_busy(struct run *r, const struct run_owner *owner)
+{
+    r->res->busy = 1;
+    return err("run %s is being trained by process %lld on host %s (lock '%s'): one writer per run; "
+               "wait for it to end or stop it", r->res->run_id, (long long)owner->pid,
+               owner->host[0] ? owner->host : "unknown", r->lock.path);
+}
+
+// Rank 0: takes the run's owner lock (making its checkpoint folder, so an unwritable one stops
+// the run before it is recorded) and reads its status. 0 train, 1 nothing to do (done, and
+// --resume asked to continue it), -1 refused (another owner, or a done run without --force).
+static int claim_run(struct run *r)
+{
+    char checkpoint[1024], folder[1024], status[16] = "";
+    train_checkpoint_path(r->cfg, r->res->run_id, checkpoint);
+    if (make_dirs(checkpoint) < 0) return -1;
+    snprintf(folder, sizeof folder, "%s/%s", r->cfg->ckpt_dir, r->res->run_id);
+    struct run_owner owner = {"", 0};
+    int held = run_lock_take(&r->lock, folder, &owner);
+    if (held) return held < 0 ? -1 : refuse_busy(r, &owner);
+    int64_t step_done = 0;
+    if (store_run_status(r->db, r->res->run_id, status, &step_done) < 0) return -1;
+    if (strcmp(status, "done") != 0 || r->o->force) return 0;
+    if (r->o->resume) return 1;
+    return err("run %s is done (%lld steps): train leaves a finished run as it is; --force trains it "
+               "again from step 0 as a new attempt (earlier attempts stay in the attempts table)",
+               r->res->run_id, (long long)step_done);
+}
+
 static int start_run(struct run *r)
 {
     config_canonical(r->cfg, r->config_text, sizeof r->config_text);
@@ -311,19 +349,14 @@ static int start_run(struct run *r)
     }
     int opened = dist_is_writer() ? store_open(&r->db, r->o->db_path) : 0;
     if (dist_broadcast_int(opened) < 0) return opened < 0 ? -1 : err("rank 0 could not open '%s'", r->o->db_path);
-    char status[16];
-    int64_t step_done;
-    int done = dist_is_writer() && r->o->resume &&
-               store_run_status(r->db, r->res->run_id, status, &step_done) == 1 && strcmp(status, "done") == 0;
-    if (dist_broadcast_int(done)) {
+    int mine = dist_is_writer() ? claim_run(r) : 0, claim = dist_broadcast_int(mine);
+    if (claim < 0) return mine < 0 ? -1 : err("rank 0 could not claim run %s", r->res->run_id);
+    if (claim == 1) {
         r->res->already_done = 1;
         return 0;
     }
     if (allocate(r) < 0 || restore(r) < 0) return -1;
     if (!dist_is_writer()) return 0;
-    char checkpoint[1024];  // its folder is made now, so an unwritable one stops the run before it is recorded
-    train_checkpoint_path(r->cfg, r->res->run_id, checkpoint);
-    if (make_dirs(checkpoint) < 0) return -1;
     struct run_info info = {r->res->run_id, r->config_sha, r->config_text, r->o->label,
                             (int64_t)r->cfg->seed, omp_get_max_threads(),
                             params_count_total(&r->model.table),
@@ -435,7 +468,23 @@ static void follow_thread_file(struct run *r)
     fclose(f);
 }
 
-// Steps until the end, the stop_after budget, or a non-finite loss.
+// A stop signal ended the loop at a step boundary, after its checkpoint: the run is resumable.
+static int stop_by_signal(struct run *r, int sig, double seconds, double img_per_s)
+{
+    char why[128];
+    snprintf(why, sizeof why, "stopped by signal %d (%s) at step %lld", sig, strsignal(sig), (long long)r->state.step);
+    if (store_run_end(r->db, r->res->run_id, "interrupted", why, seconds, img_per_s) < 0) return -1;
+    return err("%s: the checkpoint is written; train again with --resume to continue", why);
+}
+
+// The stop signal to act on before the next step: rank 0's, so that every rank of a data-parallel
+// job stops at the same step (a rank leaving the loop alone would hang the others' reductions).
+static int stop_requested(void)
+{
+    return dist_ranks() > 1 ? dist_broadcast_int(stop_signal) : stop_signal;
+}
+
+// Steps until the end, the stop_after budget, a stop signal, or a non-finite loss.
 static int loop(struct run *r)
 {
     const struct config *cfg = r->cfg;
@@ -445,7 +494,8 @@ static int loop(struct run *r)
     progress_begin(&bar, first, cfg->steps);
     r->interval_start = clock_seconds();
     double started = r->interval_start;
-    for (int64_t step = first; step < stop; step++) {
+    int stopped = 0;
+    for (int64_t step = first; step < stop && !(stopped = stop_requested()); step++) {
         follow_thread_file(r);
         struct step_figures f = train_step(r, step);
         r->interval_images += cfg->batch_size;
@@ -461,11 +511,11 @@ static int loop(struct run *r)
         }
         r->state.step = step + 1;
         int log_now = (step + 1) % cfg->log_every == 0 || step == 0 || step + 1 == stop;
-        if (log_now && log_figures(r, step + 1, &f) < 0) return -1;
+        if (log_now && log_figures(r, step + 1, &f) < 0) return fail_run(r, "failed");
         int ckpt_now = cfg->ckpt_every > 0 && (step + 1) % cfg->ckpt_every == 0 && step + 1 < stop;
         int eval_now = eval_due(cfg, step + 1) && step + 1 < stop;
         int validate = validation_due(cfg, step + 1) && step + 1 < stop;
-        if ((ckpt_now || eval_now) && save_checkpoint(r) < 0) return -1;
+        if ((ckpt_now || eval_now) && save_checkpoint(r) < 0) return fail_run(r, "failed");
         if (eval_now || validate) {
             double eval_started = clock_seconds();
             if (validate && validate_now(r) < 0) return fail_run(r, "failed");
@@ -479,28 +529,84 @@ static int loop(struct run *r)
     progress_end(&bar);
     r->res->steps_done = r->state.step;
     double seconds = clock_seconds() - started;
-    if (save_checkpoint(r) < 0) return -1;
-    if (!r->db) return 0;   // ranks other than 0 write nothing
+    if (save_checkpoint(r) < 0) return fail_run(r, "failed");
+    if (stopped) r->res->stopped_by = stopped;
+    if (!r->db) return stopped ? err("stopped by signal %d", stopped) : 0;   // ranks other than 0 write nothing
     follow_thread_file(r);
-    if (validation_due(cfg, r->state.step) && validate_now(r) < 0) return fail_run(r, "failed");
-    if (eval_due(cfg, r->state.step) && evaluate_now(r) < 0) return fail_run(r, "failed");
-    double img_per_s = seconds > 0 ? (double)(stop - first) * cfg->batch_size / seconds : 0;
+    if (!stopped && validation_due(cfg, r->state.step) && validate_now(r) < 0) return fail_run(r, "failed");
+    if (!stopped && eval_due(cfg, r->state.step) && evaluate_now(r) < 0) return fail_run(r, "failed");
+    double img_per_s = seconds > 0 ? (double)(r->state.step - first) * cfg->batch_size / seconds : 0;
     r->res->img_per_s = img_per_s;
+    if (stopped) return stop_by_signal(r, stopped, seconds, img_per_s);
     if (r->state.step < cfg->steps) return store_run_end(r->db, r->res->run_id, "interrupted", NULL, seconds, img_per_s);
     if (write_grid(r) < 0) return fail_run(r, "failed");
     return store_run_end(r->db, r->res->run_id, "done", NULL, seconds, img_per_s);
+}
+
+// ---- stop signals and threads --------------------------------------------------------------------
+
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+enum { STOP_SIGNALS = sizeof stop_signals / sizeof *stop_signals };
+
+// The loop stops at the next step boundary; a second signal ends the process at once.
+static void request_stop(int sig)
+{
+    if (stop_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+    stop_signal = sig;
+}
+
+static void catch_stop_signals(struct sigaction *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = request_stop;
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    for (int i = 0; i < STOP_SIGNALS; i++) sigaction(stop_signals[i], &sa, &old[i]);
+}
+
+static void restore_signals(const struct sigaction *old)
+{
+    for (int i = 0; i < STOP_SIGNALS; i++) sigaction(stop_signals[i], &old[i], NULL);
+}
+
+// Processors this process may run on (its affinity mask, as taskset and cgroups set it).
+static int available_processors(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+// train.threads, capped at the processors available: more threads than cores only wait on each
+// other (results do not depend on the thread count).
+static void set_threads(const struct config *cfg)
+{
+    int threads = cfg->threads, available = available_processors();
+    if (threads > available) {
+        note("train.threads %d exceeds the %d processors available: using %d", threads, available, available);
+        threads = available;
+    }
+    if (threads > 0) omp_set_num_threads(threads);
+    blas_set_threads(omp_get_max_threads());
 }
 
 int train_run(const struct config *cfg, const struct train_options *o, struct train_result *res)
 {
     memset(res, 0, sizeof *res);
     if (config_validate(cfg) < 0) return -1;
-    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
-    blas_set_threads(omp_get_max_threads());
-    struct run r = {.cfg = cfg, .o = o, .res = res};
+    set_threads(cfg);
+    struct sigaction old[STOP_SIGNALS];
+    catch_stop_signals(old);
+    struct run r = {.cfg = cfg, .o = o, .res = res, .lock = {.fd = -1}};
     int rc = start_run(&r);
     if (!rc && !res->already_done) rc = loop(&r);
     else if (rc && r.db && r.model.table.n) fail_run(&r, "failed");
     release(&r);
+    restore_signals(old);
     return rc;
 }

@@ -1,6 +1,11 @@
 // The training loop: data -> objective -> DiT forward/backward -> clip -> AdamW -> EMA, with
 // metrics to the database every log.every steps, atomic checkpoints every ckpt.every steps and at
 // the end, bit-identical resume, and a stop with status 'failed' on a non-finite loss.
+// One writer per run: the trainer holds the run's owner lock (run_lock.h) while it trains, and a
+// run that another live process owns is refused. A finished run is left as it is unless `force`.
+// SIGINT, SIGTERM and SIGHUP stop the loop at the next step boundary: the checkpoint is written and
+// the run recorded 'interrupted'; every other failure after the run is recorded marks it 'failed'
+// with the message.
 #ifndef PROMOE_TRAINER_H
 #define PROMOE_TRAINER_H
 
@@ -13,6 +18,7 @@ struct train_options {
     int resume;               // continue from the run's checkpoint when there is one
     int64_t stop_after;       // stop resumably after this many steps of this attempt (0 = never)
     const char *label;        // display name in the database (may be NULL)
+    int force;                // train a done run again from step 0, as a new attempt
 };
 
 struct train_result {
@@ -21,6 +27,8 @@ struct train_result {
     double first_loss, last_loss;
     double img_per_s;
     int already_done;         // resume found the run finished
+    int busy;                 // refused: another live process owns the run
+    int stopped_by;           // the signal that stopped the run (0: none)
     char checkpoint[1024];
     char grid[1024];          // sample grid written at the end ("" if none)
 };
