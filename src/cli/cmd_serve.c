@@ -8,35 +8,14 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "serve/serve.h"
 
 static const char *const serve_usage =
     "promoe serve [--db PATH] [--port 8080] [--host 127.0.0.1] [--web DIR] [--tables DIR] [--claims FILE]";
 
-enum { SERVE_DEFAULT_PORT = 8080, SERVE_NICE = 10 };
-
-static int parse_options(int argc, char **argv, struct serve_options *o)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-        long long port;
-        if (!value) return -1;
-        if (!strcmp(a, "--db")) o->db_path = value;
-        else if (!strcmp(a, "--host")) o->host = value;
-        else if (!strcmp(a, "--web")) o->web_root = value;
-        else if (!strcmp(a, "--tables")) o->tables_dir = value;
-        else if (!strcmp(a, "--claims")) o->claims_path = value;
-        else if (!strcmp(a, "--port")) {
-            if (cli_int("--port", value, &port) < 0) return -2;
-            if (port < 0 || port > 65535) return err("option '--port': %lld is out of range (0 to 65535)", port), -2;
-            o->port = (int)port;
-        } else return -1;
-        i++;
-    }
-    return 0;
-}
+enum { SERVE_DEFAULT_PORT = 8080, SERVE_NICE = 10, SERVE_PORT_MAX = 65535 };
 
 // Waits for SIGINT or SIGTERM (blocked in every thread, so they arrive here).
 static void wait_for_stop(const sigset_t *stop)
@@ -47,13 +26,22 @@ static void wait_for_stop(const sigset_t *stop)
 
 int cmd_serve(int argc, char **argv)
 {
-    if (argc == 2 && !strcmp(argv[1], "--help")) return printf("usage: %s\n", serve_usage), 0;
     struct serve_options o = {.db_path = "results/promoe.db", .host = "127.0.0.1", .port = SERVE_DEFAULT_PORT,
                               .web_root = "web", .tables_dir = "analysis/tables",
                               .claims_path = "analysis/claims.yaml"};
-    int rc = parse_options(argc, argv, &o);
-    if (rc == -2) return EXIT_FAILED;
-    if (rc < 0) return cli_usage(serve_usage);
+    long long port = SERVE_DEFAULT_PORT;   // 0: a free port, printed
+    const struct cli_option options[] = {
+        CLI_OPT_STRING("--db", &o.db_path),
+        CLI_OPT_STRING("--host", &o.host),
+        CLI_OPT_STRING("--web", &o.web_root),
+        CLI_OPT_STRING("--tables", &o.tables_dir),
+        CLI_OPT_STRING("--claims", &o.claims_path),
+        CLI_OPT_INT("--port", &port, 0, SERVE_PORT_MAX),
+    };
+    const struct cli_command_line line = {serve_usage, CLI_TABLE(options), NULL, 0, 0, NULL};
+    int parsed = cli_parse(argc, argv, &line);
+    if (parsed) return parsed < 0 ? 0 : parsed;
+    o.port = (int)port;
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
