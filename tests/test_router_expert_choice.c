@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "model/dit.h"
 #include "moe/moe.h"
+#include "moe/registry.h"
 #include "train/trainer.h"
 
 #define ROUTER_NAME "blocks.1.mlp.gate.weight"

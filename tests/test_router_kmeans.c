@@ -18,7 +18,7 @@
 #include "core/rng.h"
 #include "model/dit.h"
 #include "model/safetensors.h"
-#include "moe/router.h"
+#include "moe/registry.h"
 #include "train/trainer.h"
 
 static struct rng test_rng;

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "nn/activation.h"
+#include "moe/registry.h"
 #include "nn/linear.h"
 
 // Counting sort of the staged entries by expert, keeping their staged order within an expert.

@@ -1,6 +1,5 @@
-// The router registry, built from the list in config/routers.h: row NAME is the descriptor
-// router_NAME defined in src/moe/NAME.c. Also the helpers every router shares (plan entries,
-// tensor registration and lookup, gate gradients, state release).
+// The helpers every router shares (router.h): plan entries, tensor registration and lookup, gate
+// gradients, state release. The registry of routers is registry.c.
 #include "moe/router.h"
 
 #include <stdio.h>
@@ -9,27 +8,7 @@
 
 #include "core/error.h"
 
-#define DECLARE_ROUTER(name) extern const struct router_ops router_##name;
-PROMOE_ROUTERS(DECLARE_ROUTER)
-
-#define REGISTRY_ROW(name) {#name, &router_##name},
-static const struct {
-    const char *name;
-    const struct router_ops *ops;
-} registry[] = {PROMOE_ROUTERS(REGISTRY_ROW)};
-_Static_assert(sizeof registry / sizeof registry[0] == ROUTER_COUNT, "one registry row per router");
-
 const char *const moe_aux_names[AUX_COUNT] = {"balance", "rcl", "router_sim", "cls", "capacity", "plr"};
-
-const struct router_ops *router_lookup(int kind)
-{
-    return kind >= 0 && kind < ROUTER_COUNT ? registry[kind].ops : NULL;
-}
-
-const char *router_name(int kind)
-{
-    return kind >= 0 && kind < ROUTER_COUNT ? registry[kind].name : NULL;
-}
 
 void plan_add(struct routing_plan *p, int expert, int token, real gate)
 {

@@ -7,7 +7,8 @@
 //     expert_choice.c are the models). Its per-layer state is a struct it allocates in add_params
 //     into ctx->router_state and frees in destroy (router_free_state when one free() suffices).
 //  2. Add the row ROW(NAME) to the list in src/config/routers.h. That row makes NAME a value of
-//     model.moe.router (`promoe config --list` shows it) and puts router_NAME in the registry.
+//     model.moe.router (`promoe config --list` shows it) and puts router_NAME in the registry
+//     (registry.c).
 //  3. Options: a router reads its options from ctx->cfg (add rows to the config key table, with
 //     their doc line, for new ones); cross-key rules go in its `check`; its auxiliary losses are
 //     rows of enum moe_aux (their metric names, logged as aux/NAME) that it declares in `aux`.
@@ -75,7 +76,7 @@ struct router_context {
     ROUTER_CONTEXT_FIELDS
 };
 
-// A routing method's registry entry: its ops, default activation, option checks and losses.
+// A routing method's registry entry (registry.h looks them up): its ops, default activation, option checks and losses.
 struct router_ops {
     // model.moe.activation "default" resolves to this (enum moe_activation).
     int default_activation;
@@ -102,11 +103,6 @@ struct router_ops {
     // Frees router_state and whatever it owns.
     void (*destroy)(struct router_context *L);
 };
-
-// The registry entry of model.moe.router value kind (a row of config/routers.h); NULL if none.
-const struct router_ops *router_lookup(int kind);
-// The row's name ("prototype"), or NULL for a kind outside the list.
-const char *router_name(int kind);
 
 // Helpers shared by routers. Registers "<prefix>.<suffix>" ([d0] or [d0, d1]); trainable = 0 makes a
 // buffer. Returns 0 or -1.

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "moe/router.h"
+#include "moe/registry.h"
 
 // Reads "<letter><digits>" at *p; returns the number or -1.
 static int field(const char **p, const char *letters)
