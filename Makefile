@@ -89,6 +89,7 @@ build/tests/f64_%: tests/f64_%.c $(wildcard tests/*.h) build/libpromoe64.a
 	$(CC) $(CFLAGS) -DPROMOE_F64 -Itests -o $@ $< build/libpromoe64.a $(LDLIBS)
 
 test: build/.deps build/promoe $(TESTS)
+	@bash scripts/include-graph.sh build/obj
 	@bash tests/run.sh $(TESTS)
 
 build/bench: tests/bench/bench.c build/libpromoe.a

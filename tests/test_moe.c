@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "model/dit.h"
+#include "moe/registry.h"
 #include "moe/spec.h"
 #include "train/trainer.h"
 
@@ -225,6 +226,34 @@ static void test_spec_parser(void)
           "unconditional experts without conditional routing: %s", err_message());
 }
 
+// Every row of config/routers.h is a value of model.moe.router with a complete registry entry,
+// and the config's name of each value is the registry's; a value past the list has none.
+static void test_router_registry(void)
+{
+    for (int kind = 0; kind < ROUTER_COUNT; kind++) {
+        const struct router_ops *r = router_lookup(kind);
+        const char *name = router_name(kind);
+        CHECK(r && name && r->add_params && r->bind && r->max_slots && r->layout && r->plan && r->backward &&
+                  r->destroy, "router %d (%s): incomplete registry entry", kind, name ? name : "?");
+        if (!r || !name) continue;
+        CHECK(r->default_activation > ACTIVATION_DEFAULT && r->default_activation <= ACTIVATION_IDENTITY,
+              "router %s: default activation %d", name, r->default_activation);
+        CHECK(!(r->aux & AUX_BIT(AUX_PLR)) && r->aux < AUX_BIT(AUX_COUNT), "router %s: aux %#x", name, r->aux);
+        struct config cfg;
+        char text[64], assignment[96];
+        config_defaults(&cfg);
+        snprintf(assignment, sizeof assignment, "model.moe.router=%s", name);
+        CHECK(config_set(&cfg, assignment) == 0 && cfg.moe_router == kind, "%s: %s", assignment, err_message());
+        CHECK(config_value_text(&cfg, "model.moe.router", text, sizeof text) > 0 && strcmp(text, name) == 0,
+              "router %d: config names it '%s', the registry '%s'", kind, text, name);
+    }
+    CHECK(!router_lookup(ROUTER_COUNT) && !router_name(ROUTER_COUNT) && !router_lookup(-1), "lookup past the list");
+    struct config cfg;
+    config_defaults(&cfg);
+    CHECK(config_set(&cfg, "model.moe.router=prototypes") < 0 && strstr(err_message(), "prototype"),
+          "an unknown router is refused naming the allowed ones: %s", err_message());
+}
+
 // Tables 2, 5, 11 (paper figures), within 1.5%.
 static void test_paper_counts(void)
 {
@@ -307,6 +336,7 @@ int main(void)
     test_conditional_plan();
     test_unbalanced_experts_threads();
     test_spec_parser();
+    test_router_registry();
     test_paper_counts();
     test_training_run("token_choice", "E4A1S0U0", "loss.balance.weight=0.01");
     test_training_run("prototype", "E6A1S1U1", "model.moe.conditional=true");

@@ -18,6 +18,7 @@
 #include "core/rng.h"
 #include "model/dit.h"
 #include "model/safetensors.h"
+#include "moe/registry.h"
 #include "train/trainer.h"
 
 static struct rng test_rng;
@@ -388,7 +389,7 @@ static void test_no_gradient(void)
     moe_backward(&f.L, d_x, d_y, f.x, f.B, f.T);
     real *copy = malloc(sizeof(real) * f.N * f.D);
     memcpy(copy, d_x, sizeof(real) * f.N * f.D);
-    f.L.router->backward(&f.L, f.x, f.L.routed, f.B, f.T, d_x);
+    f.L.router->backward(&f.L.ctx, f.x, f.L.routed, f.B, f.T, d_x);
     CHECK(memcmp(copy, d_x, sizeof(real) * f.N * f.D) == 0, "router backward changed d_x");
     const struct param_entry *c = params_find(&f.table, "blocks.1.mlp.kmeans_centroids");
     const struct param_entry *flag = params_find(&f.table, "blocks.1.mlp.kmeans_initialised");
@@ -433,7 +434,7 @@ static void test_mini_configs(void)
         int ok = config_load_file(&cfg, paths[i]) == 0 && config_validate(&cfg) == 0;
         CHECK(ok, "%s: %s", paths[i], err_message());
         if (!ok) continue;
-        CHECK(cfg.moe_router == ROUTER_KMEANS && strcmp(cfg.moe_experts, experts[i]) == 0 &&
+        CHECK(strcmp(router_name(cfg.moe_router), "kmeans") == 0 && strcmp(cfg.moe_experts, experts[i]) == 0 &&
               cfg.moe_conditional == (i == 0) && cfg.balance_weight == 0, "%s: wrong MoE settings", paths[i]);
         CHECK(dit_create(&m, &cfg, 0) == 0, "%s: %s", paths[i], err_message());
         const struct param_entry *c = params_find(&m.table, "blocks.5.mlp.kmeans_centroids");

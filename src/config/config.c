@@ -50,8 +50,8 @@ enum {
 static const char *const objective_names[] = {"rf", "ddpm", NULL}; // index = enum objective
 static const char *const lr_schedule_names[] = {"constant", "cosine", NULL}; // enum lr_schedule
 static const char *const data_names[] = {"fashion-mnist", "npy", NULL};
-static const char *const router_names[] = {"token_choice", "expert_choice", "diffmoe", "expert_race",
-                                           "kmeans", "classification", "prototype", NULL};
+#define ROUTER_NAME_ROW(name) #name,
+static const char *const router_names[] = {PROMOE_ROUTERS(ROUTER_NAME_ROW) NULL}; // config/routers.h
 static const char *const pool_scope_names[] = {"global", "rank", NULL};   // enum pool_scope
 static const char *const activation_names[] = {"default", "softmax", "sigmoid", "identity", NULL};
 

@@ -8,14 +8,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "config/routers.h"
+
 enum objective { OBJECTIVE_RF, OBJECTIVE_DDPM };
 enum lr_schedule { LR_CONSTANT, LR_COSINE };   // train.lr_schedule
 
-// model.moe.router: index = position in the name list of config.c.
-enum moe_router_kind {
-    ROUTER_TOKEN_CHOICE, ROUTER_EXPERT_CHOICE, ROUTER_DIFFMOE, ROUTER_EXPERT_RACE, ROUTER_KMEANS,
-    ROUTER_CLASSIFICATION, ROUTER_PROTOTYPE, ROUTER_COUNT
-};
+// model.moe.router: the index of a row of config/routers.h (the router registry's order).
+#define PROMOE_ROUTER_COUNT_ROW(name) +1
+enum { ROUTER_COUNT = 0 PROMOE_ROUTERS(PROMOE_ROUTER_COUNT_ROW) };
 // model.moe.activation: "default" picks the router's own (softmax for the linear routers,
 // identity for prototypes and Expert Race).
 enum moe_activation { ACTIVATION_DEFAULT, ACTIVATION_SOFTMAX, ACTIVATION_SIGMOID, ACTIVATION_IDENTITY };
@@ -38,7 +38,7 @@ struct config {
     int moe_every;         // model.moe.every: MoE in blocks first, first + every, ...
     int moe_first;         // model.moe.first
     int moe_hidden;        // model.moe.hidden: expert width, 0 = mlp_ratio * D / (1 + shared)
-    int moe_router;        // model.moe.router: enum moe_router_kind
+    int moe_router;        // model.moe.router: row of config/routers.h
     int moe_activation;    // model.moe.activation: enum moe_activation
     int moe_conditional;   // model.moe.conditional: null-label tokens to the unconditional experts
     double moe_alpha;      // model.moe.alpha: prototype score scale

@@ -7,7 +7,7 @@
 #define PROMOE_FEATNET_H
 
 #include "core/real.h"
-#include "model/params.h"
+#include "nn/params.h"
 
 enum {
     FEATNET_SIZE = 28,        // input H = W

@@ -18,7 +18,7 @@
 #include "data/idx.h"
 #include "eval/frechet.h"
 #include "model/safetensors.h"
-#include "train/adamw.h"
+#include "optim/adamw.h"
 
 enum { FEATNET_BATCH = 128, FEATNET_EPOCHS = 3 };
 static const uint64_t FEATNET_SEED = 20240917;

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "model/params.h"
+#include "nn/params.h"
 
 struct train_state {
     real *weights, *ema, *adam_m, *adam_v;   // each [table total]

@@ -50,10 +50,6 @@ static int add_linear(struct param_table *t, const char *prefix, int64_t n_out, 
     return add(t, name, INIT_ZERO, 0, 1, n_out, 0, 0, 0);
 }
 
-// Expert Race's per-layer regularisation (ROUTERS.md 3.4 [R]): a linear head on the output of every
-// MoE block predicts the diffusion target; trained with the network, unused at inference.
-static int has_plr_head(const struct dit *m, int block) { return m->moe[block] && m->cfg.plr_weight > 0; }
-
 static int build_table(struct dit *m, struct param_table *t, const struct dit_shape *s)
 {
     int64_t D = s->hidden, p = s->patch;
@@ -81,10 +77,8 @@ static int build_table(struct dit *m, struct param_table *t, const struct dit_sh
         }
         snprintf(prefix, sizeof prefix, "blocks.%d.adaLN_modulation.1", i);
         rc |= add_linear(t, prefix, 6 * D, D, INIT_ZERO, 0);
-        if (has_plr_head(m, i)) {
-            snprintf(prefix, sizeof prefix, "blocks.%d.plr_head", i);
-            rc |= add_linear(t, prefix, p * p * s->channels, D, INIT_XAVIER, 0);
-        }
+        // Expert Race's per-layer regularisation: a head on every MoE block (model/plr.h).
+        if (m->moe[i] && m->cfg.plr_weight > 0) rc |= plr_add_head(&m->plr, t, i);
     }
     rc |= add_linear(t, "final_layer.linear", p * p * s->out_channels, D, INIT_ZERO, 0);
     rc |= add_linear(t, "final_layer.adaLN_modulation.1", 2 * D, D, INIT_ZERO, 0);
@@ -114,6 +108,7 @@ static void bind(struct dit *m, real *base, struct dit_tensors *w)
     w->final_ada_b = tensor(m, base, "final_layer.adaLN_modulation.1.bias", 0);
     w->final_w = tensor(m, base, "final_layer.linear.weight", 0);
     w->final_b = tensor(m, base, "final_layer.linear.bias", 0);
+    plr_bind(&m->plr, &m->table, base, w == &m->g);
     for (int i = 0; i < m->shape.depth; i++) {
         struct dit_block_tensors *b = &w->blocks[i];
         b->ada_w = tensor(m, base, "blocks.%d.adaLN_modulation.1.weight", i);
@@ -122,10 +117,6 @@ static void bind(struct dit *m, real *base, struct dit_tensors *w)
         b->qkv_b = tensor(m, base, "blocks.%d.attn.qkv.bias", i);
         b->proj_w = tensor(m, base, "blocks.%d.attn.proj.weight", i);
         b->proj_b = tensor(m, base, "blocks.%d.attn.proj.bias", i);
-        if (has_plr_head(m, i)) {
-            b->plr_w = tensor(m, base, "blocks.%d.plr_head.weight", i);
-            b->plr_b = tensor(m, base, "blocks.%d.plr_head.bias", i);
-        }
         if (m->moe[i]) {
             moe_bind(m->moe[i], &m->table, base, w == &m->g);
             continue;
@@ -202,7 +193,7 @@ static void layout_acts(struct dit *m)
         b->fc1 = arena_reals(a, dense ? N * F : 0);
         b->mlp = arena_reals(a, N * D);
         if (!dense) moe_layout_saved(m->moe[i], a, (int)B, s->tokens);
-        b->plr_pred = arena_reals(a, has_plr_head(m, i) ? N * P * s->channels : 0);
+        plr_layout_block(&m->plr, a, i, N);
     }
     x->d_x = arena_reals(a, N * D);
     x->d_mod = arena_reals(a, N * D);
@@ -210,8 +201,7 @@ static void layout_acts(struct dit *m)
     x->d_att = arena_reals(a, N * D);
     x->d_qkv = arena_reals(a, N * 3 * D);
     x->d_tokens = arena_reals(a, N * O);
-    x->plr_target = arena_reals(a, N * P * s->channels);
-    x->d_plr = arena_reals(a, N * P * s->channels);
+    plr_layout(&m->plr, a, N);
     x->d_ada = arena_reals(a, B * 6 * D);
     x->d_final_ada = arena_reals(a, B * 2 * D);
     x->d_silu_c = arena_reals(a, B * D);
@@ -235,6 +225,9 @@ int dit_create(struct dit *m, const struct config *cfg, int max_batch)
     m->acts.blocks = calloc(depth, sizeof *m->acts.blocks);
     m->moe = calloc(depth, sizeof *m->moe);
     if (!m->w.blocks || !m->g.blocks || !m->acts.blocks || !m->moe) return err("out of memory");
+    if (plr_create(&m->plr, depth, cfg->plr_weight, m->shape.channels, m->shape.size, m->shape.patch,
+                   m->shape.hidden) < 0)
+        return -1;
     for (int i = 0; i < depth; i++)
         if (moe_is_layer(cfg, i) && !(m->moe[i] = calloc(1, sizeof **m->moe))) return err("out of memory");
     if (build_table(m, &m->table, &m->shape) < 0) return -1;
@@ -252,6 +245,7 @@ void dit_destroy(struct dit *m)
         free(m->moe[i]);
     }
     free(m->moe);
+    plr_destroy(&m->plr);
     params_free(&m->table);
     arena_free(&m->arena);
     free(m->w.blocks);
@@ -331,43 +325,21 @@ static void final_forward(struct dit *m, const real *in, int B)
     unpatchify(x->out, x->out_tokens, B, s->out_channels, s->size, s->patch);
 }
 
-static int plr_layers(const struct dit *m)
+// The per-layer heads' loss, in training forwards that have the target.
+static void plr_heads_forward(struct dit *m, int B)
 {
-    int n = 0;
-    for (int i = 0; i < m->shape.depth; i++) n += has_plr_head(m, i);
-    return n;
+    size_t N = (size_t)B * m->shape.tokens;
+    m->plr.loss = 0;
+    if (!m->plr.layers || !m->training || !m->aux_target) return;
+    plr_forward(&m->plr, m->acts.resid + N * m->shape.hidden, m->aux_target, B, (int)N);
 }
 
-// Weighted mean over the heads of mean((head(h_l) - target)^2), training forwards only.
-static void plr_forward(struct dit *m, int B)
+// Adds block i's head gradient into d_x, the gradient at its output.
+static void plr_head_backward(struct dit *m, int i, int B)
 {
-    const struct dit_shape *s = &m->shape;
-    int layers = plr_layers(m), N = B * s->tokens, F = s->patch * s->patch * s->channels;
-    m->plr_loss = 0;
-    if (!layers || !m->training || !m->aux_target) return;
-    unpatchify_backward(m->acts.plr_target, m->aux_target, B, s->channels, s->size, s->patch);
-    for (int i = 0; i < s->depth; i++) {
-        if (!has_plr_head(m, i)) continue;
-        real *pred = m->acts.blocks[i].plr_pred;
-        const real *h = m->acts.resid + (size_t)(i + 1) * N * s->hidden;
-        linear_forward(pred, h, m->w.blocks[i].plr_w, m->w.blocks[i].plr_b, N, s->hidden, F);
-        double sum = 0;
-        for (size_t k = 0; k < (size_t)N * F; k++) sum += (double)(pred[k] - m->acts.plr_target[k]) * (pred[k] - m->acts.plr_target[k]);
-        m->plr_loss += m->cfg.plr_weight * sum / ((double)N * F * layers);
-    }
-}
-
-// Adds the head's gradient into d_x, the gradient at block i's output.
-static void plr_backward(struct dit *m, int i, int B)
-{
-    const struct dit_shape *s = &m->shape;
-    int layers = plr_layers(m), N = B * s->tokens, F = s->patch * s->patch * s->channels;
-    if (!has_plr_head(m, i) || !m->training || !m->aux_target) return;
-    const real *pred = m->acts.blocks[i].plr_pred, *h = m->acts.resid + (size_t)(i + 1) * N * s->hidden;
-    real scale = (real)(2 * m->cfg.plr_weight / ((double)N * F * layers));
-    for (size_t k = 0; k < (size_t)N * F; k++) m->acts.d_plr[k] = scale * (pred[k] - m->acts.plr_target[k]);
-    linear_backward(m->acts.d_x, m->g.blocks[i].plr_w, m->g.blocks[i].plr_b, m->acts.d_plr, h,
-                    m->w.blocks[i].plr_w, N, s->hidden, F, 1);
+    size_t N = (size_t)B * m->shape.tokens;
+    if (!plr_has_head(&m->plr, i) || !m->training || !m->aux_target) return;
+    plr_backward(&m->plr, i, m->acts.d_x, m->acts.resid + (size_t)(i + 1) * N * m->shape.hidden, (int)N);
 }
 
 real *dit_forward(struct dit *m, const real *x, const real *t, const int *labels, int B)
@@ -381,7 +353,7 @@ real *dit_forward(struct dit *m, const real *x, const real *t, const int *labels
     embed_forward(m, x, B);
     for (int i = 0; i < m->shape.depth; i++) block_forward(m, i, a->resid + i * ND, a->resid + (i + 1) * ND, B);
     final_forward(m, a->resid + m->shape.depth * ND, B);
-    plr_forward(m, B);
+    plr_heads_forward(m, B);
     return a->out;
 }
 
@@ -458,7 +430,7 @@ void dit_backward(struct dit *m, const real *d_out, int B)
     size_t ND = (size_t)B * T * D;
     final_backward(m, d_out, x->resid + s->depth * ND, B);
     for (int i = s->depth - 1; i >= 0; i--) {
-        plr_backward(m, i, B);
+        plr_head_backward(m, i, B);
         block_backward(m, i, x->resid + i * ND, B);
     }
     // The position table is fixed: the embedding gradient stops at the patch projection.
@@ -475,6 +447,6 @@ double dit_aux_losses(const struct dit *m, double per_kind[AUX_COUNT])
             per_kind[k] += m->moe[i]->aux[k];
             total += m->moe[i]->aux[k];
         }
-    per_kind[AUX_PLR] += m->plr_loss;
-    return total + m->plr_loss;
+    per_kind[AUX_PLR] += m->plr.loss;
+    return total + m->plr.loss;
 }

@@ -8,7 +8,8 @@
 
 #include "config/config.h"
 #include "core/arena.h"
-#include "model/params.h"
+#include "nn/params.h"
+#include "model/plr.h"
 #include "moe/moe.h"
 
 struct dit_shape {
@@ -20,7 +21,6 @@ struct dit_shape {
 // Named pointers into a buffer of the table's layout.
 struct dit_block_tensors {
     real *ada_w, *ada_b, *qkv_w, *qkv_b, *proj_w, *proj_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
-    real *plr_w, *plr_b;      // per-layer regularisation head [p p C, D], [p p C] (or NULL)
 };
 struct dit_tensors {
     real *pos, *x_w, *x_b, *t_w1, *t_b1, *t_w2, *t_b2, *y_table;
@@ -42,7 +42,6 @@ struct dit_block_acts {
     real *mod2;                       // [N, D]  MLP input (the MoE input u)
     real *fc1;                        // [N, 4D] pre-activation without fc1's bias (GELU adds it)
     real *mlp;                        // [N, D]  MLP branch output (dense: without fc2's bias)
-    real *plr_pred;                   // [N, p p C] per-layer regularisation prediction (or NULL)
 };
 
 struct dit_acts {
@@ -65,7 +64,6 @@ struct dit_acts {
     // and dLoss/dfc1 in place; an MoE layer's scratch overlays the same region
     real *mlp_post, *gelu_deriv, *d_fc1;    // [N, 4D]
     real *d_tokens;                         // [N, p p C_out]
-    real *plr_target, *d_plr;               // [N, p p C]: the target as tokens, its gradient
     real *d_ada, *d_final_ada;              // [B, 6D], [B, 2D]
     real *d_silu_c, *d_c, *d_t_act, *d_t_hidden;  // [B, D]
     real *attention_scratch;                // [threads, T, T]
@@ -86,7 +84,7 @@ struct dit {
     int update_buffers;       // training forwards update router buffers (centroids, thresholds)
     int64_t step;             // training step of the forward (routers' random streams)
     const real *aux_target;   // [B, C, S, S] the diffusion target, for per-layer regularisation
-    double plr_loss;          // weighted per-layer regularisation loss of the last forward
+    struct plr_heads plr;     // Expert Race's per-layer regularisation heads (model/plr.h)
 };
 
 // Shape from a config (validated). Fills the parameter table; allocates the arena for max_batch

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "moe/moe.h"
+#include "moe/router.h"
 #include "moe/pool.h"
 #include "moe/scores.h"
 #include "nn/linear.h"
@@ -130,7 +130,7 @@ static void tensor_name(char *out, const char *prefix, const char *suffix)
 
 // Loads the map (set-up, once per layer), then registers the classifier: Xavier weight, zero bias
 // (ROUTERS.md 3.6 [R]: like every Linear of the code base).
-static int cls_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
+static int cls_add_params(struct router_context *L, struct param_table *t, const char *prefix)
 {
     struct classification *r = calloc(1, sizeof *r + sizeof(int) * L->num_classes);
     if (!(L->router_state = r)) return err("out of memory");
@@ -148,7 +148,7 @@ static int cls_add_params(struct moe_layer *L, struct param_table *t, const char
     return params_add(t, name, 1, bias_shape, INIT_ZERO, 0, 1) < 0 ? -1 : 0;
 }
 
-static void cls_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
+static void cls_bind(struct router_context *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct classification *r = L->router_state;
     char name[PARAM_NAME_MAX + 32];
@@ -161,13 +161,13 @@ static void cls_bind(struct moe_layer *L, const struct param_table *t, const cha
 }
 
 // One slot per token of a routed sample (sample level, top-1).
-static int cls_max_slots(const struct moe_layer *L, int B, int T)
+static int cls_max_slots(const struct router_context *L, int B, int T)
 {
     (void)L;
     return B * T;
 }
 
-static void cls_layout(struct moe_layer *L, struct arena *a, int B, int T)
+static void cls_layout(struct router_context *L, struct arena *a, int B, int T)
 {
     struct classification *r = L->router_state;
     size_t D = L->D, E = L->spec.routed;
@@ -195,7 +195,7 @@ static void token_mean(real *x_mean, const real *x, int B, int T, int D)
 }
 
 // The samples the cross-entropy averages over: routed ones with a visible (non-null) label.
-static int cls_target(const struct moe_layer *L, const int *routed, int b)
+static int cls_target(const struct router_context *L, const int *routed, int b)
 {
     int label = L->labels[b];
     if (label < 0 || label > L->num_classes) BUG("label %d outside 0..%d", label, L->num_classes);
@@ -212,7 +212,7 @@ static void softmax_double(double *p, const real *z, int E)
 }
 
 // L_cls = weight * mean over target samples of CE(Sbar_b, superclass(label_b)) (ROUTERS.md 3.6).
-static double cls_loss(const struct moe_layer *L, const int *routed, int B)
+static double cls_loss(const struct router_context *L, const int *routed, int B)
 {
     const struct classification *r = L->router_state;
     int E = L->spec.routed, count = 0;
@@ -229,7 +229,7 @@ static double cls_loss(const struct moe_layer *L, const int *routed, int B)
 }
 
 // d_z [B, N_c] += dL_cls/dSbar = weight (softmax(Sbar_b) - onehot) / count.
-static void cls_loss_backward(const struct moe_layer *L, real *d_z, const int *routed, int B)
+static void cls_loss_backward(const struct router_context *L, real *d_z, const int *routed, int B)
 {
     const struct classification *r = L->router_state;
     int E = L->spec.routed, count = 0;
@@ -245,7 +245,7 @@ static void cls_loss_backward(const struct moe_layer *L, real *d_z, const int *r
     }
 }
 
-static void cls_plan(struct moe_layer *L, const real *x, const int *routed, int B, int T)
+static void cls_plan(struct router_context *L, const real *x, const int *routed, int B, int T)
 {
     struct classification *r = L->router_state;
     int E = L->spec.routed;
@@ -263,7 +263,7 @@ static void cls_plan(struct moe_layer *L, const real *x, const int *routed, int 
 
 // The gate path (each sample's gate gradients summed over its tokens, through the activation),
 // the cross-entropy, then the classifier; each token of sample b gets d_xbar_b / T.
-static void cls_backward(struct moe_layer *L, const real *x, const int *routed, int B, int T, real *d_x)
+static void cls_backward(struct router_context *L, const real *x, const int *routed, int B, int T, real *d_x)
 {
     struct classification *r = L->router_state;
     const struct routing_plan *p = &L->plan;
@@ -282,6 +282,26 @@ static void cls_backward(struct moe_layer *L, const real *x, const int *routed, 
     }
 }
 
+// model.moe.router classification: a superclass map, one superclass expert per sample.
+static int cls_check(const struct moe_spec *spec, const struct config *cfg)
+{
+    if (!cfg->moe_superclasses[0])
+        return err("model.moe.router classification needs model.moe.superclasses (a class -> superclass file)");
+    if (spec->active != 1)
+        return err("model.moe.router classification routes each sample to one superclass expert: top-k must "
+                   "be 1, model.moe.experts '%s' asks for %d", cfg->moe_experts, spec->active);
+    return 0;
+}
+
 const struct router_ops router_classification = {
-    "classification", cls_add_params, cls_bind, cls_max_slots, cls_layout, cls_plan, cls_backward,
+    .default_activation = ACTIVATION_SOFTMAX,
+    .check = cls_check,
+    .aux = AUX_BIT(AUX_CLS),
+    .add_params = cls_add_params,
+    .bind = cls_bind,
+    .max_slots = cls_max_slots,
+    .layout = cls_layout,
+    .plan = cls_plan,
+    .backward = cls_backward,
+    .destroy = router_free_state,
 };

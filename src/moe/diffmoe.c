@@ -13,7 +13,7 @@
 
 #include "core/blas.h"
 #include "core/error.h"
-#include "moe/moe.h"
+#include "moe/router.h"
 #include "moe/pool.h"
 #include "moe/scores.h"
 #include "nn/activation.h"
@@ -50,7 +50,7 @@ struct diffmoe {
     int n_all, first;                     // pool size over every rank; this rank's first position
 };
 
-static int dm_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
+static int dm_add_params(struct router_context *L, struct param_table *t, const char *prefix)
 {
     if (!(L->router_state = calloc(1, sizeof(struct diffmoe)))) return err("out of memory");
     int E = L->spec.routed, D = L->D;
@@ -64,7 +64,7 @@ static int dm_add_params(struct moe_layer *L, struct param_table *t, const char 
     return router_add_tensor(t, prefix, "capacity_thresholds", 1, E, 0, INIT_ZERO, 0, 0);
 }
 
-static void dm_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
+static void dm_bind(struct router_context *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct diffmoe *r = L->router_state;
     real *gate = router_tensor(t, base, prefix, "gate.weight"), *w0 = router_tensor(t, base, prefix, "capacity_predictor.0.weight");
@@ -81,9 +81,9 @@ static void dm_bind(struct moe_layer *L, const struct param_table *t, const char
 
 // At inference an expert may take every routed token (its predicted count can reach n), so the
 // worst case is n * E slots; training needs at most E * min(k, n) <= n * E.
-static int dm_max_slots(const struct moe_layer *L, int B, int T) { return B * T * L->spec.routed; }
+static int dm_max_slots(const struct router_context *L, int B, int T) { return B * T * L->spec.routed; }
 
-static void dm_layout(struct moe_layer *L, struct arena *a, int B, int T)
+static void dm_layout(struct router_context *L, struct arena *a, int B, int T)
 {
     struct diffmoe *r = L->router_state;
     size_t N = (size_t)B * T, E = L->spec.routed, D = L->D, W = pool_ranks(L);
@@ -173,7 +173,7 @@ static void select_by_score(struct diffmoe *r, const real *s, const int *rows, i
 // The training pool of every pool rank: their scores and routed flags gathered (moe/pool.h), the
 // routed tokens' global indices g = rank N + n ascending, which is the pool order one process gives
 // the global batch (and so its tie order), and where this rank's tokens start in it.
-static void gather_training_pool(struct moe_layer *L, struct diffmoe *r, const int *routed, int B, int T)
+static void gather_training_pool(struct router_context *L, struct diffmoe *r, const int *routed, int B, int T)
 {
     int N = B * T, E = L->spec.routed, W = pool_ranks(L), mine = pool_rank(L) * N;
     r->all_s = pool_gather_reals(L, r->s, (size_t)N * E, r->gathered_s);
@@ -217,7 +217,7 @@ static double capacity_loss(const struct diffmoe *r, int E, double weight, doubl
 
 // The predicted probabilities of the whole training pool and their rows (NULL: pool positions).
 // Gathered at token rows, so that all_pool indexes them as it indexes all_s.
-static const real *pool_probabilities(struct moe_layer *L, struct diffmoe *r, int N, int E, const int **rows)
+static const real *pool_probabilities(struct router_context *L, struct diffmoe *r, int N, int E, const int **rows)
 {
     *rows = NULL;
     if (pool_ranks(L) == 1) return r->prob;
@@ -230,7 +230,7 @@ static const real *pool_probabilities(struct moe_layer *L, struct diffmoe *r, in
 
 // tau_e <- m tau_e + (1 - m) q_e, q_e the k-th largest predicted probability of expert e over the
 // whole training pool. A global pool gives every rank the same q; per-rank pools average tau.
-static void update_thresholds(struct moe_layer *L, struct diffmoe *r, int k, int N, int E, double momentum)
+static void update_thresholds(struct router_context *L, struct diffmoe *r, int k, int N, int E, double momentum)
 {
     if (k < 1) return;   // no k-th largest (tiny pools): keep the thresholds
     const int *rows;
@@ -243,7 +243,7 @@ static void update_thresholds(struct moe_layer *L, struct diffmoe *r, int k, int
     if (pool_ranks(L) == 1) pool_average_buffer(r->tau, E);   // as the reference's per-GPU pools do
 }
 
-static void dm_plan(struct moe_layer *L, const real *x, const int *routed, int B, int T)
+static void dm_plan(struct router_context *L, const real *x, const int *routed, int B, int T)
 {
     struct diffmoe *r = L->router_state;
     int N = B * T, E = L->spec.routed, D = L->D, count[E];
@@ -286,7 +286,7 @@ static void predictor_backward(struct diffmoe *r, int D, int E, double weight, d
     linear_backward(NULL, r->g_w0, r->g_b0, r->d_h_pre, r->pool_x, r->w0, n, D, D, 0);
 }
 
-static void dm_backward(struct moe_layer *L, const real *x, const int *routed, int B, int T, real *d_x)
+static void dm_backward(struct router_context *L, const real *x, const int *routed, int B, int T, real *d_x)
 {
     struct diffmoe *r = L->router_state;
     const struct routing_plan *p = &L->plan;
@@ -300,5 +300,14 @@ static void dm_backward(struct moe_layer *L, const real *x, const int *routed, i
 }
 
 const struct router_ops router_diffmoe = {
-    "diffmoe", dm_add_params, dm_bind, dm_max_slots, dm_layout, dm_plan, dm_backward,
+    .default_activation = ACTIVATION_SOFTMAX,
+    .check = NULL,
+    .aux = AUX_BIT(AUX_CAPACITY),
+    .add_params = dm_add_params,
+    .bind = dm_bind,
+    .max_slots = dm_max_slots,
+    .layout = dm_layout,
+    .plan = dm_plan,
+    .backward = dm_backward,
+    .destroy = router_free_state,
 };

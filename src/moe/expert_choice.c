@@ -11,7 +11,7 @@
 
 #include "core/blas.h"
 #include "core/error.h"
-#include "moe/moe.h"
+#include "moe/router.h"
 #include "moe/scores.h"
 
 // Router init N(0, 0.006^2), as EC-DiT's and DiffMoE's gate (ROUTERS.md 3.2, 3.12).
@@ -24,14 +24,14 @@ struct expert_choice {
     int *chosen;                  // [B, E, k] scratch: the k best tokens of (b, e), best first
 };
 
-static int ec_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
+static int ec_add_params(struct router_context *L, struct param_table *t, const char *prefix)
 {
     if (!(L->router_state = calloc(1, sizeof(struct expert_choice)))) return err("out of memory");
     return router_add_tensor(t, prefix, "gate.weight", 2, L->spec.routed, L->D, INIT_NORMAL,
                              EXPERT_CHOICE_INIT_STD, 1);
 }
 
-static void ec_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
+static void ec_bind(struct router_context *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct expert_choice *r = L->router_state;
     real *p = router_tensor(t, base, prefix, "gate.weight");
@@ -40,18 +40,18 @@ static void ec_bind(struct moe_layer *L, const struct param_table *t, const char
 }
 
 // Tokens each expert takes per sample: floor(T / E_r * capacity), at least 1, at most T.
-static int tokens_per_expert(const struct moe_layer *L, int T)
+static int tokens_per_expert(const struct router_context *L, int T)
 {
     double k = floor((double)T / L->spec.routed * L->spec.capacity);
     return k < 1 ? 1 : k > T ? T : (int)k;
 }
 
-static int ec_max_slots(const struct moe_layer *L, int B, int T)
+static int ec_max_slots(const struct router_context *L, int B, int T)
 {
     return B * L->spec.routed * tokens_per_expert(L, T);
 }
 
-static void ec_layout(struct moe_layer *L, struct arena *a, int B, int T)
+static void ec_layout(struct router_context *L, struct arena *a, int B, int T)
 {
     struct expert_choice *r = L->router_state;
     size_t N = (size_t)B * T, E = L->spec.routed, k = tokens_per_expert(L, T);
@@ -77,7 +77,7 @@ static void top_tokens(const real *s, int T, int E, int e, int k, int *chosen)
     }
 }
 
-static void ec_plan(struct moe_layer *L, const real *x, const int *routed, int B, int T)
+static void ec_plan(struct router_context *L, const real *x, const int *routed, int B, int T)
 {
     struct expert_choice *r = L->router_state;
     int N = B * T, E = L->spec.routed, k = tokens_per_expert(L, T);
@@ -100,7 +100,7 @@ static void ec_plan(struct moe_layer *L, const real *x, const int *routed, int B
 
 // dS at the taken (token, expert) pairs only, activation backward per token over the E_r experts,
 // then dW += dZ^T x and d_x += dZ W (ROUTERS.md 3.2, as 3.1 without the balance term).
-static void ec_backward(struct moe_layer *L, const real *x, const int *routed, int B, int T, real *d_x)
+static void ec_backward(struct router_context *L, const real *x, const int *routed, int B, int T, real *d_x)
 {
     struct expert_choice *r = L->router_state;
     const struct routing_plan *p = &L->plan;
@@ -113,5 +113,14 @@ static void ec_backward(struct moe_layer *L, const real *x, const int *routed, i
 }
 
 const struct router_ops router_expert_choice = {
-    "expert_choice", ec_add_params, ec_bind, ec_max_slots, ec_layout, ec_plan, ec_backward,
+    .default_activation = ACTIVATION_SOFTMAX,
+    .check = NULL,
+    .aux = 0,
+    .add_params = ec_add_params,
+    .bind = ec_bind,
+    .max_slots = ec_max_slots,
+    .layout = ec_layout,
+    .plan = ec_plan,
+    .backward = ec_backward,
+    .destroy = router_free_state,
 };

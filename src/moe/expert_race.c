@@ -14,7 +14,7 @@
 
 #include "core/blas.h"
 #include "core/error.h"
-#include "moe/moe.h"
+#include "moe/router.h"
 #include "moe/pool.h"
 #include "moe/scores.h"
 
@@ -51,7 +51,7 @@ struct race_field {
 
 // ---- parameters and buffers ----
 
-static int race_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
+static int race_add_params(struct router_context *L, struct param_table *t, const char *prefix)
 {
     if (L->cfg->balance_weight > 0)
         return err("loss.balance.weight %g: the Switch balance loss assumes k experts per token, which "
@@ -64,7 +64,7 @@ static int race_add_params(struct moe_layer *L, struct param_table *t, const cha
     return router_add_tensor(t, prefix, "race_threshold_initialised", 1, 1, 0, INIT_ZERO, 0, 0);
 }
 
-static void race_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
+static void race_bind(struct router_context *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct expert_race *r = L->router_state;
     if (grads) {
@@ -77,9 +77,9 @@ static void race_bind(struct moe_layer *L, const struct param_table *t, const ch
 }
 
 // At inference every entry may pass the threshold: room for all N * E_r (training needs N * k).
-static int race_max_slots(const struct moe_layer *L, int B, int T) { return B * T * L->spec.routed; }
+static int race_max_slots(const struct router_context *L, int B, int T) { return B * T * L->spec.routed; }
 
-static void race_layout(struct moe_layer *L, struct arena *a, int B, int T)
+static void race_layout(struct router_context *L, struct arena *a, int B, int T)
 {
     struct expert_race *r = L->router_state;
     size_t N = (size_t)B * T, E = L->spec.routed, W = pool_ranks(L);
@@ -132,7 +132,7 @@ static struct race_field local_field(struct expert_race *r, const int *routed, i
 
 // The training race over every pool rank's tokens, in the order one process gives the global batch
 // (rank r's token n is r N + n), so ties fall as they would there.
-static struct race_field training_field(struct moe_layer *L, struct expert_race *r, const int *routed, int B,
+static struct race_field training_field(struct router_context *L, struct expert_race *r, const int *routed, int B,
                                         int T)
 {
     int N = B * T, W = pool_ranks(L);
@@ -169,7 +169,7 @@ static real race_select(struct expert_race *r, const struct race_field *f, int N
 // Replicas must agree on tau and on its flag. A global race gives every rank the same tau_b; races
 // per rank use the mean tau_b of the ranks that raced any token, so a rank without routed tokens
 // neither keeps a stale tau nor leaves its flag unset while the others set theirs.
-static void threshold_update(const struct moe_layer *L, struct expert_race *r, real tau_b, int raced)
+static void threshold_update(const struct router_context *L, struct expert_race *r, real tau_b, int raced)
 {
     double value = tau_b;
     if (pool_ranks(L) == 1) raced = pool_mean_where_present(&value, raced) > 0;
@@ -198,7 +198,7 @@ static void threshold_select(struct expert_race *r, int N, int E)
 // W_ij = (E^2 - E) M'_ij / sum_{a != b} M'_ab (0 when no two experts are ever co-selected).
 // M' sums over the pool's tokens: over every rank with a global pool (integer counts below 2^24,
 // so the float sum is exact and the same on every rank).
-static void sim_weights(const struct moe_layer *L, struct expert_race *r, int N, int E)
+static void sim_weights(const struct router_context *L, struct expert_race *r, int N, int E)
 {
     real *w = r->sim_w;
     memset(w, 0, sizeof(real) * E * E);
@@ -226,7 +226,7 @@ static void sim_weights(const struct moe_layer *L, struct expert_race *r, int N,
 // n the routed tokens of the pool (of every rank when global). W is symmetric, so dL/dP_t =
 // 2 weight / n (P W)_t; the backward keeps P and P W. This rank returns its tokens' share of the
 // sum, and both it and the gradient carry the pool's share factor (pool.h).
-static double sim_loss(const struct moe_layer *L, struct expert_race *r, int N, int E, int n_routed, double weight)
+static double sim_loss(const struct router_context *L, struct expert_race *r, int N, int E, int n_routed, double weight)
 {
     scores_activate(r->prob, r->z, N, E, ACTIVATION_SOFTMAX);
     for (int n = 0; n < N; n++)
@@ -254,7 +254,7 @@ static void sim_loss_backward(struct expert_race *r, int N, int E)
 
 // ---- plan and backward ----
 
-static void race_plan(struct moe_layer *L, const real *x, const int *routed, int B, int T)
+static void race_plan(struct router_context *L, const real *x, const int *routed, int B, int T)
 {
     struct expert_race *r = L->router_state;
     int N = B * T, E = L->spec.routed, k = L->spec.active, n_routed = 0;
@@ -281,7 +281,7 @@ static void race_plan(struct moe_layer *L, const real *x, const int *routed, int
         L->aux[AUX_ROUTER_SIM] = sim_loss(L, r, N, E, field.n_routed, L->cfg->router_sim_weight);
 }
 
-static void race_backward(struct moe_layer *L, const real *x, const int *routed, int B, int T, real *d_x)
+static void race_backward(struct router_context *L, const real *x, const int *routed, int B, int T, real *d_x)
 {
     struct expert_race *r = L->router_state;
     const struct routing_plan *p = &L->plan;
@@ -295,5 +295,14 @@ static void race_backward(struct moe_layer *L, const real *x, const int *routed,
 }
 
 const struct router_ops router_expert_race = {
-    "expert_race", race_add_params, race_bind, race_max_slots, race_layout, race_plan, race_backward,
+    .default_activation = ACTIVATION_IDENTITY,
+    .check = NULL,
+    .aux = AUX_BIT(AUX_ROUTER_SIM),
+    .add_params = race_add_params,
+    .bind = race_bind,
+    .max_slots = race_max_slots,
+    .layout = race_layout,
+    .plan = race_plan,
+    .backward = race_backward,
+    .destroy = router_free_state,
 };

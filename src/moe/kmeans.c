@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "dist/comm.h"
-#include "moe/moe.h"
+#include "moe/router.h"
 #include "moe/pool.h"
 
 // Gate of every routed entry [R]: there is no router parameter to train through it, and 1 keeps
@@ -36,7 +36,7 @@ static void buffer_name(char *out, size_t size, const char *prefix, const char *
     snprintf(out, size, "%s.%s", prefix, suffix);
 }
 
-static int km_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
+static int km_add_params(struct router_context *L, struct param_table *t, const char *prefix)
 {
     if (L->cfg->balance_weight != 0)
         return err("loss.balance.weight is %g but model.moe.router kmeans has no router scores to balance "
@@ -52,7 +52,7 @@ static int km_add_params(struct moe_layer *L, struct param_table *t, const char 
 }
 
 // Buffers only: the gradient buffer's slots for them stay unused (and zero).
-static void km_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
+static void km_bind(struct router_context *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct kmeans *r = L->router_state;
     char name[PARAM_NAME_MAX + 32];
@@ -64,13 +64,13 @@ static void km_bind(struct moe_layer *L, const struct param_table *t, const char
 }
 
 // Top-1: one slot per routed token.
-static int km_max_slots(const struct moe_layer *L, int B, int T)
+static int km_max_slots(const struct router_context *L, int B, int T)
 {
     (void)L;
     return B * T;
 }
 
-static void km_layout(struct moe_layer *L, struct arena *a, int B, int T)
+static void km_layout(struct router_context *L, struct arena *a, int B, int T)
 {
     struct kmeans *r = L->router_state;
     size_t N = (size_t)B * T, E = L->spec.routed, D = L->D;
@@ -106,7 +106,7 @@ static int move_slot(int *slot, int *holds, int n_moved, int at, int value)
 // than E routed tokens cannot supply them: the draw waits for the next training batch. With a
 // global pool the positions run over every rank's routed tokens in rank order (the single
 // process's order), each rank copies the picks it holds and a sum over ranks fills the rest.
-static void initialise(struct moe_layer *L, const real *x, const int *routed, int N, int T)
+static void initialise(struct router_context *L, const real *x, const int *routed, int N, int T)
 {
     struct kmeans *r = L->router_state;
     int E = L->spec.routed, D = L->D, n_routed = 0;
@@ -167,7 +167,7 @@ static void assign(struct kmeans *r, const real *x, const int *routed, int N, in
 // with the mean of their currently assigned tokens"]; no momentum. Threads own column blocks and
 // add tokens in ascending order, so the sums do not depend on the thread count. A global pool
 // sums counts and sums over ranks first.
-static void update_centroids(struct moe_layer *L, const real *x, int N, int E, int D)
+static void update_centroids(struct router_context *L, const real *x, int N, int E, int D)
 {
     struct kmeans *r = L->router_state;
     memset(r->count, 0, sizeof(int) * E);
@@ -190,7 +190,7 @@ static void update_centroids(struct moe_layer *L, const real *x, int N, int E, i
             r->centroids[(size_t)e * D + d] = (real)(r->sums[(size_t)e * D + d] / r->count[e]);
 }
 
-static void km_plan(struct moe_layer *L, const real *x, const int *routed, int B, int T)
+static void km_plan(struct router_context *L, const real *x, const int *routed, int B, int T)
 {
     struct kmeans *r = L->router_state;
     int N = B * T, E = L->spec.routed, D = L->D;
@@ -208,11 +208,29 @@ static void km_plan(struct moe_layer *L, const real *x, const int *routed, int B
 
 // The gate is the constant 1 and nearest-centroid selection is piecewise constant: the router
 // sends no gradient anywhere and has no auxiliary loss (ROUTERS.md 3.5).
-static void km_backward(struct moe_layer *L, const real *x, const int *routed, int B, int T, real *d_x)
+static void km_backward(struct router_context *L, const real *x, const int *routed, int B, int T, real *d_x)
 {
     (void)L, (void)x, (void)routed, (void)B, (void)T, (void)d_x;
 }
 
+// model.moe.router kmeans: one centroid per token.
+static int km_check(const struct moe_spec *spec, const struct config *cfg)
+{
+    if (spec->active != 1)
+        return err("model.moe.router kmeans routes each token to its nearest centroid: top-k must be 1, "
+                   "model.moe.experts '%s' asks for %d", cfg->moe_experts, spec->active);
+    return 0;
+}
+
 const struct router_ops router_kmeans = {
-    "kmeans", km_add_params, km_bind, km_max_slots, km_layout, km_plan, km_backward,
+    .default_activation = ACTIVATION_SOFTMAX,
+    .check = km_check,
+    .aux = 0,
+    .add_params = km_add_params,
+    .bind = km_bind,
+    .max_slots = km_max_slots,
+    .layout = km_layout,
+    .plan = km_plan,
+    .backward = km_backward,
+    .destroy = router_free_state,
 };

@@ -11,21 +11,8 @@
 
 #include "core/error.h"
 #include "nn/activation.h"
+#include "moe/registry.h"
 #include "nn/linear.h"
-
-const char *const moe_aux_names[AUX_COUNT] = {"balance", "rcl", "router_sim", "cls", "capacity", "plr"};
-
-void plan_add(struct routing_plan *p, int expert, int token, real gate)
-{
-    if (p->n_staged >= p->max_slots) {
-        p->dropped++;
-        return;
-    }
-    p->stage_expert[p->n_staged] = expert;
-    p->stage_token[p->n_staged] = token;
-    p->stage_gate[p->n_staged] = gate;
-    p->n_staged++;
-}
 
 // Counting sort of the staged entries by expert, keeping their staged order within an expert.
 static void plan_finalize(struct routing_plan *p)
@@ -76,7 +63,7 @@ int moe_create(struct moe_layer *L, const struct config *cfg, int block, struct 
     L->num_classes = cfg->num_classes;
     L->seed = cfg->seed;
     L->router = router_lookup(L->spec.router);
-    if (!L->router) return err("model.moe.router: router %d is not implemented in this build", cfg->moe_router);
+    if (!L->router) BUG("model.moe.router %d has no registry row", cfg->moe_router);
     int experts = L->spec.routed + L->spec.uncond, S = L->spec.shared;
     L->w = calloc(experts, sizeof *L->w);
     L->g = calloc(experts, sizeof *L->g);
@@ -94,7 +81,7 @@ int moe_create(struct moe_layer *L, const struct config *cfg, int block, struct 
         if (add_expert(t, prefix, L->D, L->spec.hidden, 1) < 0) return -1;
     }
     snprintf(prefix, sizeof prefix, "blocks.%d.mlp", block);
-    return L->router->add_params(L, t, prefix);
+    return L->router->add_params(&L->ctx, t, prefix);
 }
 
 void moe_destroy(struct moe_layer *L)
@@ -103,33 +90,8 @@ void moe_destroy(struct moe_layer *L)
     free(L->g);
     free(L->shared_w);
     free(L->shared_g);
-    free(L->router_state);
+    if (L->router && L->router->destroy) L->router->destroy(&L->ctx);
     memset(L, 0, sizeof *L);
-}
-
-int router_add_tensor(struct param_table *t, const char *prefix, const char *suffix, int ndim, int64_t d0,
-                      int64_t d1, enum param_init init, double std, int trainable)
-{
-    char name[PARAM_NAME_MAX + 48];
-    int64_t shape[2] = {d0, d1};
-    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
-    return params_add(t, name, ndim, shape, init, std, trainable) < 0 ? -1 : 0;
-}
-
-real *router_tensor(const struct param_table *t, real *base, const char *prefix, const char *suffix)
-{
-    char name[PARAM_NAME_MAX + 48];
-    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
-    const struct param_entry *e = params_find(t, name);
-    if (!e) BUG("no parameter '%s'", name);
-    return base + e->offset;
-}
-
-void plan_gate_gradients(const struct routing_plan *p, real *d_s, int N, int E)
-{
-    memset(d_s, 0, sizeof(real) * N * E);
-    for (int e = 0; e < E; e++)
-        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) d_s[(size_t)p->token[s] * E + e] += p->d_gate[s];
 }
 
 static void bind_expert(struct expert_tensors *x, const struct param_table *t, real *base, const char *prefix)
@@ -152,7 +114,7 @@ void moe_bind(struct moe_layer *L, const struct param_table *t, real *base, int 
         bind_expert(grads ? &L->shared_g[s] : &L->shared_w[s], t, base, prefix);
     }
     snprintf(prefix, sizeof prefix, "blocks.%d.mlp", L->block);
-    L->router->bind(L, t, prefix, base, grads);
+    L->router->bind(&L->ctx, t, prefix, base, grads);
 }
 
 // What the backward reads, kept per layer: the plan, the gathered inputs, the pre-activations and
@@ -162,7 +124,7 @@ void moe_layout_saved(struct moe_layer *L, struct arena *a, int B, int T)
     size_t N = (size_t)B * T, D = L->D, h = L->spec.hidden, S = L->spec.shared;
     struct routing_plan *p = &L->plan;
     p->n_experts = L->spec.routed + L->spec.uncond;
-    p->max_slots = L->router->max_slots(L, B, T) + (int)(N * L->spec.uncond);
+    p->max_slots = L->router->max_slots(&L->ctx, B, T) + (int)(N * L->spec.uncond);
     size_t slots = (size_t)p->max_slots;
     p->offset = arena_ints(a, p->n_experts + 1);
     L->expert_order = arena_ints(a, p->n_experts);
@@ -178,7 +140,7 @@ void moe_layout_saved(struct moe_layer *L, struct arena *a, int B, int T)
     L->pre = arena_reals(a, slots * h);
     L->expert_out = arena_reals(a, slots * D);
     L->shared_pre = arena_reals(a, S * N * h);
-    L->router->layout(L, a, B, T);
+    L->router->layout(&L->ctx, a, B, T);
 }
 
 // Buffers used only inside one layer's forward or backward: the model lays them out once at the
@@ -204,6 +166,15 @@ void moe_layout(struct moe_layer *L, struct arena *a, int B, int T)
     moe_layout_scratch(L, a, B, T);
 }
 
+// A router writes only the auxiliary losses its registry entry declares (the trainer logs them).
+static void check_declared_aux(const struct moe_layer *L)
+{
+    for (int k = 0; k < AUX_COUNT; k++)
+        if (L->aux[k] != 0 && !(L->router->aux & AUX_BIT(k)))
+            BUG("router %s wrote aux/%s, which its registry entry does not declare", router_name(L->spec.router),
+                moe_aux_names[k]);
+}
+
 // Plan for this forward: the router's entries, then unconditional tokens (gate 1).
 static void build_plan(struct moe_layer *L, const real *x, const int *labels, int B, int T)
 {
@@ -215,7 +186,8 @@ static void build_plan(struct moe_layer *L, const real *x, const int *labels, in
     p->n_staged = 0;
     p->dropped = 0;
     memset(L->aux, 0, sizeof L->aux);
-    L->router->plan(L, x, L->routed, B, T);
+    L->router->plan(&L->ctx, x, L->routed, B, T);
+    check_declared_aux(L);
     for (int b = 0; b < B; b++)
         for (int t = 0; !L->routed[b] && t < T; t++)
             for (int u = 0; u < L->spec.uncond; u++) plan_add(p, L->spec.routed + u, b * T + t, 1);
@@ -371,5 +343,5 @@ void moe_backward(struct moe_layer *L, real *d_x, const real *d_y, const real *x
             for (int d = 0; d < D; d++) row[d] += src[d];
         }
     }
-    L->router->backward(L, x, L->routed, B, T, d_x);
+    L->router->backward(&L->ctx, x, L->routed, B, T, d_x);
 }

@@ -4,45 +4,45 @@
 #include "config/config.h"
 #include "dist/comm.h"
 
-int pool_is_global(const struct moe_layer *L)
+int pool_is_global(const struct router_context *L)
 {
     return L->cfg->moe_pool_scope == POOL_GLOBAL && comm_size() > 1;
 }
 
-int pool_ranks(const struct moe_layer *L) { return pool_is_global(L) ? comm_size() : 1; }
+int pool_ranks(const struct router_context *L) { return pool_is_global(L) ? comm_size() : 1; }
 
-int pool_rank(const struct moe_layer *L) { return pool_is_global(L) ? comm_rank() : 0; }
+int pool_rank(const struct router_context *L) { return pool_is_global(L) ? comm_rank() : 0; }
 
-void pool_sum_reals(const struct moe_layer *L, real *buf, size_t n)
+void pool_sum_reals(const struct router_context *L, real *buf, size_t n)
 {
     if (pool_is_global(L)) comm_sum_reals(buf, n);
 }
 
-void pool_sum_doubles(const struct moe_layer *L, double *buf, size_t n)
+void pool_sum_doubles(const struct router_context *L, double *buf, size_t n)
 {
     if (pool_is_global(L)) comm_sum_doubles(buf, n);
 }
 
-void pool_sum_ints(const struct moe_layer *L, int *buf, size_t n)
+void pool_sum_ints(const struct router_context *L, int *buf, size_t n)
 {
     if (pool_is_global(L)) comm_sum_ints(buf, n);
 }
 
-const real *pool_gather_reals(const struct moe_layer *L, const real *mine, size_t n, real *all)
+const real *pool_gather_reals(const struct router_context *L, const real *mine, size_t n, real *all)
 {
     if (!pool_is_global(L)) return mine;
     comm_gather_reals(mine, n, all);
     return all;
 }
 
-const int *pool_gather_ints(const struct moe_layer *L, const int *mine, size_t n, int *all)
+const int *pool_gather_ints(const struct router_context *L, const int *mine, size_t n, int *all)
 {
     if (!pool_is_global(L)) return mine;
     comm_gather_ints(mine, n, all);
     return all;
 }
 
-real pool_token_gradient_scale(const struct moe_layer *L)
+real pool_token_gradient_scale(const struct router_context *L)
 {
     return pool_is_global(L) ? (real)comm_size() : 1;
 }
@@ -64,7 +64,7 @@ int pool_mean_where_present(double *value, int present)
     return (int)sums[1];
 }
 
-void pool_share_buffer(const struct moe_layer *L, real *buf, size_t n)
+void pool_share_buffer(const struct router_context *L, real *buf, size_t n)
 {
     if (comm_size() > 1 && !pool_is_global(L)) comm_broadcast(buf, sizeof(real) * n);
 }

@@ -12,27 +12,27 @@
 #include <stddef.h>
 
 #include "core/real.h"
-#include "moe/moe.h"
+#include "moe/router.h"
 
 // 1 when the layer's batch-level sums span every rank.
-int pool_is_global(const struct moe_layer *L);
+int pool_is_global(const struct router_context *L);
 // Ranks whose tokens form one pool (the world size when global, else 1), and this rank's place
 // among them (0 when not global). Known at layout time, so gathered buffers are sized there.
-int pool_ranks(const struct moe_layer *L);
-int pool_rank(const struct moe_layer *L);
+int pool_ranks(const struct router_context *L);
+int pool_rank(const struct router_context *L);
 // In-place sums over the pool's ranks (nothing with scope rank or one rank).
-void pool_sum_reals(const struct moe_layer *L, real *buf, size_t n);
-void pool_sum_doubles(const struct moe_layer *L, double *buf, size_t n);
-void pool_sum_ints(const struct moe_layer *L, int *buf, size_t n);
+void pool_sum_reals(const struct router_context *L, real *buf, size_t n);
+void pool_sum_doubles(const struct router_context *L, double *buf, size_t n);
+void pool_sum_ints(const struct router_context *L, int *buf, size_t n);
 // Every pool rank's mine [n], rank 0 first: filled into all [pool_ranks * n] and returned when
 // global; otherwise mine itself is returned and all is not touched (it may be NULL).
-const real *pool_gather_reals(const struct moe_layer *L, const real *mine, size_t n, real *all);
-const int *pool_gather_ints(const struct moe_layer *L, const int *mine, size_t n, int *all);
+const real *pool_gather_reals(const struct router_context *L, const real *mine, size_t n, real *all);
+const int *pool_gather_ints(const struct router_context *L, const int *mine, size_t n, int *all);
 // Factor on gradients that a pooled loss sends into this rank's tokens. The trainer averages the
 // ranks' gradients; a token's share of a global loss must be summed instead, so it is
 // pre-multiplied by the world size (1 with scope rank). Loss figures of this rank's share carry
 // the same factor, as the trainer averages figures too.
-real pool_token_gradient_scale(const struct moe_layer *L);
+real pool_token_gradient_scale(const struct router_context *L);
 // Router buffers (EMA thresholds) averaged over every rank so that replicas stay identical.
 void pool_average_buffer(real *buf, size_t n);
 // *value becomes its mean over the ranks that pass present = 1, on every rank (any scope), for a
@@ -41,6 +41,6 @@ void pool_average_buffer(real *buf, size_t n);
 int pool_mean_where_present(double *value, int present);
 // With scope rank and several ranks, rank 0's buffer (k-means centroids) replaces the others', as
 // PyTorch DDP broadcasts buffers; nothing otherwise (a global pool keeps replicas identical).
-void pool_share_buffer(const struct moe_layer *L, real *buf, size_t n);
+void pool_share_buffer(const struct router_context *L, real *buf, size_t n);
 
 #endif

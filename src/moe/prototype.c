@@ -8,7 +8,7 @@
 
 #include "core/blas.h"
 #include "core/error.h"
-#include "moe/moe.h"
+#include "moe/router.h"
 #include "moe/pool.h"
 #include "moe/rcl.h"
 #include "moe/scores.h"
@@ -26,14 +26,14 @@ struct prototype {
     struct rcl_work rcl;
 };
 
-static int proto_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
+static int proto_add_params(struct router_context *L, struct param_table *t, const char *prefix)
 {
     if (!(L->router_state = calloc(1, sizeof(struct prototype)))) return err("out of memory");
     return router_add_tensor(t, prefix, "cluster_centers", 2, L->spec.routed, L->D, INIT_NORMAL,
                              PROTOTYPE_INIT_STD, 1);
 }
 
-static void proto_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
+static void proto_bind(struct router_context *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct prototype *r = L->router_state;
     real *p = router_tensor(t, base, prefix, "cluster_centers");
@@ -41,9 +41,9 @@ static void proto_bind(struct moe_layer *L, const struct param_table *t, const c
     else r->p = p;
 }
 
-static int proto_max_slots(const struct moe_layer *L, int B, int T) { return B * T * L->spec.active; }
+static int proto_max_slots(const struct router_context *L, int B, int T) { return B * T * L->spec.active; }
 
-static void proto_layout(struct moe_layer *L, struct arena *a, int B, int T)
+static void proto_layout(struct router_context *L, struct arena *a, int B, int T)
 {
     struct prototype *r = L->router_state;
     size_t N = (size_t)B * T, E = L->spec.routed, D = L->D;
@@ -80,7 +80,7 @@ static void normalise_rows(real *out, real *norms, const real *v, int n, int D)
     }
 }
 
-static void proto_plan(struct moe_layer *L, const real *x, const int *routed, int B, int T)
+static void proto_plan(struct router_context *L, const real *x, const int *routed, int B, int T)
 {
     struct prototype *r = L->router_state;
     int N = B * T, E = L->spec.routed, k = L->spec.active, D = L->D;
@@ -118,7 +118,7 @@ static void normalise_rows_backward(real *d_v, const real *d_hat, const real *v_
     }
 }
 
-static void proto_backward(struct moe_layer *L, const real *x, const int *routed, int B, int T, real *d_x)
+static void proto_backward(struct router_context *L, const real *x, const int *routed, int B, int T, real *d_x)
 {
     struct prototype *r = L->router_state;
     const struct routing_plan *p = &L->plan;
@@ -139,5 +139,14 @@ static void proto_backward(struct moe_layer *L, const real *x, const int *routed
 }
 
 const struct router_ops router_prototype = {
-    "prototype", proto_add_params, proto_bind, proto_max_slots, proto_layout, proto_plan, proto_backward,
+    .default_activation = ACTIVATION_IDENTITY,
+    .check = NULL,
+    .aux = AUX_BIT(AUX_RCL) | AUX_BIT(AUX_BALANCE),
+    .add_params = proto_add_params,
+    .bind = proto_bind,
+    .max_slots = proto_max_slots,
+    .layout = proto_layout,
+    .plan = proto_plan,
+    .backward = proto_backward,
+    .destroy = router_free_state,
 };

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "moe/registry.h"
 
 // Reads "<letter><digits>" at *p; returns the number or -1.
 static int field(const char **p, const char *letters)
@@ -41,17 +42,14 @@ int moe_spec_parse(const char *text, struct moe_spec *out)
 
 int moe_enabled(const struct config *cfg) { return cfg->moe_experts[0] != '\0'; }
 
-static int default_activation(int router)
-{
-    return router == ROUTER_PROTOTYPE || router == ROUTER_EXPERT_RACE ? ACTIVATION_IDENTITY : ACTIVATION_SOFTMAX;
-}
-
 int moe_spec_from_config(const struct config *cfg, struct moe_spec *out)
 {
     if (moe_spec_parse(cfg->moe_experts, out) < 0) return -1;
     out->hidden = cfg->moe_hidden ? cfg->moe_hidden : cfg->mlp_ratio * cfg->hidden / (1 + out->shared);
+    const struct router_ops *router = router_lookup(cfg->moe_router);
+    if (!router) return err("model.moe.router %d has no registry row", cfg->moe_router);
     out->router = cfg->moe_router;
-    out->activation = cfg->moe_activation == ACTIVATION_DEFAULT ? default_activation(cfg->moe_router)
+    out->activation = cfg->moe_activation == ACTIVATION_DEFAULT ? router->default_activation
                                                                 : cfg->moe_activation;
     out->conditional = cfg->moe_conditional;
     out->alpha = cfg->moe_alpha;
@@ -63,15 +61,7 @@ int moe_spec_from_config(const struct config *cfg, struct moe_spec *out)
     if (!out->conditional && out->uncond > 0)
         return err("model.moe.experts '%s' has %d unconditional experts but model.moe.conditional is false: "
                    "nothing would route to them", cfg->moe_experts, out->uncond);
-    if (out->router == ROUTER_CLASSIFICATION && !cfg->moe_superclasses[0])
-        return err("model.moe.router classification needs model.moe.superclasses (a class -> superclass file)");
-    if (out->router == ROUTER_KMEANS && out->active != 1)
-        return err("model.moe.router kmeans routes each token to its nearest centroid: top-k must be 1, "
-                   "model.moe.experts '%s' asks for %d", cfg->moe_experts, out->active);
-    if (out->router == ROUTER_CLASSIFICATION && out->active != 1)
-        return err("model.moe.router classification routes each sample to one superclass expert: top-k must "
-                   "be 1, model.moe.experts '%s' asks for %d", cfg->moe_experts, out->active);
-    return 0;
+    return router->check ? router->check(out, cfg) : 0;
 }
 
 int moe_is_layer(const struct config *cfg, int block)

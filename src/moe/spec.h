@@ -10,7 +10,7 @@ struct moe_spec {
     int total, active, shared, uncond;   // from the expert string
     int routed;                          // total - shared - uncond
     int hidden;                          // expert FFN width h
-    int router;                          // enum moe_router_kind
+    int router;                          // model.moe.router: row of config/routers.h
     int activation;                      // enum moe_activation, resolved (never DEFAULT)
     int conditional;
     double alpha, capacity, threshold_momentum;

@@ -9,7 +9,7 @@
 
 #include "core/blas.h"
 #include "core/error.h"
-#include "moe/moe.h"
+#include "moe/router.h"
 #include "moe/pool.h"
 #include "moe/scores.h"
 
@@ -20,7 +20,7 @@ struct token_choice {
     int *routed_token;       // [N]
 };
 
-static int tc_add_params(struct moe_layer *L, struct param_table *t, const char *prefix)
+static int tc_add_params(struct router_context *L, struct param_table *t, const char *prefix)
 {
     if (!(L->router_state = calloc(1, sizeof(struct token_choice)))) return err("out of memory");
     // nn.Linear's default (Kaiming-uniform, a = sqrt(5)): U(-1/sqrt(D), 1/sqrt(D)).
@@ -28,7 +28,7 @@ static int tc_add_params(struct moe_layer *L, struct param_table *t, const char 
                              1 / sqrt((double)L->D), 1);
 }
 
-static void tc_bind(struct moe_layer *L, const struct param_table *t, const char *prefix, real *base, int grads)
+static void tc_bind(struct router_context *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct token_choice *r = L->router_state;
     real *p = router_tensor(t, base, prefix, "gate.weight");
@@ -36,9 +36,9 @@ static void tc_bind(struct moe_layer *L, const struct param_table *t, const char
     else r->w = p;
 }
 
-static int tc_max_slots(const struct moe_layer *L, int B, int T) { return B * T * L->spec.active; }
+static int tc_max_slots(const struct router_context *L, int B, int T) { return B * T * L->spec.active; }
 
-static void tc_layout(struct moe_layer *L, struct arena *a, int B, int T)
+static void tc_layout(struct router_context *L, struct arena *a, int B, int T)
 {
     struct token_choice *r = L->router_state;
     size_t N = (size_t)B * T, E = L->spec.routed;
@@ -50,7 +50,7 @@ static void tc_layout(struct moe_layer *L, struct arena *a, int B, int T)
     r->routed_token = arena_ints(a, N);
 }
 
-static void tc_plan(struct moe_layer *L, const real *x, const int *routed, int B, int T)
+static void tc_plan(struct router_context *L, const real *x, const int *routed, int B, int T)
 {
     struct token_choice *r = L->router_state;
     int N = B * T, E = L->spec.routed, k = L->spec.active;
@@ -71,7 +71,7 @@ static void tc_plan(struct moe_layer *L, const real *x, const int *routed, int B
                                            L->cfg->balance_weight, pool_is_global(L));
 }
 
-static void tc_backward(struct moe_layer *L, const real *x, const int *routed, int B, int T, real *d_x)
+static void tc_backward(struct router_context *L, const real *x, const int *routed, int B, int T, real *d_x)
 {
     struct token_choice *r = L->router_state;
     const struct routing_plan *p = &L->plan;
@@ -86,5 +86,14 @@ static void tc_backward(struct moe_layer *L, const real *x, const int *routed, i
 }
 
 const struct router_ops router_token_choice = {
-    "token_choice", tc_add_params, tc_bind, tc_max_slots, tc_layout, tc_plan, tc_backward,
+    .default_activation = ACTIVATION_SOFTMAX,
+    .check = NULL,
+    .aux = AUX_BIT(AUX_BALANCE),
+    .add_params = tc_add_params,
+    .bind = tc_bind,
+    .max_slots = tc_max_slots,
+    .layout = tc_layout,
+    .plan = tc_plan,
+    .backward = tc_backward,
+    .destroy = router_free_state,
 };

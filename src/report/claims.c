@@ -2,7 +2,6 @@
 #include "report/claims.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
@@ -10,6 +9,7 @@
 
 #include "core/error.h"
 #include "report/stats.h"
+#include "report/yaml_error.h"
 
 enum { SPECS_MAX = 24, PAIR_MAX = 64 };
 
@@ -23,17 +23,8 @@ struct reader {
 static yaml_node_t *node(struct reader *rd, int index) { return yaml_document_get_node(&rd->doc, index); }
 static const char *text(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
 
-static int at(const struct reader *rd, const yaml_node_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int at(const struct reader *rd, const yaml_node_t *n, const char *fmt, ...)
-{
-    char message[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
-    va_end(ap);
-    return err("%s:%zu:%zu: %s", rd->path, n->start_mark.line + 1, n->start_mark.column + 1, message);
-}
+// An error at node n of the file being read.
+#define at(rd, n, ...) yaml_error_at((rd)->path, n, __VA_ARGS__)
 
 static int copy_scalar(const struct reader *rd, const yaml_node_t *n, const char *key, char *out, size_t size)
 {

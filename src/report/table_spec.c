@@ -3,7 +3,6 @@
 // unknown config keys in `where` are errors naming file:line:column.
 #include "report/table_spec.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "report/yaml_error.h"
 
 static const char DEFAULT_PAPER_CSV[] = "analysis/paper/paper_tables.csv";
 enum { CANONICAL_MAX = 65536 };
@@ -87,18 +87,8 @@ static yaml_node_t *node(struct reader *rd, int index)
     return yaml_document_get_node(&rd->doc, index);
 }
 
-static int at(const struct reader *rd, const yaml_node_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int at(const struct reader *rd, const yaml_node_t *n, const char *fmt, ...)
-{
-    char message[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
-    va_end(ap);
-    return err("%s:%zu:%zu: %s", rd->spec->path, n->start_mark.line + 1,
-               n->start_mark.column + 1, message);
-}
+// An error at node n of the file being read.
+#define at(rd, n, ...) yaml_error_at((rd)->spec->path, n, __VA_ARGS__)
 
 static int expect(const struct reader *rd, const yaml_node_t *n, yaml_node_type_t type,
                   const char *what)

@@ -2,6 +2,8 @@
 // is amortised), store_flush upserts them all in one transaction with the run's heartbeat. The
 // buffer is emptied only after COMMIT succeeds, so a busy or failed flush loses nothing: the rows
 // go with the next flush.
+#include "store/metrics.h"
+
 #include "core/error.h"
 #include "store/db.h"
 #include "store/store_internal.h"

@@ -3,6 +3,8 @@
 // by the Makefile with `ld -r -b binary`). migrations[v] takes version v to v + 1; all of them run
 // in one BEGIN IMMEDIATE transaction that re-reads the version first, so processes opening a new
 // file at the same moment create the schema exactly once. Newer files and other files are refused.
+#include "store/migrate.h"
+
 #include "core/error.h"
 #include "store/store_internal.h"
 

@@ -1,6 +1,8 @@
 // Routing statistics rows: the `routing` table (per layer and expert) and `class_routing` (per
 // layer, class and expert), buffered like metrics and upserted by the same flush transaction, so
 // a resumed run overwrites its rows instead of duplicating them.
+#include "store/routing.h"
+
 #include "core/error.h"
 #include "store/db.h"
 #include "store/store_internal.h"

@@ -1,6 +1,8 @@
 // Finding runs and reading what the database recorded about them: a run named by its id or a
 // unique prefix of it, its canonical config, one of its params. Statements are prepared per call:
 // commands call these once, never the training step.
+#include "store/run_lookup.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,6 +2,8 @@
 // attempts row per start, the flattened config in params, the checkpoints of a run, and the two
 // reads that resuming needs (status, latest checkpoint). Each write is one transaction through
 // store_write, so a crash leaves either all of a run's start or none of it.
+#include "store/runs.h"
+
 #include "core/error.h"
 #include "store/db.h"
 #include "store/store_internal.h"

@@ -27,7 +27,7 @@
 #include "model/checkpoint.h"
 #include "model/dit.h"
 #include "store/db.h"
-#include "train/adamw.h"
+#include "optim/adamw.h"
 #include "train/dist.h"
 #include "train/routing_stats.h"
 #include "train/run_lock.h"

@@ -24,7 +24,7 @@
 #include "model/checkpoint.h"
 #include "model/dit.h"
 #include "nn/embed.h"
-#include "train/adamw.h"
+#include "optim/adamw.h"
 
 #define GEMM_MIN_SECONDS 0.2
 #define CONFIG_TEXT_MAX (1 << 16)

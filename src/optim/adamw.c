@@ -1,6 +1,6 @@
 // Optimizer loops over flat buffers. Element-wise work is parallel; the one reduction (the norm)
 // uses a fixed chunking so the result is the same for any thread count.
-#include "train/adamw.h"
+#include "optim/adamw.h"
 
 #include <math.h>
 #include <string.h>

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "model/params.h"
+#include "nn/params.h"
 
 struct adamw_hparams {
     double lr, beta1, beta2, eps, weight_decay;

@@ -1,5 +1,5 @@
 // Parameter table construction and DiT's initialisation rules (ROUTERS.md 1.6).
-#include "model/params.h"
+#include "nn/params.h"
 
 #include <math.h>
 #include <stdlib.h>
