@@ -2,7 +2,7 @@
 # The drawing of the house, checked: derives the folder-level include graph of src/ (an arrow
 # A -> B for each `#include "B/..."` in a file of src/A/) and fails on an arrow that runs up the
 # layering of DESIGN.md, on a cycle between folders, or on an MPI header outside src/dist/.
-#   cli -> train | eval | analysis | report -> model | diffusion -> moe -> nn | optim -> core,
+#   cli -> serve -> train | eval | analysis | report -> model | diffusion -> moe -> nn | optim -> core,
 #   at the side, used from above: config, store, data, io, dist (they use core and each other).
 # Arrows within a layer (train -> eval) are allowed while they form no cycle.
 # Given the object folder of a build (build/obj), it also derives the file-level graph (A -> B when
@@ -19,7 +19,8 @@ rank() {
     moe) echo 3 ;;
     model | diffusion) echo 4 ;;
     train | eval | analysis | report) echo 5 ;;
-    cli) echo 6 ;;
+    serve) echo 6 ;;
+    cli) echo 7 ;;
     *) echo "" ;;
     esac
 }

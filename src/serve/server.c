@@ -12,7 +12,6 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,45 +32,6 @@ struct serve {
     int port;
     int loopback;   // bound to a loopback address: only loopback Host headers are answered
 };
-
-void reply_json(struct serve_reply *reply, unsigned status, cJSON *json)
-{
-    char *body = json ? cJSON_PrintUnformatted(json) : NULL;
-    cJSON_Delete(json);
-    if (!body) {
-        reply_error(reply, 500, "out of memory");
-        return;
-    }
-    free(reply->body);
-    reply->status = status;
-    reply->content_type = "application/json";
-    reply->body = body;
-    reply->size = strlen(body);
-}
-
-void reply_error(struct serve_reply *reply, unsigned status, const char *fmt, ...)
-{
-    char message[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
-    va_end(ap);
-    cJSON *json = cJSON_CreateObject();
-    char *body = json && cJSON_AddStringToObject(json, "error", message) ? cJSON_PrintUnformatted(json) : NULL;
-    cJSON_Delete(json);
-    free(reply->body);
-    reply->status = status;
-    reply->content_type = "application/json";
-    reply->body = body ? body : strdup("{\"error\":\"out of memory\"}");
-    reply->size = reply->body ? strlen(reply->body) : 0;
-}
-
-int serve_plain_name(const char *text, size_t max)
-{
-    size_t n = strlen(text);
-    if (n == 0 || n > max || !strcmp(text, ".") || !strcmp(text, "..")) return 0;
-    return strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
-}
 
 static const char *connection_arg(void *ctx, const char *name)
 {
