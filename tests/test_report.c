@@ -33,6 +33,8 @@ static const char DATA_SQL[] =
     "INSERT INTO sweep_runs VALUES ('study-mini',0,'d0'), ('study-mini',1,'p0'), ('study-mini',2,'d1'), ('study-mini',3,'p1'),"
     " ('study-mini',4,'d2');"
     "INSERT INTO params SELECT run_id, 'train.seed', CAST(seed AS TEXT) FROM runs;"
+    "INSERT INTO sweeps VALUES ('protocol-search-mini','','y',0); INSERT INTO sweep_runs VALUES ('protocol-search-mini',0,'d0');"
+    "INSERT INTO params VALUES ('d0','train.batch_size','128'), ('d0','train.lr','0.001');"
     "INSERT INTO params VALUES ('d0','model.moe.experts','\"\"'), ('d1','model.moe.experts','\"\"'), ('d2','model.moe.experts','\"\"');"
     "INSERT INTO params SELECT run_id, 'model.moe.experts', '\"E14A1S1U1\"' FROM runs WHERE label = 'promoe';"
     "INSERT INTO params SELECT run_id, 'model.moe.router', 'prototype' FROM runs WHERE label = 'promoe';"
@@ -63,6 +65,11 @@ int main(void)
     CHECK(strstr(md, "4 of 5 runs done"), "header:\n%.400s", md);
     CHECK(strstr(md, "```yaml\n# The mini study's protocol"), "protocol verbatim");
     CHECK(strstr(md, "| promoe | 2 / 2 | 3.00M | 1.00M | 190.0 | 11.0 min |"), "parameters row");
+    CHECK(strstr(md, "### Protocol search") && strstr(md, "| batch 128, lr 1e-3 (the first protocol) | 30.00 |"),
+          "protocol search table with d0's FD:\n%.600s", strstr(md, "### Protocol search") ? strstr(md, "### Protocol search") : md);
+    CHECK(strstr(md, "| batch 64, lr 2e-3 | no run | - | no run | no run |"),
+          "a candidate without runs");
+    CHECK(access(path_in("out/tables/protocol.csv"), F_OK) == 0, "protocol search CSV");
     CHECK(strstr(md, "| dense | 2 / 3 | 1.00M | 1.00M | 200.0 | 10.0 min |"), "parameters row with a run going");
     // Pilot: SD of dense's val_loss sqrt(2) * 0.01; pooled over both rows sqrt((2e-4 + 5e-5) / 2).
     double pooled = sqrt((2e-4 + 5e-5) / 2), smallest = stats_t975(2) * sqrt(2.0 / 3) * pooled;

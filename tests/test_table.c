@@ -253,7 +253,13 @@ static void test_shipped(void)
         }
     }
     CHECK(table_spec_load(&spec, "analysis/tables/main.yaml") == 0, "main job spec: %s", err_message());
-    CHECK(glob("sweeps/*/*.yaml", 0, NULL, &sweeps) == 0 && sweeps.gl_pathc == 27, "27 sweep files (15 paper, 12 mini), found %zu",
+    char search[256];
+    CHECK(table_spec_load(&spec, "analysis/tables/protocol.yaml") == 0, "protocol search spec: %s", err_message());
+    sweep_name("sweeps/mini/protocol-search.yaml", search, sizeof search);
+    CHECK(!strcmp(spec.sweep[SCALE_MINI], "protocol-search-mini") && !strcmp(search, spec.sweep[SCALE_MINI]),
+          "protocol search: spec sweep '%s', file sweep '%s'", spec.sweep[SCALE_MINI], search);
+    CHECK(spec.n_rows == 5, "protocol search: 5 candidates, found %d", spec.n_rows);
+    CHECK(glob("sweeps/*/*.yaml", 0, NULL, &sweeps) == 0 && sweeps.gl_pathc == 28, "28 sweep files (15 paper, 13 mini), found %zu",
           sweeps.gl_pathc);
     for (size_t i = 0; i < sweeps.gl_pathc; i++) check_sweep(sweeps.gl_pathv[i]);
     globfree(&specs);

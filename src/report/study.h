@@ -22,6 +22,7 @@ struct study_layout {
     const char *title;
     const char *sweep;              // the study sweep
     const char *protocol_path;      // shown verbatim
+    const char *protocol_search;    // table spec of the search that chose the protocol (NULL: none)
     const char *tables[STUDY_TABLES_MAX];
     int n_tables;
     const char *claims_path;
