@@ -1,12 +1,10 @@
 set terminal pngcairo size 1200,800 font 'DejaVu Sans,11' noenhanced
 set output 'loss-table1.png'
-set title 'Training loss, sweep study-mini (mean over seeds; bold: centred mean over 100 steps; faint: raw)'
+set title 'Training loss, sweep study-mini (mean over seeds; bold: centred mean over 200 steps; faint: raw)'
 set xlabel 'training step'
 set ylabel 'training loss'
 set grid
 set key outside right top
 plot \
   'loss-table1.dat' index 0 using 1:2 with lines lw 1 lc rgb '#b01f77b4' notitle, \
-  'loss-table1.dat' index 1 using 1:2 with lines lw 1 lc rgb '#b0ff7f0e' notitle, \
-  'loss-table1.dat' index 0 using 1:3 with lines lw 2.5 lc rgb '#1f77b4' title 'dense', \
-  'loss-table1.dat' index 1 using 1:3 with lines lw 2.5 lc rgb '#ff7f0e' title 'promoe'
+  'loss-table1.dat' index 0 using 1:3 with lines lw 2.5 lc rgb '#1f77b4' title 'dense'
