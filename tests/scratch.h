@@ -19,6 +19,16 @@ static inline const char *scratch_path(const char *dir, const char *name)
     return p;
 }
 
+// Writes text as the whole of dir/name (a failure shows up in the check that reads it).
+static inline void scratch_write(const char *dir, const char *name, const char *text)
+{
+    FILE *f = fopen(scratch_path(dir, name), "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
 // The whole file in a static buffer, overwritten by the next call ("" when unreadable).
 static inline const char *scratch_slurp(const char *path)
 {

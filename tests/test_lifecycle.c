@@ -16,29 +16,15 @@
 
 #include "check.h"
 #include "runs.h"
+#include "scratch.h"
 #include "shell.h"
 
 enum { POLL_US = 20000, POLL_LIMIT = 15000, ROWS_TEXT = 1 << 20 };   // at most 300 s per wait
 
 static char dir[] = "/tmp/promoe_test_lifecycle_XXXXXX";
 
-static const char *path(const char *name)
-{
-    static char buffers[8][512];
-    static int next;
-    char *b = buffers[next++ % 8];
-    snprintf(b, 512, "%s/%s", dir, name);
-    return b;
-}
-
-static void write_file(const char *name, const char *text)
-{
-    FILE *f = fopen(path(name), "w");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
-}
+static const char *path(const char *name) { return scratch_path(dir, name); }
+static void write_file(const char *name, const char *text) { scratch_write(dir, name, text); }
 
 // A run that would train for hours: it ends only when stopped.
 static const char ENDLESS[] = "model: {hidden: 32, depth: 2, heads: 2, patch: 7}\n"
