@@ -291,6 +291,11 @@ static const struct option_case option_cases[] = {
     {"import-eval --step negative", "import-eval {run} adm.txt --db {db} --step -1", "option '--step'", "-1 is out of range [0, "},
     {"plot --smooth 0", "plot --db {db} --smooth 0", "option '--smooth'", "0 is out of range [1, 1e+12]"},
     {"plot --smooth NaN", "plot --db {db} --smooth nan", "option '--smooth'", "expected a finite number, got 'nan'"},
+    {"train --set a loss a dense model does not have", "train tiny.yaml --db {db} --set loss.rcl.weight=2",
+     "--set loss.rcl.weight=2", "loss.rcl.weight is 2 but the model is dense"},
+    {"train --set a key the router does not read",
+     "train tiny.yaml --db {db} --set model.moe.experts=E4A1S0U0 model.moe.router=token_choice model.moe.alpha=3",
+     "--set model.moe.alpha=3", "model.moe.router 'token_choice' does not read it (read by: prototype)"},
     {"sweep --jobs 0", "sweep sw.yaml --db {db} --jobs 0", "option '--jobs'", "0 is out of range [1, 256]"},
     {"sweep --jobs huge", "sweep sw.yaml --db {db} --jobs 100000", "option '--jobs'", "100000 is out of range [1, 256]"},
     {"sweep --index negative", "sweep sw.yaml --db {db} --index -1", "option '--index'", "-1 is out of range [0, "},
@@ -298,6 +303,20 @@ static const struct option_case option_cases[] = {
     {"sweep --array-parallel text", "sweep sw.yaml --db {db} --slurm --array-parallel x", "option '--array-parallel'",
      "expected an integer, got 'x'"},
 };
+
+// A key that does nothing in a file (a dense variant inheriting a MoE base) is reported, not refused.
+static void test_unused_file_keys(void)
+{
+    write_file("inherits.yaml", "model: {hidden: 32, depth: 2, heads: 2, patch: 7, moe: {activation: sigmoid}}\n");
+    int rc = run("build/promoe config %s", path("inherits.yaml"));
+    CHECK(rc == 0 && has("model.moe.activation is sigmoid but the model is dense") && has("still enters the run id"),
+          "a dense config with model.moe.activation: exit %d, output: %s", rc, output);
+    write_file("sw-inherits.yaml", "sweep: inherits\nbase: inherits.yaml\nseeds: [0, 1]\n");
+    rc = run("build/promoe sweep %s --dry-run --db %s", path("sw-inherits.yaml"), path("dry.db"));
+    const char *first = strstr(output, "model.moe.activation is sigmoid");
+    CHECK(rc == 0 && first && !strstr(first + 1, "model.moe.activation is sigmoid") && has("run 0 (inherits-0-s0)"),
+          "a sweep reports an inherited key once: exit %d, output: %s", rc, output);
+}
 
 static void test_numeric_options(void)
 {
@@ -422,6 +441,7 @@ int main(void)
     test_checkpoint_of_another_model();
     test_database_and_disk();
     test_numeric_options();
+    test_unused_file_keys();
     test_file_values();
     test_names_and_runs();
     printf("test_bad_input: %d bad inputs refused\n", cases);

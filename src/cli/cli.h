@@ -28,6 +28,9 @@ int cmd_serve(int argc, char **argv);
 
 // Reads a config file then applies overrides; NULL path = defaults only.
 int cli_load_config(struct config *cfg, const char *path, char **overrides, int n_overrides);
+// The checks that need the model's parts: the MoE spec and router options, and keys that would
+// do nothing for the chosen model (moe/option_use.h).
+int cli_check_model(const struct config *cfg);
 // Prints "promoe: usage: ..." and returns EXIT_USAGE.
 int cli_usage(const char *usage);
 

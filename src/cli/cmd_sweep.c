@@ -24,6 +24,8 @@
 #include "cli/sweep_slurm.h"
 #include "config/sweep.h"
 #include "core/error.h"
+#include "core/progress.h"
+#include "moe/option_use.h"
 #include "store/sweeps.h"
 #include "train/run_lock.h"
 
@@ -275,6 +277,30 @@ static int write_slurm(const struct sweep *sw, const struct sweep_options *o)
     return 0;
 }
 
+// The model-level checks of every run before any runs (sweep_load checks each config on its
+// own): router options are errors; keys a run's model does not read (often inherited from the
+// shared base by a dense or baseline run) are reported once per key.
+static int check_models(const struct sweep *sw, const char *path)
+{
+    const char *reported[64];
+    int n_reported = 0;
+    for (int i = 0; i < sw->n_runs; i++) {
+        const struct sweep_run *run = &sw->runs[i];
+        struct unused_options u;
+        if (cli_check_model(&run->cfg) < 0 || moe_find_unused_options(&run->cfg, &u) < 0)
+            return err_context("%s: run %d (%s)", path, run->idx, run->label);
+        for (int k = 0; k < u.n; k++) {
+            int seen = 0;
+            for (int j = 0; j < n_reported; j++) seen |= strcmp(reported[j], u.found[k].key) == 0;
+            if (seen || n_reported == 64) continue;
+            reported[n_reported++] = u.found[k].key;
+            note("%s: run %d (%s) and maybe others: %s (the key still enters the run id)", path, run->idx,
+                 run->label, u.found[k].why);
+        }
+    }
+    return 0;
+}
+
 int cmd_sweep(int argc, char **argv)
 {
     struct sweep_options o;
@@ -286,6 +312,10 @@ int cmd_sweep(int argc, char **argv)
     if (status) return status;
     struct sweep sw;
     if (sweep_load(&sw, o.path) < 0) return EXIT_FAILED;
+    if (check_models(&sw, o.path) < 0) {
+        sweep_free(&sw);
+        return EXIT_FAILED;
+    }
     char shard[SWEEP_PATH_MAX];
     if (o.cluster.index >= 0 && (sweep_cluster_check_index(&o.cluster, &sw) < 0 ||
                                  sweep_shard_path(o.db_path, sw.name, o.cluster.index, shard, sizeof shard) < 0)) {

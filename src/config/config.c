@@ -211,6 +211,9 @@ static const struct config_key *find_key(const char *name)
     return NULL;
 }
 
+// The name of key i of the table (in table order), or NULL past the last one.
+const char *config_key_name(size_t i) { return i < KEY_COUNT ? keys[i].name : NULL; }
+
 // True when name is the section of some key: "model" for "model.hidden".
 static int is_section(const char *name)
 {

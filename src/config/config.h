@@ -132,6 +132,10 @@ int config_set_key(struct config *cfg, const char *name, const char *value);
 // the length as snprintf, or -1 with a message for an unknown key.
 int config_value_text(const struct config *cfg, const char *name, char *buf, size_t size);
 
+// The name of key i (0, 1, ... in the key table's order), NULL past the last key: for checks
+// that walk a section ("model.moe.").
+const char *config_key_name(size_t i);
+
 // Cross-key checks: heads divide hidden, patch divides image_size, hidden % 4 == 0, ...
 int config_validate(const struct config *cfg);
 

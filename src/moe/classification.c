@@ -297,6 +297,7 @@ const struct router_ops router_classification = {
     .default_activation = ACTIVATION_SOFTMAX,
     .check = cls_check,
     .aux = AUX_BIT(AUX_CLS),
+    .reads = ROUTER_READS_ACTIVATION | ROUTER_READS_SUPERCLASSES,
     .add_params = cls_add_params,
     .bind = cls_bind,
     .max_slots = cls_max_slots,

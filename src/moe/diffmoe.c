@@ -303,6 +303,7 @@ const struct router_ops router_diffmoe = {
     .default_activation = ACTIVATION_SOFTMAX,
     .check = NULL,
     .aux = AUX_BIT(AUX_CAPACITY),
+    .reads = ROUTER_READS_ACTIVATION | ROUTER_READS_CAPACITY | ROUTER_READS_THRESHOLD_MOMENTUM,
     .add_params = dm_add_params,
     .bind = dm_bind,
     .max_slots = dm_max_slots,

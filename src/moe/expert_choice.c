@@ -116,6 +116,7 @@ const struct router_ops router_expert_choice = {
     .default_activation = ACTIVATION_SOFTMAX,
     .check = NULL,
     .aux = 0,
+    .reads = ROUTER_READS_ACTIVATION | ROUTER_READS_CAPACITY,
     .add_params = ec_add_params,
     .bind = ec_bind,
     .max_slots = ec_max_slots,

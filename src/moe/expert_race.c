@@ -298,6 +298,7 @@ const struct router_ops router_expert_race = {
     .default_activation = ACTIVATION_IDENTITY,
     .check = NULL,
     .aux = AUX_BIT(AUX_ROUTER_SIM),
+    .reads = ROUTER_READS_ACTIVATION | ROUTER_READS_THRESHOLD_MOMENTUM,
     .add_params = race_add_params,
     .bind = race_bind,
     .max_slots = race_max_slots,

@@ -226,6 +226,7 @@ const struct router_ops router_kmeans = {
     .default_activation = ACTIVATION_SOFTMAX,
     .check = km_check,
     .aux = 0,
+    .reads = 0,
     .add_params = km_add_params,
     .bind = km_bind,
     .max_slots = km_max_slots,

@@ -142,6 +142,7 @@ const struct router_ops router_prototype = {
     .default_activation = ACTIVATION_IDENTITY,
     .check = NULL,
     .aux = AUX_BIT(AUX_RCL) | AUX_BIT(AUX_BALANCE),
+    .reads = ROUTER_READS_ACTIVATION | ROUTER_READS_ALPHA,
     .add_params = proto_add_params,
     .bind = proto_bind,
     .max_slots = proto_max_slots,

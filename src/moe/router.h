@@ -54,6 +54,15 @@ enum moe_aux { AUX_BALANCE, AUX_RCL, AUX_ROUTER_SIM, AUX_CLS, AUX_CAPACITY, AUX_
 extern const char *const moe_aux_names[AUX_COUNT];   // metric names: "balance", "rcl", ...
 #define AUX_BIT(kind) (1u << (kind))
 
+// Router-specific keys of model.moe, for router_ops.reads.
+enum router_reads {
+    ROUTER_READS_ACTIVATION = 1u << 0,          // model.moe.activation
+    ROUTER_READS_ALPHA = 1u << 1,               // model.moe.alpha
+    ROUTER_READS_CAPACITY = 1u << 2,            // model.moe.capacity
+    ROUTER_READS_THRESHOLD_MOMENTUM = 1u << 3,  // model.moe.threshold_momentum
+    ROUTER_READS_SUPERCLASSES = 1u << 4,        // model.moe.superclasses
+};
+
 // What a router may read and write. struct moe_layer (moe.h) begins with these same fields, so
 // the layer passes &L->ctx and its own code keeps writing L->spec.
 #define ROUTER_CONTEXT_FIELDS                                                                   \
@@ -84,6 +93,9 @@ struct router_ops {
     int (*check)(const struct moe_spec *spec, const struct config *cfg);
     // The auxiliary losses its plan writes into ctx->aux: AUX_BIT(AUX_RCL) | ...
     unsigned aux;
+    // The router-specific model.moe keys it reads (ROUTER_READS_*); moe/option_use.c refuses any
+    // other one set away from its default, since it would change the run id and nothing else.
+    unsigned reads;
     // Registers the router's tensors under prefix ("blocks.3.mlp"): trainable ones and buffers
     // (trainable = 0: saved in checkpoints, copied into the EMA weights). Allocates router_state.
     int (*add_params)(struct router_context *L, struct param_table *t, const char *prefix);

@@ -89,6 +89,7 @@ const struct router_ops router_token_choice = {
     .default_activation = ACTIVATION_SOFTMAX,
     .check = NULL,
     .aux = AUX_BIT(AUX_BALANCE),
+    .reads = ROUTER_READS_ACTIVATION,
     .add_params = tc_add_params,
     .bind = tc_bind,
     .max_slots = tc_max_slots,
