@@ -17,7 +17,11 @@
 // (rcl.c on the sample's chosen tokens grouped by expert). Null-label samples (routed[b] = 0) are
 // neither routed nor counted in B_cond. No load-balancing loss: loss.balance.weight is ignored.
 // Everything is per sample, so routing and loss do not depend on the batch or the pool scope.
-// Inference routes by the same rule.
+// Inference routes by the same rule. Ties: the official topk leaves their order unspecified.
+// Backward: dS[b, e, t] = <dY_{b,t}, E_e(x_{b,t})> at the taken entries, 0 elsewhere; dZ = A'
+// along each token row (softmax: s (dS - <dS, s>)); dX_hat_b = alpha dZ_b^T P_hat and
+// dP_hat = alpha sum_b dZ_b X_hat_b, then the cosine backward of ROUTERS.md 3.7. RCL: 3.9's G per
+// sample with weight / B_cond; a chosen token receives dm_{b,e} / k from every expert e that took it.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
