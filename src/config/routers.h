@@ -14,6 +14,7 @@
     ROW(expert_race)        \
     ROW(kmeans)             \
     ROW(classification)     \
-    ROW(prototype)
+    ROW(prototype)          \
+    ROW(prototype_ec)
 
 #endif

@@ -14,7 +14,6 @@
 #include "moe/scores.h"
 
 #define PROTOTYPE_INIT_STD 0.02
-#define COSINE_EPS 1e-12
 
 struct prototype {
     real *p, *g;                 // prototypes and their gradient [E, D]
@@ -67,19 +66,6 @@ static void proto_layout(struct router_context *L, struct arena *a, int B, int T
     r->rcl.m_norm = arena_reals(a, E);
 }
 
-// out [n, D] = rows of v over their L2 norms (clamped at 1e-12), norms [n].
-static void normalise_rows(real *out, real *norms, const real *v, int n, int D)
-{
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        real s = 0;
-        for (int d = 0; d < D; d++) s += v[(size_t)i * D + d] * v[(size_t)i * D + d];
-        s = r_sqrt(s);
-        norms[i] = s > (real)COSINE_EPS ? s : (real)COSINE_EPS;
-        for (int d = 0; d < D; d++) out[(size_t)i * D + d] = v[(size_t)i * D + d] / norms[i];
-    }
-}
-
 static void proto_plan(struct router_context *L, const real *x, const int *routed, int B, int T)
 {
     struct prototype *r = L->router_state;
@@ -104,18 +90,6 @@ static void proto_plan(struct router_context *L, const real *x, const int *route
                                   L->cfg->rcl_weight);
     L->aux[AUX_BALANCE] = balance_loss(r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
                                        L->cfg->balance_weight, pool_is_global(L));
-}
-
-// Cosine backward: d_v += (d_hat - <d_hat, v_hat> v_hat) / |v| row by row.
-static void normalise_rows_backward(real *d_v, const real *d_hat, const real *v_hat, const real *norms, int n, int D)
-{
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        const real *dh = d_hat + (size_t)i * D, *vh = v_hat + (size_t)i * D;
-        real dot = 0;
-        for (int d = 0; d < D; d++) dot += dh[d] * vh[d];
-        for (int d = 0; d < D; d++) d_v[(size_t)i * D + d] += (dh[d] - dot * vh[d]) / norms[i];
-    }
 }
 
 static void proto_backward(struct router_context *L, const real *x, const int *routed, int B, int T, real *d_x)

@@ -1,5 +1,5 @@
-// Score activations, top-k, and the load-balancing loss. Per-row loops; the balance loss sums
-// over tokens in index order (determinism).
+// Score activations, cosine row normalisation, top-k, and the load-balancing loss. Per-row loops;
+// the balance loss sums over tokens in index order (determinism).
 #include "moe/scores.h"
 
 #include <stdlib.h>
@@ -47,6 +47,31 @@ void scores_activate_backward(real *d_z, const real *d_s, const real *s, int n, 
         else if (activation == ACTIVATION_SIGMOID)
             for (int e = 0; e < E; e++) d_z[o + e] = d_s[o + e] * s[o + e] * (1 - s[o + e]);
         else memcpy(d_z + o, d_s + o, sizeof(real) * E);
+    }
+}
+
+#define COSINE_EPS 1e-12
+
+void normalise_rows(real *out, real *norms, const real *v, int n, int D)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        real s = 0;
+        for (int d = 0; d < D; d++) s += v[(size_t)i * D + d] * v[(size_t)i * D + d];
+        s = r_sqrt(s);
+        norms[i] = s > (real)COSINE_EPS ? s : (real)COSINE_EPS;
+        for (int d = 0; d < D; d++) out[(size_t)i * D + d] = v[(size_t)i * D + d] / norms[i];
+    }
+}
+
+void normalise_rows_backward(real *d_v, const real *d_hat, const real *v_hat, const real *norms, int n, int D)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const real *dh = d_hat + (size_t)i * D, *vh = v_hat + (size_t)i * D;
+        real dot = 0;
+        for (int d = 0; d < D; d++) dot += dh[d] * vh[d];
+        for (int d = 0; d < D; d++) d_v[(size_t)i * D + d] += (dh[d] - dot * vh[d]) / norms[i];
     }
 }
 

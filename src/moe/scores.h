@@ -1,6 +1,6 @@
 // Router score helpers shared by the routing methods: the score activation (softmax over the
 // routed experts, sigmoid, identity) and its backward, deterministic top-k, and the Switch
-// load-balancing loss (ROUTERS.md 3.10).
+// load-balancing loss (ROUTERS.md 3.10), and the row normalisation of cosine scores.
 #ifndef PROMOE_MOE_SCORES_H
 #define PROMOE_MOE_SCORES_H
 
@@ -10,6 +10,11 @@
 void scores_activate(real *s, const real *z, int n, int E, int activation);
 // d_z [n, E] = d_s pulled back through the activation (overwritten).
 void scores_activate_backward(real *d_z, const real *d_s, const real *s, int n, int E, int activation);
+// Cosine scores (prototype routers, ROUTERS.md 3.7): out [n, D] = rows of v over their L2 norms,
+// norms [n] clamped below at 1e-12 as F.normalize does.
+void normalise_rows(real *out, real *norms, const real *v, int n, int D);
+// Its backward: d_v [n, D] += (d_hat - <d_hat, v_hat> v_hat) / |v| row by row.
+void normalise_rows_backward(real *d_v, const real *d_hat, const real *v_hat, const real *norms, int n, int D);
 // The k largest entries of s [E] into index [k], largest first; ties go to the lower index.
 void topk_row(const real *s, int E, int k, int *index);
 

@@ -1,6 +1,7 @@
 """make bench-check: our network against an independent PyTorch implementation (tests/bench/torch_dit.py).
 
-For the mini dense and mini ProMoE (E14A1S1U1, prototype router, conditional routing) configs: trains
+For the mini dense, mini ProMoE (E14A1S1U1, prototype router, conditional routing) and mini ProMoE-EC
+(router prototype_ec, DDPM) configs (or those whose name contains the first argument): trains
 a short run with build/promoe train (so no tensor is at its zero initialisation), writes inputs
 x [B, C, S, S], t [B] (model time), y [B] (labels, some of them the null label, which sends those
 samples' tokens to the unconditional expert), runs `build/promoe forward` (EMA weights) and the PyTorch
@@ -31,7 +32,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PROMOE = os.path.join(ROOT, "build", "promoe")
 TRAIN_SETTINGS = ["train.steps=20", "train.batch_size=16", "train.lr=1e-3", "train.ema_decay=0.5",
                   "log.every=10", "train.threads=1", "ckpt.every=0", "sample.n=0", "eval.every=0"]
-CASES = [("mini dense", "experiments/mini/dense.yaml"), ("mini ProMoE E14A1S1U1", "experiments/mini/promoe.yaml")]
+CASES = [("mini dense", "experiments/mini/dense.yaml"), ("mini ProMoE E14A1S1U1", "experiments/mini/promoe.yaml"),
+         ("mini ProMoE-EC E14A1S1U1", "experiments/mini/prototype_ec.yaml")]
 BATCH = 12
 
 
@@ -85,6 +87,10 @@ def routing_disagreement(m32, m64, x, t, y):
         for block in model.blocks:
             if isinstance(block.mlp, torch_dit.PrototypeMoE):
                 def hook(mod, inp, out, chosen=chosen):
+                    if isinstance(mod, torch_dit.PrototypeEcMoE):   # (sample, expert) pairs' token sets
+                        idx = mod.choice(inp[0]).indices.sort(dim=-1).values
+                        chosen.append(idx.reshape(-1, idx.shape[-1]))
+                        return
                     flat = inp[0].reshape(-1, inp[0].shape[-1])
                     z = torch.nn.functional.normalize(flat, dim=-1) @ torch.nn.functional.normalize(mod.cluster_centers, dim=-1).t()
                     chosen.append(z.topk(mod.active, dim=-1).indices)
@@ -154,7 +160,10 @@ def main():
     print("check_forward: promoe forward against tests/bench/torch_dit.py (torch %s), tolerance %.0e"
           % (torch.__version__, TOLERANCE))
     ok = True
+    only = sys.argv[1] if len(sys.argv) > 1 else ""   # optional: run the cases whose name contains it
     for name, config in CASES:
+        if only not in name:
+            continue
         with tempfile.TemporaryDirectory(prefix="promoe-check-") as work:
             ckpt = train_checkpoint(config, work)
             ok = check(name + ", trained", ckpt, work) and ok

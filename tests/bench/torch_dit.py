@@ -7,8 +7,9 @@ Model: patch embedding (Conv2d p x p), fixed 2-D sin-cos positions, timestep MLP
 null row; adaLN-Zero blocks (LayerNorm without affine, eps 1e-6); attention with q, k, v per head;
 GELU-tanh MLP, or a MoE layer (shared experts on every token, routed experts chosen by the cosine of
 the token to learnable prototypes times alpha, top-k, gate = activated score; with conditional
-routing, tokens of null-label samples go to the unconditional expert with gate 1); final adaLN layer
-and DiT's unpatchify. RCL (Eq. 6) for the training step.
+routing, tokens of null-label samples go to the unconditional expert with gate 1), or ProMoE-EC's
+(ROUTERS.md 3.11: each expert picks its tokens within each conditional sample); final adaLN layer
+and DiT's unpatchify. RCL (Eq. 6, per sample for ProMoE-EC) for the training step.
 """
 import json
 import math
@@ -222,6 +223,57 @@ class PrototypeMoE(nn.Module):
         return self.rcl_weight * F.cross_entropy(sim / self.rcl_tau, target)
 
 
+class PrototypeEcMoE(PrototypeMoE):
+    """ProMoE-EC (ROUTERS.md 3.11): the prototypes and cosines of PrototypeMoE, but within each
+    conditional sample every routed expert picks its k = clamp(floor(T / E_r * capacity), 1, T)
+    tokens of largest score, the activation running along the sample's tokens; RCL per sample."""
+
+    def __init__(self, *args, capacity=1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.capacity = capacity
+
+    def choice(self, x):
+        """Gates and token indices [B, E, k] of every (sample, expert) pair of x [B, T, D]."""
+        T = x.shape[1]
+        k = max(1, min(int(math.floor(T / self.routed * self.capacity)), T))
+        z = self.alpha * torch.einsum("btd,ed->bet", F.normalize(x, dim=-1, eps=1e-12),
+                                      F.normalize(self.cluster_centers, dim=-1, eps=1e-12))
+        if self.activation == "softmax":
+            z = z.softmax(dim=-1)
+        elif self.activation == "sigmoid":
+            z = torch.sigmoid(z)
+        return z.topk(k, dim=-1)
+
+    def forward(self, x, labels):
+        B, T, D = x.shape
+        shared = self.shared_out(x.reshape(B * T, D)).reshape(B, T, D)
+        cond = (labels != self.null_label) if self.conditional else torch.ones(B, dtype=torch.bool)
+        gates, idx = self.choice(x)
+        outputs, means = [], []
+        for b in range(B):
+            y = shared[b]
+            if cond[b]:
+                for e in range(self.routed):
+                    y = y.index_add(0, idx[b, e], self.experts[e](x[b, idx[b, e]]) * gates[b, e].unsqueeze(1))
+                means.append(torch.stack([x[b, idx[b, e]].mean(dim=0) for e in range(self.routed)]))
+            else:
+                for u in range(self.uncond):
+                    y = y + self.experts[self.routed + u](x[b])
+            outputs.append(y)
+        self.aux_loss = self.rcl_per_sample(means) if self.training and self.rcl_weight and means else None
+        return torch.stack(outputs)
+
+    def rcl_per_sample(self, means):
+        """Cross-entropy of cos(p_i, m_{b,j}) / tau against j = i over B_cond x E_r rows."""
+        if self.routed < 2:
+            return None
+        m = F.normalize(torch.stack(means), dim=-1, eps=1e-12)            # [B_cond, E, D]
+        p = F.normalize(self.cluster_centers, dim=-1, eps=1e-12)           # [E, D]
+        logits = torch.einsum("id,bjd->bij", p, m) / self.rcl_tau
+        target = torch.arange(self.routed).repeat(len(means))
+        return self.rcl_weight * F.cross_entropy(logits.reshape(-1, self.routed), target)
+
+
 class Block(nn.Module):
     def __init__(self, dim, heads, mlp):
         super().__init__()
@@ -305,15 +357,19 @@ class DiT(nn.Module):
         first, every = cfg.get("model.moe.first", 1), cfg.get("model.moe.every", 2)
         if not experts or i < first or (i - first) % every:
             return Mlp(D, hidden)
-        if cfg["model.moe.router"] != "prototype":
-            raise ValueError("torch_dit implements the prototype router only, not '%s'" % cfg["model.moe.router"])
+        router = cfg["model.moe.router"]
+        if router not in ("prototype", "prototype_ec"):
+            raise ValueError("torch_dit implements the prototype routers only, not '%s'" % router)
         routed, active, shared, uncond = parse_experts(experts)
         width = cfg.get("model.moe.hidden", 0) or hidden // (1 + shared)
         activation = cfg.get("model.moe.activation", "default")
         activation = "identity" if activation == "default" else activation
-        return PrototypeMoE(D, width, routed, active, shared, uncond, cfg.get("model.moe.alpha", 1.0), activation,
-                            cfg.get("model.moe.conditional", False), self.num_classes,
-                            cfg.get("loss.rcl.weight", 0.0), cfg.get("loss.rcl.tau", 0.07))
+        args = (D, width, routed, active, shared, uncond, cfg.get("model.moe.alpha", 1.0), activation,
+                cfg.get("model.moe.conditional", False), self.num_classes, cfg.get("loss.rcl.weight", 0.0),
+                cfg.get("loss.rcl.tau", 0.07))
+        if router == "prototype_ec":
+            return PrototypeEcMoE(*args, capacity=cfg.get("model.moe.capacity", 1.0))
+        return PrototypeMoE(*args)
 
     def unpatchify(self, x):
         B, p, C, g = x.shape[0], self.patch, self.out_channels, self.size // self.patch
