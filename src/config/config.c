@@ -27,6 +27,8 @@ enum key_flag {
     KEY_RESULTS = 1,  // part of the run id: changing it changes what training computes
     KEY_MIN_OPEN = 2, // the lower bound itself is excluded
     KEY_MAX_OPEN = 4, // the upper bound itself is excluded
+    KEY_ADDED = 8,    // a results key added after run ids were fixed: in the id only when away from
+                      // its default, so that every earlier run keeps its id (and its checkpoints resume)
 };
 
 struct config_key {
@@ -77,6 +79,8 @@ enum {
     RESULTS = KEY_RESULTS,
     RESULTS_MIN_OPEN = KEY_RESULTS | KEY_MIN_OPEN,
     RESULTS_MAX_OPEN = KEY_RESULTS | KEY_MAX_OPEN,
+    ADDED = KEY_RESULTS | KEY_ADDED,
+    ADDED_MIN_OPEN = KEY_RESULTS | KEY_ADDED | KEY_MIN_OPEN,
     OPERATIONAL = 0,
 };
 
@@ -874,6 +878,17 @@ static void hex(const unsigned char *bytes, size_t n, char *out)
     for (size_t i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", bytes[i]);
 }
 
+// 1 when the canonical line of key (line, len long) is that of its default.
+static int at_default(const struct config *defaults, const struct config_key *key, const char *line, size_t len)
+{
+    char def[LINE_CAPACITY];
+    struct text t = {def, sizeof def, 0};
+    text_add(&t, "%s: ", key->name);
+    add_value(&t, defaults, key);
+    text_add(&t, "\n");
+    return t.len == len && memcmp(def, line, len) == 0;
+}
+
 void config_run_id(const struct config *cfg, char out[17])
 {
     const struct config_key *sorted[KEY_COUNT];
@@ -882,6 +897,9 @@ void config_run_id(const struct config *cfg, char out[17])
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     digest_or_bug(ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL));
     sorted_keys(sorted);
+    struct config *defaults = malloc(sizeof *defaults);
+    if (!defaults) BUG("out of memory for the defaults of the run id");
+    config_defaults(defaults);
     for (size_t i = 0; i < KEY_COUNT; i++) {
         if (!(sorted[i]->flags & KEY_RESULTS)) continue;
         struct text t = {line, sizeof line, 0};
@@ -889,8 +907,10 @@ void config_run_id(const struct config *cfg, char out[17])
         add_value(&t, cfg, sorted[i]);
         text_add(&t, "\n");
         if (t.len >= sizeof line) BUG("canonical line of '%s' is too long", sorted[i]->name);
+        if ((sorted[i]->flags & KEY_ADDED) && at_default(defaults, sorted[i], line, t.len)) continue;
         digest_or_bug(EVP_DigestUpdate(ctx, line, t.len));
     }
+    free(defaults);
     unsigned n = 0;
     digest_or_bug(EVP_DigestFinal_ex(ctx, digest, &n));
     EVP_MD_CTX_free(ctx);
@@ -1048,6 +1068,8 @@ void config_print_list(FILE *out)
         format_range(&keys[i], range, sizeof range);
         fprintf(out, "%-*s  %-6s  %-*s  %-*s  %s%s\n", name_width, keys[i].name,
                 type_name(keys[i].type), default_width, def, range_width, range, keys[i].doc,
-                keys[i].flags & KEY_RESULTS ? "" : " (not in the run id)");
+                !(keys[i].flags & KEY_RESULTS) ? " (not in the run id)"
+                : keys[i].flags & KEY_ADDED  ? " (in the run id when not the default)"
+                                             : "");
     }
 }

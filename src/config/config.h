@@ -144,7 +144,9 @@ int config_validate(const struct config *cfg);
 int config_canonical(const struct config *cfg, char *buf, size_t size);
 
 // Run id: the first 16 hex digits of SHA-256 over the canonical text restricted to the keys that
-// affect results (threads, log.*, ckpt.*, sample.* excluded). out must hold 17 bytes.
+// affect results (threads, log.*, ckpt.*, sample.* excluded). Keys added to the table after run ids
+// were fixed count only when away from their default, so earlier runs keep their ids. out must
+// hold 17 bytes.
 void config_run_id(const struct config *cfg, char out[17]);
 
 // SHA-256 of bytes as 64 lowercase hex digits; out must hold 65 bytes.

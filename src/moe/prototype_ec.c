@@ -243,6 +243,7 @@ const struct router_ops router_prototype_ec = {
     .default_activation = ACTIVATION_IDENTITY,
     .check = pec_check,
     .aux = AUX_BIT(AUX_RCL),
+    .reads = ROUTER_READS_ACTIVATION | ROUTER_READS_ALPHA | ROUTER_READS_CAPACITY,
     .add_params = pec_add_params,
     .bind = pec_bind,
     .max_slots = pec_max_slots,
