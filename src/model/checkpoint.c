@@ -81,7 +81,8 @@ static const void *find_tensor(const struct st_file *f, const char *prefix, cons
 }
 
 // A tensor that the rename added (legacy_names.h) and the file predates: its constant initial
-// value. 1 when filled, 0 when the tensor must be in the file.
+// value in the weight groups, zero in the AdamW moments (buffers are never optimised). 1 when
+// filled, 0 when the tensor must be in the file.
 static int fill_added(const struct st_file *f, const char *prefix, const struct param_entry *e, real *w)
 {
     char marker[PARAM_NAME_MAX + 32], full[FULL_NAME_MAX];
@@ -91,7 +92,8 @@ static int fill_added(const struct st_file *f, const char *prefix, const struct 
     if (e->init != INIT_CONSTANT || !legacy_added_marker(e->name, marker, sizeof marker)) return 0;
     snprintf(full, sizeof full, "%s%s", prefix, marker);
     if (!st_get(f, full, &dtype, &ndim, shape)) return 0;
-    for (size_t k = 0; k < e->count; k++) w[k] = (real)e->std;
+    real value = strncmp(prefix, "adam.", 5) == 0 ? 0 : (real)e->std;
+    for (size_t k = 0; k < e->count; k++) w[k] = value;
     return 1;
 }
 
