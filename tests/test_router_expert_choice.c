@@ -91,7 +91,7 @@ static void randomise(struct fixture *f)
     for (int e = 0; e < f->L.spec.routed + f->L.spec.uncond; e++) {
         snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.fc1.bias", e);
         fill_normal(tensor(f, f->w, name), f->L.spec.hidden, 0.1);
-        snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.down_proj.bias", e);
+        snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.fc2.bias", e);
         fill_normal(tensor(f, f->w, name), D, 0.1);
     }
 }
@@ -279,9 +279,9 @@ static void dense_expert(double *out, struct fixture *f, int e, const real *in, 
     const real *up_w = tensor(f, f->w, name);
     snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.fc1.bias", e);
     const real *up_b = tensor(f, f->w, name);
-    snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.down_proj.weight", e);
+    snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.fc2.weight", e);
     const real *down_w = tensor(f, f->w, name);
-    snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.down_proj.bias", e);
+    snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.fc2.bias", e);
     const real *down_b = tensor(f, f->w, name);
     double hidden[4 * D];
     for (int j = 0; j < h; j++) {

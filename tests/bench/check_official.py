@@ -4,7 +4,8 @@ For the baselines with an official model class in ali-vilab/ProMoE (TC-DiT model
 models_ECDiT.py, DiffMoE models_DiffMoE.py), at mini scale (experiments/mini/{token_choice,
 expert_choice,diffmoe}.yaml, MoE in blocks 1, 3, 5): trains a short run, writes its EMA weights with
 `promoe export`, loads that file into the official class with load_state_dict(strict=True) (no
-renaming, no filtering), and compares the official class's output (eval mode, float64) with
+renaming, no filtering), and compares the official class's output (eval mode, float32: its
+timestep features are float32 whatever the model's dtype) with
 `promoe forward` on the same x [B, C, S, S], t [B], y [B]:
 
     max relative error = ||ours - official||_inf / ||official||_inf     (passes at <= 1e-4)
@@ -93,7 +94,7 @@ def check(name, config, module, work):
     cfg = torch_dit.parse_config(meta["promoe.config"])
     model = official_model(module, cfg)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=True)
-    model = model.double().eval()
+    model = model.eval()
     C, S, null = cfg["data.channels"], cfg["data.pad_to"] or cfg["data.image_size"], cfg["data.num_classes"]
     rng = np.random.default_rng(7)
     x = rng.standard_normal((BATCH, C, S, S)).astype(np.float32)
@@ -106,11 +107,11 @@ def check(name, config, module, work):
                        "--out", paths["out"]])
     ours = np.load(paths["out"]).astype(np.float64)
     with torch.no_grad():
-        out = model(torch.from_numpy(x).double(), torch.from_numpy(t).double(), torch.from_numpy(y))
-    ref = (out[0] if isinstance(out, tuple) else out).numpy()
+        out = model(torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(y))
+    ref = (out[0] if isinstance(out, tuple) else out).numpy().astype(np.float64)
     err = np.abs(ours - ref).max() / np.abs(ref).max() if ours.shape == ref.shape else float("inf")
     ok = err <= TOLERANCE
-    print("%-26s %s  strict load: %d tensors; max rel err vs official (float64) %.2e (output max |.| %.3g)"
+    print("%-26s %s  strict load: %d tensors; max rel err vs official (float32) %.2e (output max |.| %.3g)"
           % (name, "ok  " if ok else "FAIL", len(tensors), err, np.abs(ref).max()))
     return ok
 
