@@ -12,12 +12,14 @@ timestep features are float32 whatever the model's dtype) with
 
 The official files are imported from a checkout given as OFFICIAL_DIR (its models/ folder), not
 copied here. They import PatchEmbed from timm, which Debian does not package: a stand-in with
-timm's names (proj, num_patches, patch_size) is put in its place. Exit status 0 = pass.
+timm's names (proj, num_patches, patch_size) is put in its place, and on torch 1.13 (no
+scaled_dot_product_attention) the plain softmax attention. Exit status 0 = pass.
 Run by /usr/bin/python3 (Debian's python3-torch, python3-numpy; make bench-deps):
 
     OFFICIAL_DIR=/path/to/ProMoE /usr/bin/python3 tests/bench/check_official.py
 """
 import importlib
+import math
 import os
 import sys
 import tempfile
@@ -57,8 +59,17 @@ class Settings(dict):
     __getattr__ = dict.get
 
 
+def attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False):
+    """softmax(q k^T / sqrt(d)) v: torch 2's fused attention, which Debian's torch 1.13 lacks."""
+    assert attn_mask is None and not is_causal and dropout_p == 0.0
+    return ((q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])).softmax(dim=-1) @ v
+
+
 def official_package(root):
-    """Imports OFFICIAL_DIR/models as the package `models`, with the timm stand-in."""
+    """Imports OFFICIAL_DIR/models as the package `models`, with the timm stand-in (and torch 2's
+    attention on torch 1.13)."""
+    if not hasattr(torch.nn.functional, "scaled_dot_product_attention"):
+        torch.nn.functional.scaled_dot_product_attention = attention
     timm = types.ModuleType("timm")
     timm.models = types.ModuleType("timm.models")
     vit = types.ModuleType("timm.models.vision_transformer")
