@@ -23,7 +23,7 @@ TEST_SRC = $(wildcard tests/test_*.c)
 F64_SRC  = $(wildcard tests/f64_*.c)
 TESTS    = $(TEST_SRC:tests/%.c=build/tests/%) $(F64_SRC:tests/%.c=build/tests/%)
 
-.PHONY: all test deps bench bench-deps bench-check clean main plots mpi test-mpi study study-report
+.PHONY: all test deps bench bench-deps bench-check bench-official clean main plots mpi test-mpi study study-report
 all: build/promoe
 
 # Debian packages, installed when missing (scripts/install-deps.sh); checked once per build tree.
@@ -135,6 +135,11 @@ bench-deps:
 # Our network against the PyTorch implementation in tests/bench (max relative error <= 1e-4).
 bench-check: build/.deps build/promoe
 	/usr/bin/python3 tests/bench/check_forward.py
+
+# Exported baseline weights in the official classes (strict load, outputs within 1e-4); OFFICIAL_DIR
+# is a checkout of ali-vilab/ProMoE.
+bench-official: build/.deps build/promoe
+	/usr/bin/python3 tests/bench/check_official.py
 
 clean:
 	rm -rf build build-mpi

@@ -76,7 +76,7 @@ static double selection_margin(struct tiny *s)
 {
     const struct moe_layer *L = s->m.moe[MOE_BLOCK];
     const real *x = s->m.acts.blocks[MOE_BLOCK].mod2;
-    const real *W = s->w + params_find(&s->m.table, "blocks.1.mlp.gate.weight")->offset;
+    const real *W = s->w + params_find(&s->m.table, "blocks.1.mlp.gate_weight")->offset;
     int T = s->m.shape.tokens, N = 3 * T, D = L->D, E = L->spec.routed, n = 0;
     double S[3 * 16 * 8], column[3 * 16], margin = INFINITY;
     loss_of(&s->c);

@@ -42,6 +42,10 @@ static real *tensor(struct layer *f, real *base, const char *suffix)
     char name[PARAM_NAME_MAX + 32];
     snprintf(name, sizeof name, "blocks.1.mlp.%s", suffix);
     const struct param_entry *e = params_find(&f->table, name);
+    if (!e && strcmp(suffix, "gate.weight") == 0) {   // DiffMoE's router, named as its official class
+        snprintf(name, sizeof name, "blocks.1.mlp.gate_weight");
+        e = params_find(&f->table, name);
+    }
     if (!e) {
         fprintf(stderr, "no tensor %s\n", name);
         exit(1);
@@ -228,7 +232,7 @@ static const char *const race_sets[] = {"model.moe.router=expert_race", "model.m
                                         "loss.router_sim.weight=0.1", NULL};
 static const char *const race_cond_sets[] = {"model.moe.router=expert_race", "model.moe.experts=E5A1S0U1",
                                              "model.moe.conditional=true", "loss.router_sim.weight=0.1", NULL};
-static const char *const diffmoe_buffers[] = {"blocks.1.mlp.capacity_thresholds", NULL};
+static const char *const diffmoe_buffers[] = {"blocks.1.mlp.expert_threshold", NULL};
 static const char *const race_buffers[] = {"blocks.1.mlp.race_threshold", "blocks.1.mlp.race_threshold_initialised",
                                            NULL};
 

@@ -62,8 +62,8 @@ static void test_one_expert_equals_dense(void)
         const char *name = dense.table.entries[i].name;
         if (!(strncmp(name, "blocks.", 7) == 0 && strstr(name, ".mlp."))) copy_tensor(&dense, wd, name, &moe, wm, name);
     }
-    const char *pairs[][2] = {{"fc1.weight", "experts.0.up_proj.weight"}, {"fc1.bias", "experts.0.up_proj.bias"},
-                              {"fc2.weight", "experts.0.down_proj.weight"}, {"fc2.bias", "experts.0.down_proj.bias"}};
+    const char *pairs[][2] = {{"fc1.weight", "experts.0.fc1.weight"}, {"fc1.bias", "experts.0.fc1.bias"},
+                              {"fc2.weight", "experts.0.fc2.weight"}, {"fc2.bias", "experts.0.fc2.bias"}};
     for (int b = 0; b < 2; b++)
         for (int k = 0; k < 4; k++) {
             char a[96], c[96];

@@ -76,7 +76,7 @@ static struct harness *harness_new(const char *const *sets, int n_sets, int B, i
     struct rng r;
     rng_init(&r, seed, 0, RNG_TEST, 0);
     for (size_t i = 0; i < nd; i++) h->x[i] = (real)rng_normal(&r), h->d_y[i] = (real)rng_normal(&r);
-    real *gate = tensor(h, h->w, "gate.weight");
+    real *gate = tensor(h, h->w, "gate_weight");
     for (int i = 0; i < h->E * h->D; i++) gate[i] = (real)(GATE_TEST_STD * rng_normal(&r));
     for (int b = 0; b < B; b++) h->labels[b] = b % h->cfg.num_classes;
     h->L.training = 1;
@@ -99,7 +99,7 @@ static void forward(struct harness *h) { moe_forward(&h->L, h->y, h->x, h->label
 // S [N, E] = activation(x W^T) (softmax or sigmoid).
 static void ref_scores(struct harness *h, double *S)
 {
-    const real *W = tensor(h, h->w, "gate.weight");
+    const real *W = tensor(h, h->w, "gate_weight");
     for (int n = 0; n < h->N; n++) {
         double z[64], max = -INFINITY, sum = 0;
         for (int e = 0; e < h->E; e++) {
@@ -333,7 +333,7 @@ static void test_determinism(void)
 // layer trains with update_buffers = 1.
 static void check_threshold_update(struct harness *h, double momentum, const char *what)
 {
-    real *tau = tensor(h, h->w, "capacity_thresholds");
+    real *tau = tensor(h, h->w, "expert_threshold");
     double *prob = malloc(sizeof(double) * h->N * h->E), start[64];
     int n = pool_size(h), k = (int)floor((double)n / h->E * h->L.spec.capacity);
     for (int e = 0; e < h->E; e++) tau[e] = (real)(start[e] = 0.1 + 0.2 * e);
@@ -374,7 +374,7 @@ static void test_thresholds(void)
 // tau_e is set halfway between the target-th and the next largest reference probability.
 static void check_inference(struct harness *h, const int *target, const char *what)
 {
-    real *tau = tensor(h, h->w, "capacity_thresholds");
+    real *tau = tensor(h, h->w, "expert_threshold");
     double *S = malloc(sizeof(double) * h->N * h->E), *prob = malloc(sizeof(double) * h->N * h->E);
     int *chosen = malloc(sizeof(int) * h->N), n = pool_size(h);
     ref_scores(h, S);
@@ -429,7 +429,7 @@ static void test_detached_backward(void)
     real *d_x0 = malloc(sizeof(real) * nd), *g0 = malloc(sizeof(real) * total);
     const double weights[3] = {0.01, 1.0, 0};
     const struct param_entry *w2 = params_find(&h->table, "blocks.1.mlp.capacity_predictor.2.weight");
-    const struct param_entry *gate = params_find(&h->table, "blocks.1.mlp.gate.weight");
+    const struct param_entry *gate = params_find(&h->table, "blocks.1.mlp.gate_weight");
     double norm[3];
     for (int i = 0; i < 3; i++) {
         h->cfg.capacity_weight = weights[i];   // L->cfg points here
@@ -513,8 +513,8 @@ static void test_training_run(void)
     const char *dtype;
     int ndim;
     int64_t shape[8];
-    const float *tau = st_get(f, "train.blocks.1.mlp.capacity_thresholds", &dtype, &ndim, shape);
-    const float *ema = st_get(f, "blocks.1.mlp.capacity_thresholds", &dtype, &ndim, shape);
+    const float *tau = st_get(f, "train.blocks.1.mlp.expert_threshold", &dtype, &ndim, shape);
+    const float *ema = st_get(f, "blocks.1.mlp.expert_threshold", &dtype, &ndim, shape);
     int in_range = tau && ema && shape[0] == 4;
     for (int e = 0; in_range && e < 4; e++) in_range = tau[e] > 0 && tau[e] < 1 && tau[e] == ema[e];
     CHECK(in_range, "thresholds after training are not in (0, 1) or differ in the EMA copy");

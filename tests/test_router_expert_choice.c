@@ -19,7 +19,7 @@
 #include "moe/registry.h"
 #include "train/trainer.h"
 
-#define ROUTER_NAME "blocks.1.mlp.gate.weight"
+#define ROUTER_NAME "blocks.1.mlp.gate_weight"
 #define ROUTER_TEST_STD 0.5   // spreads the scores so that no two are near-equal by chance
 #define GATE_TOLERANCE 1e-5   // float scores versus the test's double softmax
 enum { D = 16, T = 16, MAX_B = 4, MAX_E = 8, MAX_SLOTS = MAX_B * T * MAX_E };
@@ -89,9 +89,9 @@ static void randomise(struct fixture *f)
     fill_normal(tensor(f, f->w, ROUTER_NAME), (size_t)f->L.spec.routed * D, ROUTER_TEST_STD);
     char name[PARAM_NAME_MAX];
     for (int e = 0; e < f->L.spec.routed + f->L.spec.uncond; e++) {
-        snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.up_proj.bias", e);
+        snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.fc1.bias", e);
         fill_normal(tensor(f, f->w, name), f->L.spec.hidden, 0.1);
-        snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.down_proj.bias", e);
+        snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.fc2.bias", e);
         fill_normal(tensor(f, f->w, name), D, 0.1);
     }
 }
@@ -204,7 +204,7 @@ static void test_parameters(void)
         CHECK(e->init == INIT_NORMAL && fabs(std - 0.006) < 0.0006, "router init std %.5f, expected 0.006", std);
     }
     CHECK(params_find(&f.table, "blocks.1.mlp.gate.bias") == NULL, "the router has a bias");
-    const struct param_entry *up = params_find(&f.table, "blocks.1.mlp.experts.7.up_proj.weight");
+    const struct param_entry *up = params_find(&f.table, "blocks.1.mlp.experts.7.fc1.weight");
     CHECK(up && up->shape[0] == 4 * 192, "expert width is not 4D");
     fixture_destroy(&f);
 }
@@ -275,13 +275,13 @@ static void dense_expert(double *out, struct fixture *f, int e, const real *in, 
 {
     char name[PARAM_NAME_MAX];
     int h = f->L.spec.hidden;
-    snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.up_proj.weight", e);
+    snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.fc1.weight", e);
     const real *up_w = tensor(f, f->w, name);
-    snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.up_proj.bias", e);
+    snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.fc1.bias", e);
     const real *up_b = tensor(f, f->w, name);
-    snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.down_proj.weight", e);
+    snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.fc2.weight", e);
     const real *down_w = tensor(f, f->w, name);
-    snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.down_proj.bias", e);
+    snprintf(name, sizeof name, "blocks.1.mlp.experts.%d.fc2.bias", e);
     const real *down_b = tensor(f, f->w, name);
     double hidden[4 * D];
     for (int j = 0; j < h; j++) {
@@ -464,9 +464,9 @@ static void test_mini_config(void)
     CHECK(strcmp(router_name(cfg.moe_router), "expert_choice") == 0 && cfg.moe_capacity == 1, "mini config: router or capacity");
     for (int block = 0; block < cfg.depth; block++) {
         char name[PARAM_NAME_MAX];
-        snprintf(name, sizeof name, "blocks.%d.mlp.gate.weight", block);
+        snprintf(name, sizeof name, "blocks.%d.mlp.gate_weight", block);
         const struct param_entry *gate = params_find(&m.table, name);
-        snprintf(name, sizeof name, "blocks.%d.mlp.experts.7.up_proj.weight", block);
+        snprintf(name, sizeof name, "blocks.%d.mlp.experts.7.fc1.weight", block);
         const struct param_entry *up = params_find(&m.table, name);
         if (block % 2) CHECK(gate && gate->shape[0] == 8 && gate->shape[1] == 192 && up && up->shape[0] == 768,
                              "block %d: router or expert shape", block);

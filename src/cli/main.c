@@ -20,6 +20,8 @@ static const struct command commands[] = {
     {"forward", cmd_forward, "run the network on given inputs (.npy) and write its raw output"},
     {"sweep", cmd_sweep, "train every run of a sweep file, resumably, N at once"},
     {"runs", cmd_runs, "list runs with their status and key figures"},
+    {"export", cmd_export, "write a checkpoint's weights alone under the official classes' names (safetensors)"},
+    {"import", cmd_import, "make a checkpoint from an official state dict (safetensors) and its config"},
     {"config", cmd_config, "list every config key, or print a config's resolved keys and parameters"},
     {"eval", cmd_eval, "sample a run's latest checkpoint and store its sample quality (fd, is, precision, recall, class_acc)"},
     {"import-eval", cmd_import_eval, "store the guided-diffusion evaluator's printed results for a run"},

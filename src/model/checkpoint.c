@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "model/legacy_names.h"
 #include "model/safetensors.h"
 
 enum { N_GROUPS = 4, FULL_NAME_MAX = PARAM_NAME_MAX + 32 };
@@ -64,33 +65,71 @@ int checkpoint_save(const char *path, const struct param_table *t, const struct 
     return rc;
 }
 
+// The tensor of a table entry in group g (its name with the group's prefix), or under its name
+// before the rename (legacy_names.h). NULL when absent under both.
+static const void *find_tensor(const struct st_file *f, const char *prefix, const char *name, char *found,
+                               const char **dtype, int *ndim, int64_t shape[8])
+{
+    char old[PARAM_NAME_MAX + 32];
+    snprintf(found, FULL_NAME_MAX, "%s%s", prefix, name);
+    const void *data = st_get(f, found, dtype, ndim, shape);
+    if (data || !legacy_tensor_name(name, old, sizeof old)) return data;
+    snprintf(found, FULL_NAME_MAX, "%s%s", prefix, old);
+    data = st_get(f, found, dtype, ndim, shape);
+    if (!data) snprintf(found, FULL_NAME_MAX, "%s%s", prefix, name);   // report the current name
+    return data;
+}
+
+// A tensor that the rename added (legacy_names.h) and the file predates: its constant initial
+// value in the weight groups, zero in the AdamW moments (buffers are never optimised). 1 when
+// filled, 0 when the tensor must be in the file.
+static int fill_added(const struct st_file *f, const char *prefix, const struct param_entry *e, real *w)
+{
+    char marker[PARAM_NAME_MAX + 32], full[FULL_NAME_MAX];
+    const char *dtype;
+    int ndim;
+    int64_t shape[8];
+    if (e->init != INIT_CONSTANT || !legacy_added_marker(e->name, marker, sizeof marker)) return 0;
+    snprintf(full, sizeof full, "%s%s", prefix, marker);
+    if (!st_get(f, full, &dtype, &ndim, shape)) return 0;
+    real value = strncmp(prefix, "adam.", 5) == 0 ? 0 : (real)e->std;
+    for (size_t k = 0; k < e->count; k++) w[k] = value;
+    return 1;
+}
+
+int checkpoint_read_tensor(const struct st_file *f, const char *path, const char *prefix,
+                           const struct param_entry *e, real *w)
+{
+    char name[FULL_NAME_MAX];
+    const char *dtype;
+    int ndim;
+    int64_t shape[8];
+    const void *data = find_tensor(f, prefix, e->name, name, &dtype, &ndim, shape);
+    if (!data && fill_added(f, prefix, e, w)) return 0;
+    if (!data) return err("checkpoint '%s' has no tensor '%s': it was written for another model", path, name);
+    int same = ndim == e->ndim && strcmp(dtype, REAL_DTYPE) == 0;
+    for (int d = 0; same && d < ndim; d++) same = shape[d] == e->shape[d];
+    if (!same) {
+        char want[64] = "", got[64] = "";
+        for (int d = 0; d < e->ndim; d++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "", (long long)e->shape[d]);
+        for (int d = 0; d < ndim && d < 8; d++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? "," : "", (long long)shape[d]);
+        return err("checkpoint '%s': tensor '%s' is %s [%s], the model expects %s [%s]", path, name, dtype, got,
+                   REAL_DTYPE, want);
+    }
+    memcpy(w, data, sizeof(real) * e->count);
+    for (size_t k = 0; k < e->count; k++)   // a NaN or infinity would only spread through training
+        if (!isfinite(w[k]))
+            return err("checkpoint '%s': tensor '%s' holds %g at element %lld: values must be finite", path, name,
+                       (double)w[k], (long long)k);
+    return 0;
+}
+
 static int load_group(const struct st_file *f, const char *path, const struct param_table *t,
                       int group, real *buffer)
 {
-    for (int i = 0; i < t->n; i++) {
-        const struct param_entry *e = &t->entries[i];
-        char name[FULL_NAME_MAX];
-        snprintf(name, sizeof name, "%s%s", group_prefix[group], e->name);
-        const char *dtype;
-        int ndim;
-        int64_t shape[8];
-        const void *data = st_get(f, name, &dtype, &ndim, shape);
-        if (!data) return err("checkpoint '%s' has no tensor '%s': it was written for another model", path, name);
-        int same = ndim == e->ndim && strcmp(dtype, REAL_DTYPE) == 0;
-        for (int d = 0; same && d < ndim; d++) same = shape[d] == e->shape[d];
-        if (!same) {
-            char want[64] = "", got[64] = "";
-            for (int d = 0; d < e->ndim; d++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "", (long long)e->shape[d]);
-            for (int d = 0; d < ndim && d < 8; d++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? "," : "", (long long)shape[d]);
-            return err("checkpoint '%s': tensor '%s' is %s [%s], the model expects %s [%s]", path, name,
-                       dtype, got, REAL_DTYPE, want);
-        }
-        memcpy(buffer + e->offset, data, sizeof(real) * e->count);
-        for (size_t k = 0; k < e->count; k++)   // a NaN or infinity would only spread through training
-            if (!isfinite(buffer[e->offset + k]))
-                return err("checkpoint '%s': tensor '%s' holds %g at element %lld: values must be finite", path, name,
-                           (double)buffer[e->offset + k], (long long)k);
-    }
+    for (int i = 0; i < t->n; i++)
+        if (checkpoint_read_tensor(f, path, group_prefix[group], &t->entries[i], buffer + t->entries[i].offset) < 0)
+            return -1;
     return 0;
 }
 
@@ -165,6 +204,60 @@ int checkpoint_read_config(const char *path, char **config_text)
     int rc = 0;
     if (!text) rc = err("checkpoint '%s' has no promoe.config metadata", path);
     else if (!(*config_text = strdup(text))) rc = err("out of memory");
+    st_close(f);
+    return rc;
+}
+
+int checkpoint_export(const char *path, const struct param_table *t, enum checkpoint_weights which,
+                      const char *out, int64_t *bytes)
+{
+    struct st_file *f;
+    if (st_open(path, &f) < 0) return -1;
+    real *w = calloc(t->total ? t->total : 1, sizeof(real));
+    struct st_tensor *tensors = calloc(t->n ? t->n : 1, sizeof *tensors);
+    const char *config = st_meta_get(f, "promoe.config"), *run_id = st_meta_get(f, "promoe.run_id");
+    const char *step = st_meta_get(f, "promoe.step");
+    int rc = 0;
+    if (!w || !tensors) rc = err("out of memory exporting '%s'", path);
+    else if (!config || !run_id || !step) rc = err("checkpoint '%s' lacks its run id, step or config in the metadata", path);
+    else rc = load_group(f, path, t, which == CHECKPOINT_WEIGHTS_EMA ? 0 : 1, w);
+    for (int i = 0; i < t->n && !rc; i++) {
+        const struct param_entry *e = &t->entries[i];
+        tensors[i] = (struct st_tensor){.name = e->name, .dtype = REAL_DTYPE, .ndim = e->ndim, .data = w + e->offset};
+        for (int d = 0; d < e->ndim; d++) tensors[i].shape[d] = e->shape[d];
+    }
+    if (!rc) {
+        struct st_meta meta[] = {{"promoe.config", config}, {"promoe.run_id", run_id}, {"promoe.step", step},
+                                 {"promoe.weights", which == CHECKPOINT_WEIGHTS_EMA ? "ema" : "online"}};
+        rc = st_write(out, tensors, t->n, meta, 4, bytes);
+    }
+    free(tensors);
+    free(w);
+    st_close(f);
+    return rc;
+}
+
+// 1 when the file's tensor `name` is a tensor of the table, under its name or its old one.
+static int table_has(const struct param_table *t, const char *name)
+{
+    if (params_find(t, name)) return 1;
+    char old[PARAM_NAME_MAX + 32];
+    for (int i = 0; i < t->n; i++)
+        if (legacy_tensor_name(t->entries[i].name, old, sizeof old) && strcmp(old, name) == 0) return 1;
+    return 0;
+}
+
+int checkpoint_import_weights(const char *path, const struct param_table *t, real *w)
+{
+    struct st_file *f;
+    if (st_open(path, &f) < 0) return -1;
+    int rc = 0;
+    for (int i = 0; i < st_count(f) && !rc; i++)
+        if (!table_has(t, st_name(f, i)))
+            rc = err("'%s': tensor '%s' is not a tensor of the model its config describes (%d tensors; "
+                     "a training checkpoint's train.* and adam.* are not weights: export it first)",
+                     path, st_name(f, i), t->n);
+    for (int i = 0; i < t->n && !rc; i++) rc = checkpoint_read_tensor(f, path, "", &t->entries[i], w + t->entries[i].offset);
     st_close(f);
     return rc;
 }

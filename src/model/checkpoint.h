@@ -35,4 +35,26 @@ int checkpoint_load_ema(const char *path, const struct param_table *t, real *ema
 // The config text stored in the checkpoint (caller frees).
 int checkpoint_read_config(const char *path, char **config_text);
 
+// Weights alone, as a state dict of the model's official class (README, Checkpoint layout).
+enum checkpoint_weights { CHECKPOINT_WEIGHTS_EMA, CHECKPOINT_WEIGHTS_ONLINE };
+
+// Writes one group of the checkpoint at path (EMA: its unprefixed tensors; online: "train.") to
+// out under the table's names, without prefix: every tensor of the model and nothing else, so
+// load_state_dict(strict=True) takes it as it is. A checkpoint from before the rename
+// (legacy_names.h) is written under the current names. Metadata: the checkpoint's promoe.config,
+// promoe.run_id, promoe.step, and promoe.weights ("ema" or "online").
+int checkpoint_export(const char *path, const struct param_table *t, enum checkpoint_weights which,
+                      const char *out, int64_t *bytes);
+
+// Reads a state dict (safetensors, float32, names as the table's or as before the rename) into
+// w [t->total]: every tensor of the table with its shape, and no other tensor, else an error
+// naming the file and the tensor.
+int checkpoint_import_weights(const char *path, const struct param_table *t, real *w);
+
+// One tensor of a table entry from an open file, under prefix + its name (or its name before the
+// rename), shape and finiteness checked; errors name path and tensor.
+struct st_file;
+int checkpoint_read_tensor(const struct st_file *f, const char *path, const char *prefix,
+                           const struct param_entry *e, real *w);
+
 #endif

@@ -28,10 +28,10 @@ struct scored {
 };
 
 struct diffmoe {
-    real *w, *g;                          // gate.weight [E, D] and its gradient
+    real *w, *g;                          // gate_weight [E, D] and its gradient
     real *w0, *b0, *w2, *b2;              // capacity predictor [D, D], [D], [E, D], [E]
     real *g_w0, *g_b0, *g_w2, *g_b2;      // their gradients
-    real *tau;                            // capacity_thresholds [E] (buffer)
+    real *tau;                            // expert_threshold [E] (buffer)
     real *z, *s, *d_s, *d_z;              // router logits, scores and their gradients [N, E]
     int *pool;                            // [N] routed token indices, ascending (first n_pool used)
     real *pool_x;                         // [N, D] pooled tokens (a detached copy)
@@ -54,20 +54,25 @@ static int dm_add_params(struct router_context *L, struct param_table *t, const 
 {
     if (!(L->router_state = calloc(1, sizeof(struct diffmoe)))) return err("out of memory");
     int E = L->spec.routed, D = L->D;
-    if (router_add_tensor(t, prefix, "gate.weight", 2, E, D, INIT_NORMAL, GATE_INIT_STD, 1) < 0 ||
+    if (router_add_tensor(t, prefix, "gate_weight", 2, E, D, INIT_NORMAL, GATE_INIT_STD, 1) < 0 ||
         router_add_tensor(t, prefix, "capacity_predictor.0.weight", 2, D, D, INIT_XAVIER, 0, 1) < 0 ||
         router_add_tensor(t, prefix, "capacity_predictor.0.bias", 1, D, 0, INIT_ZERO, 0, 1) < 0 ||
         router_add_tensor(t, prefix, "capacity_predictor.2.weight", 2, E, D, INIT_XAVIER, 0, 1) < 0 ||
         router_add_tensor(t, prefix, "capacity_predictor.2.bias", 1, E, 0, INIT_ZERO, 0, 1) < 0)
         return -1;
-    // Thresholds are a buffer: not optimised, saved in checkpoints, copied into the EMA weights.
-    return router_add_tensor(t, prefix, "capacity_thresholds", 1, E, 0, INIT_ZERO, 0, 0);
+    // Buffers as the official class registers them: not optimised, saved in checkpoints, copied
+    // into the EMA weights. expert_threshold [E]; ema_decay [1], the thresholds' EMA momentum
+    // (model.moe.threshold_momentum), kept so that the state dict loads strictly.
+    return router_add_tensor(t, prefix, "expert_threshold", 1, E, 0, INIT_ZERO, 0, 0) < 0 ||
+                   router_add_tensor(t, prefix, "ema_decay", 1, 1, 0, INIT_CONSTANT, L->cfg->moe_threshold_momentum, 0) < 0
+               ? -1
+               : 0;
 }
 
 static void dm_bind(struct router_context *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct diffmoe *r = L->router_state;
-    real *gate = router_tensor(t, base, prefix, "gate.weight"), *w0 = router_tensor(t, base, prefix, "capacity_predictor.0.weight");
+    real *gate = router_tensor(t, base, prefix, "gate_weight"), *w0 = router_tensor(t, base, prefix, "capacity_predictor.0.weight");
     real *b0 = router_tensor(t, base, prefix, "capacity_predictor.0.bias");
     real *w2 = router_tensor(t, base, prefix, "capacity_predictor.2.weight");
     real *b2 = router_tensor(t, base, prefix, "capacity_predictor.2.bias");
@@ -76,7 +81,7 @@ static void dm_bind(struct router_context *L, const struct param_table *t, const
         return;
     }
     r->w = gate, r->w0 = w0, r->b0 = b0, r->w2 = w2, r->b2 = b2;
-    r->tau = router_tensor(t, base, prefix, "capacity_thresholds");
+    r->tau = router_tensor(t, base, prefix, "expert_threshold");
 }
 
 // At inference an expert may take every routed token (its predicted count can reach n), so the
@@ -300,6 +305,7 @@ static void dm_backward(struct router_context *L, const real *x, const int *rout
 }
 
 const struct router_ops router_diffmoe = {
+    .expert_names = EXPERT_NAMES_FC,   // experts are timm Mlps in the official class
     .default_activation = ACTIVATION_SOFTMAX,
     .check = NULL,
     .aux = AUX_BIT(AUX_CAPACITY),

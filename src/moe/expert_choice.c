@@ -27,14 +27,14 @@ struct expert_choice {
 static int ec_add_params(struct router_context *L, struct param_table *t, const char *prefix)
 {
     if (!(L->router_state = calloc(1, sizeof(struct expert_choice)))) return err("out of memory");
-    return router_add_tensor(t, prefix, "gate.weight", 2, L->spec.routed, L->D, INIT_NORMAL,
+    return router_add_tensor(t, prefix, "gate_weight", 2, L->spec.routed, L->D, INIT_NORMAL,
                              EXPERT_CHOICE_INIT_STD, 1);
 }
 
 static void ec_bind(struct router_context *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct expert_choice *r = L->router_state;
-    real *p = router_tensor(t, base, prefix, "gate.weight");
+    real *p = router_tensor(t, base, prefix, "gate_weight");
     if (grads) r->g = p;
     else r->w = p;
 }
@@ -113,6 +113,7 @@ static void ec_backward(struct router_context *L, const real *x, const int *rout
 }
 
 const struct router_ops router_expert_choice = {
+    .expert_names = EXPERT_NAMES_FC,   // experts are timm Mlps in the official class
     .default_activation = ACTIVATION_SOFTMAX,
     .check = NULL,
     .aux = 0,

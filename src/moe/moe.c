@@ -1,4 +1,5 @@
-// The MoE layer shared by every router: expert registration under ProMoE's tensor names, the
+// The MoE layer shared by every router: expert registration under the tensor names of the
+// router's official class (ProMoE's up_proj/down_proj, or fc1/fc2 for TC-DiT, EC-DiT, DiffMoE), the
 // routing plan (staged entries sorted into per-expert slot ranges), dispatch and its backward.
 // Experts run one after another, each as BLIS products over its gathered tokens; scatter-adds
 // go expert by expert, so each token's sum has a fixed order (determinism).
@@ -30,15 +31,26 @@ static void plan_finalize(struct routing_plan *p)
     p->n_slots = p->n_staged;
 }
 
-static int add_expert(struct param_table *t, const char *prefix, int D, int h, int activated)
+// The two linears of an expert under the names its router's official class uses (router.h).
+static void linear_names(const struct moe_layer *L, int shared, const char **up, const char **down)
 {
+    int fc = !shared && L->router->expert_names == EXPERT_NAMES_FC;
+    *up = fc ? "fc1" : "up_proj";
+    *down = fc ? "fc2" : "down_proj";
+}
+
+static int add_expert(struct param_table *t, const struct moe_layer *L, const char *prefix, int shared, int activated)
+{
+    const char *up, *down;
+    linear_names(L, shared, &up, &down);
+    int64_t D = L->D, h = L->spec.hidden;
+    const struct { const char *linear, *part; int64_t d0, d1; int ndim; enum param_init init; } parts[] = {
+        {up, "weight", h, D, 2, INIT_XAVIER}, {up, "bias", h, 0, 1, INIT_ZERO},
+        {down, "weight", D, h, 2, INIT_XAVIER}, {down, "bias", D, 0, 1, INIT_ZERO}};
     char name[PARAM_NAME_MAX + 32];
-    const struct { const char *suffix; int64_t d0, d1; int ndim; enum param_init init; } parts[] = {
-        {"up_proj.weight", h, D, 2, INIT_XAVIER}, {"up_proj.bias", h, 0, 1, INIT_ZERO},
-        {"down_proj.weight", D, h, 2, INIT_XAVIER}, {"down_proj.bias", D, 0, 1, INIT_ZERO}};
     for (int i = 0; i < 4; i++) {
         int64_t shape[2] = {parts[i].d0, parts[i].d1};
-        snprintf(name, sizeof name, "%s.%s", prefix, parts[i].suffix);
+        snprintf(name, sizeof name, "%s.%s.%s", prefix, parts[i].linear, parts[i].part);
         int index = params_add(t, name, parts[i].ndim, shape, parts[i].init, 0, 1);
         if (index < 0) return -1;
         t->entries[index].activated = activated;
@@ -74,11 +86,11 @@ int moe_create(struct moe_layer *L, const struct config *cfg, int block, struct 
     for (int e = 0; e < experts; e++) {
         expert_prefix(prefix, L, 0, e);
         // Activated parameters: the top-k routed experts' worth; unconditional ones are extra.
-        if (add_expert(t, prefix, L->D, L->spec.hidden, e < L->spec.active) < 0) return -1;
+        if (add_expert(t, L, prefix, 0, e < L->spec.active) < 0) return -1;
     }
     for (int s = 0; s < S; s++) {
         expert_prefix(prefix, L, 1, s);
-        if (add_expert(t, prefix, L->D, L->spec.hidden, 1) < 0) return -1;
+        if (add_expert(t, L, prefix, 1, 1) < 0) return -1;
     }
     snprintf(prefix, sizeof prefix, "blocks.%d.mlp", block);
     return L->router->add_params(&L->ctx, t, prefix);
@@ -94,12 +106,20 @@ void moe_destroy(struct moe_layer *L)
     memset(L, 0, sizeof *L);
 }
 
-static void bind_expert(struct expert_tensors *x, const struct param_table *t, real *base, const char *prefix)
+static void bind_expert(struct expert_tensors *x, const struct moe_layer *L, const struct param_table *t, real *base,
+                        const char *prefix, int shared)
 {
-    x->up_w = router_tensor(t, base, prefix, "up_proj.weight");
-    x->up_b = router_tensor(t, base, prefix, "up_proj.bias");
-    x->down_w = router_tensor(t, base, prefix, "down_proj.weight");
-    x->down_b = router_tensor(t, base, prefix, "down_proj.bias");
+    const char *up, *down;
+    char name[PARAM_NAME_MAX];
+    linear_names(L, shared, &up, &down);
+    snprintf(name, sizeof name, "%s.weight", up);
+    x->up_w = router_tensor(t, base, prefix, name);
+    snprintf(name, sizeof name, "%s.bias", up);
+    x->up_b = router_tensor(t, base, prefix, name);
+    snprintf(name, sizeof name, "%s.weight", down);
+    x->down_w = router_tensor(t, base, prefix, name);
+    snprintf(name, sizeof name, "%s.bias", down);
+    x->down_b = router_tensor(t, base, prefix, name);
 }
 
 void moe_bind(struct moe_layer *L, const struct param_table *t, real *base, int grads)
@@ -107,11 +127,11 @@ void moe_bind(struct moe_layer *L, const struct param_table *t, real *base, int 
     char prefix[PARAM_NAME_MAX];
     for (int e = 0; e < L->spec.routed + L->spec.uncond; e++) {
         expert_prefix(prefix, L, 0, e);
-        bind_expert(grads ? &L->g[e] : &L->w[e], t, base, prefix);
+        bind_expert(grads ? &L->g[e] : &L->w[e], L, t, base, prefix, 0);
     }
     for (int s = 0; s < L->spec.shared; s++) {
         expert_prefix(prefix, L, 1, s);
-        bind_expert(grads ? &L->shared_g[s] : &L->shared_w[s], t, base, prefix);
+        bind_expert(grads ? &L->shared_g[s] : &L->shared_w[s], L, t, base, prefix, 1);
     }
     snprintf(prefix, sizeof prefix, "blocks.%d.mlp", L->block);
     L->router->bind(&L->ctx, t, prefix, base, grads);

@@ -85,6 +85,11 @@ struct router_context {
     ROUTER_CONTEXT_FIELDS
 };
 
+// The names of an expert's two linears in checkpoints, as the method's official model class has
+// them: ProMoE's MoeMLP (up_proj, down_proj; the default, 0) or the timm Mlp that TC-DiT, EC-DiT
+// and DiffMoE build their experts from (fc1, fc2). Shared experts keep ProMoE's names.
+enum expert_naming { EXPERT_NAMES_UP_DOWN = 0, EXPERT_NAMES_FC };
+
 // A routing method's registry entry (registry.h looks them up): its ops, default activation, option checks and losses.
 struct router_ops {
     // model.moe.activation "default" resolves to this (enum moe_activation).
@@ -93,9 +98,11 @@ struct router_ops {
     int (*check)(const struct moe_spec *spec, const struct config *cfg);
     // The auxiliary losses its plan writes into ctx->aux: AUX_BIT(AUX_RCL) | ...
     unsigned aux;
-    // The router-specific model.moe keys it reads (ROUTER_READS_*); moe/option_use.c refuses any
+    // The router-specific model.moe keys it reads (ROUTER_READS_*); moe/option_use.c reports any
     // other one set away from its default, since it would change the run id and nothing else.
     unsigned reads;
+    // The tensor names of its routed and unconditional experts (enum expert_naming).
+    int expert_names;
     // Registers the router's tensors under prefix ("blocks.3.mlp"): trainable ones and buffers
     // (trainable = 0: saved in checkpoints, copied into the EMA weights). Allocates router_state.
     int (*add_params)(struct router_context *L, struct param_table *t, const char *prefix);

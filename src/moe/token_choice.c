@@ -86,6 +86,7 @@ static void tc_backward(struct router_context *L, const real *x, const int *rout
 }
 
 const struct router_ops router_token_choice = {
+    .expert_names = EXPERT_NAMES_FC,   // experts are timm Mlps in the official class
     .default_activation = ACTIVATION_SOFTMAX,
     .check = NULL,
     .aux = AUX_BIT(AUX_BALANCE),

@@ -63,6 +63,9 @@ static void init_tensor(const struct param_entry *e, real *w, struct rng *r)
     case INIT_UNIFORM:
         for (size_t i = 0; i < e->count; i++) w[i] = (real)((2 * rng_uniform(r) - 1) * e->std);
         break;
+    case INIT_CONSTANT:
+        for (size_t i = 0; i < e->count; i++) w[i] = (real)e->std;
+        break;
     case INIT_POS_EMBED: {
         int D = (int)e->shape[e->ndim - 1];
         int grid = (int)lround(sqrt((double)(e->count / (size_t)D)));

@@ -14,7 +14,8 @@ enum param_init {
     INIT_XAVIER,     // uniform, bound sqrt(6 / (fan_in + fan_out)), fan_in = product of shape[1:]
     INIT_NORMAL,     // N(0, std^2)
     INIT_UNIFORM,    // U(-std, std)
-    INIT_POS_EMBED   // fixed 2-D sine-cosine table (not trained)
+    INIT_POS_EMBED,  // fixed 2-D sine-cosine table (not trained)
+    INIT_CONSTANT    // every element = std (a constant buffer, e.g. DiffMoE's ema_decay)
 };
 
 enum { PARAM_NAME_MAX = 96, PARAM_MAX_DIMS = 4 };
