@@ -988,7 +988,7 @@ static int check_latents(const struct config *cfg)
                        "(allowed for it: none)",
                        moments_names[cfg->latents_moments], cfg->data_name);
         if (cfg->latents_scale != 1.0)
-            return err("data.latents.scale %.17g applies to data.name npy only, got data.name %s "
+            return err("data.latents.scale %.15g applies to data.name npy only, got data.name %s "
                        "(allowed for it: 1)",
                        cfg->latents_scale, cfg->data_name);
     }
