@@ -422,7 +422,10 @@ static void test_run_id(void)
     CHECK(strcmp(base, again) == 0, "run id not stable: %s vs %s", base, again);
     static const char *const changing[] = {"train.lr=2e-4",  "model.depth=4",
                                            "train.seed=1",   "data.flip=false",
-                                           "objective=ddpm", "data.path=/elsewhere"};
+                                           "objective=ddpm", "data.path=/elsewhere",
+                                           "data.latents.scale=0.18215",
+                                           "data.latents.moments=logvar",
+                                           "data.latents.sample=mean"};
     static const char *const neutral[] = {
         "train.threads=8", "log.every=10",          "ckpt.every=100",
         "ckpt.dir=x",      "sample.steps=10",       "sample.cfg=3",
@@ -471,7 +474,7 @@ static void test_print_list(void)
     CHECK(contains(listing, "(0, inf)") && contains(listing, "[0, 1)"), "open bounds");
     int rows = 0;
     for (const char *p = listing; (p = strchr(p, '\n')); p++) rows++;
-    CHECK(rows == 70, "%d rows (header + 69 keys)", rows);
+    CHECK(rows == 73, "%d rows (header + 72 keys)", rows);
     free(listing);
 }
 
