@@ -52,6 +52,8 @@ enum {
 static const char *const objective_names[] = {"rf", "ddpm", NULL}; // index = enum objective
 static const char *const lr_schedule_names[] = {"constant", "cosine", NULL}; // enum lr_schedule
 static const char *const data_names[] = {"fashion-mnist", "npy", NULL};
+static const char *const moments_names[] = {"none", "logvar", "std", NULL}; // enum latents_moments
+static const char *const latents_sample_names[] = {"posterior", "mean", NULL}; // enum latents_sample
 #define ROUTER_NAME_ROW(name) #name,
 static const char *const router_names[] = {PROMOE_ROUTERS(ROUTER_NAME_ROW) NULL}; // config/routers.h
 static const char *const pool_scope_names[] = {"global", "rank", NULL};   // enum pool_scope
@@ -154,6 +156,13 @@ static const struct config_key keys[] = {
     INT_KEY("data.pad_to", pad_to, "0", 0, 4096, RESULTS,
             "zero-pad images to this size (0 = no padding)"),
     BOOL_KEY("data.flip", flip, "true", RESULTS, "random horizontal flips"),
+    ENUM_KEY("data.latents.moments", latents_moments, "none", moments_names, RESULTS,
+             "npy latents file holds: none = latents as stored, or posterior moments "
+             "[mean, logvar] / [mean, std] on 2C channels"),
+    ENUM_KEY("data.latents.sample", latents_sample, "posterior", latents_sample_names, RESULTS,
+             "with moments: z = mean + std * eps per step (posterior) or z = mean"),
+    DOUBLE_KEY("data.latents.scale", latents_scale, "1", 0, INFINITY, RESULTS_MIN_OPEN,
+               "factor on every npy latent (0.18215 for SD-VAE moments)"),
     INT64_KEY("train.steps", steps, "1000", 0, 1e12, RESULTS, "optimizer steps"),
     INT_KEY("train.batch_size", batch_size, "128", 1, 1e6, RESULTS, "images per step"),
     DOUBLE_KEY("train.lr", lr, "1e-4", 0, 10, RESULTS, "AdamW learning rate"),
@@ -993,11 +1002,32 @@ static int check_model(const struct config *cfg)
     return 0;
 }
 
+// The data.latents.* keys act on npy latents only, and sample mean needs moments to take the mean of.
+static int check_latents(const struct config *cfg)
+{
+    if (strcmp(cfg->data_name, "npy") != 0) {
+        if (cfg->latents_moments != MOMENTS_NONE)
+            return err("data.latents.moments %s applies to data.name npy only, got data.name %s "
+                       "(allowed for it: none)",
+                       moments_names[cfg->latents_moments], cfg->data_name);
+        if (cfg->latents_scale != 1.0)
+            return err("data.latents.scale %.15g applies to data.name npy only, got data.name %s "
+                       "(allowed for it: 1)",
+                       cfg->latents_scale, cfg->data_name);
+    }
+    if (cfg->latents_moments == MOMENTS_NONE && cfg->latents_sample != LATENTS_POSTERIOR)
+        return err("data.latents.sample %s needs posterior moments in the file (data.latents.moments "
+                   "logvar or std), got data.latents.moments none (allowed with it: posterior)",
+                   latents_sample_names[cfg->latents_sample]);
+    return 0;
+}
+
 static int check_data(const struct config *cfg)
 {
     if (!cfg->data_path[0]) return err("data.path is empty");
     if (strcmp(cfg->data_name, "npy") == 0 && !cfg->data_labels[0])
         return err("data.name npy needs data.labels (the labels .npy)");
+    if (check_latents(cfg) < 0) return -1;
     if (strcmp(cfg->data_name, "fashion-mnist") == 0) {
         if (cfg->channels != 1)
             return err("data.name fashion-mnist needs data.channels 1, got %d", cfg->channels);

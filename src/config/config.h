@@ -21,6 +21,9 @@ enum { ROUTER_COUNT = 0 PROMOE_ROUTERS(PROMOE_ROUTER_COUNT_ROW) };
 enum moe_activation { ACTIVATION_DEFAULT, ACTIVATION_SOFTMAX, ACTIVATION_SIGMOID, ACTIVATION_IDENTITY };
 
 enum pool_scope { POOL_GLOBAL, POOL_RANK };
+// data.latents.moments: what the channel axis of a latents file holds (src/data/latents.h)
+enum latents_moments { MOMENTS_NONE, MOMENTS_LOGVAR, MOMENTS_STD };
+enum latents_sample { LATENTS_POSTERIOR, LATENTS_MEAN };   // data.latents.sample
 enum { CONFIG_STRING_MAX = 512 };
 
 struct config {
@@ -72,6 +75,9 @@ struct config {
     int num_classes;       // data.num_classes
     int pad_to;            // data.pad_to: 0 (none) or a size >= the stored size, zero-padded (-1 after scaling)
     int flip;              // data.flip: random horizontal flip
+    int latents_moments;   // data.latents.moments: enum latents_moments (none = latents as stored)
+    int latents_sample;    // data.latents.sample: enum latents_sample, posterior draw or its mean
+    double latents_scale;  // data.latents.scale: factor on every latent (SD-VAE: 0.18215)
 
     // train.*
     int64_t steps;         // train.steps

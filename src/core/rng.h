@@ -18,7 +18,8 @@ enum rng_purpose {
     RNG_SAMPLE_LABEL,    // sampler class labels, index = image
     RNG_ROUTER,          // router initialisation (k-means centroids), index = layer
     RNG_TEST,            // tests
-    RNG_VAL_NOISE        // validation-loss noise (fixed seed), step = timestep bin, index = image
+    RNG_VAL_NOISE,       // validation-loss noise (fixed seed), step = timestep bin, index = image
+    RNG_LATENT           // latent posterior draw z = mean + std * eps, index = sample in batch
 };
 
 struct rng {

@@ -47,29 +47,21 @@ static int open_fashion_mnist(struct dataset *ds, const struct config *cfg)
     return rc;
 }
 
+// Latents memory-mapped (data/latents.h), labels read whole.
 static int open_npy(struct dataset *ds, const struct config *cfg)
 {
-    struct npy_array latents = {0}, labels = {0};
-    if (npy_read(cfg->data_path, &latents) < 0) return -1;
-    if (npy_read(cfg->data_labels, &labels) < 0) {
-        npy_free(&latents);
-        return -1;
-    }
+    if (latents_open(&ds->latents, cfg) < 0) return -1;
+    struct npy_array labels = {0};
+    if (npy_read(cfg->data_labels, &labels) < 0) return -1;
     int rc = 0;
-    if (latents.ndim != 4 || latents.shape[2] != latents.shape[3])
-        rc = err("'%s': expected latents of shape [N, C, H, W] with H = W", cfg->data_path);
-    else if (labels.ndim != 1 || labels.shape[0] != latents.shape[0])
+    if (labels.ndim != 1 || labels.shape[0] != ds->latents.n)
         rc = err("'%s': expected %lld labels, one per latent in '%s'", cfg->data_labels,
-                 (long long)latents.shape[0], cfg->data_path);
-    if (!rc) rc = check_shape(cfg->data_path, latents.shape[1], cfg->channels, "the channel count", "data.channels");
-    if (!rc) rc = check_shape(cfg->data_path, latents.shape[2], cfg->image_size, "the latent size", "data.image_size");
+                 (long long)ds->latents.n, cfg->data_path);
     if (!rc) {
-        ds->n = latents.shape[0];
-        ds->latents = npy_to_f32(&latents);
+        ds->n = ds->latents.n;
         ds->labels = npy_to_i64(&labels);
-        if (!ds->latents || !ds->labels) rc = err("'%s': unsupported dtype", cfg->data_path);
+        if (!ds->labels) rc = err("'%s': unsupported dtype", cfg->data_labels);
     }
-    npy_free(&latents);
     npy_free(&labels);
     return rc;
 }
@@ -98,7 +90,8 @@ int dataset_open(struct dataset *ds, const struct config *cfg)
     if (!rc) rc = check_labels(ds, cfg);
     if (!rc) {
         ds->order = malloc(sizeof(uint32_t) * ds->n);
-        if (!ds->order) rc = err("out of memory for the data order");
+        ds->stored = malloc(sizeof(real) * ds->channels * ds->stored_size * ds->stored_size);
+        if (!ds->order || !ds->stored) rc = err("out of memory for the data order");
     }
     if (rc) dataset_close(ds);
     return rc;
@@ -107,9 +100,10 @@ int dataset_open(struct dataset *ds, const struct config *cfg)
 void dataset_close(struct dataset *ds)
 {
     free(ds->pixels);
-    free(ds->latents);
+    latents_close(&ds->latents);
     free(ds->labels);
     free(ds->order);
+    free(ds->stored);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -127,28 +121,36 @@ static void shuffle_epoch(struct dataset *ds, int64_t epoch)
     ds->order_epoch = epoch;
 }
 
-static real stored_value(const struct dataset *ds, int64_t example, int c, int row, int col)
+void dataset_stored_example(const struct dataset *ds, int64_t example, int view, struct rng *noise,
+                            real *out)
 {
-    size_t s = (size_t)ds->stored_size, k = (((size_t)example * ds->channels + c) * s + row) * s + col;
-    if (ds->latents) return ds->latents[k];
-    return (real)(ds->pixels[k] / PIXEL_SCALE - 1.0);
+    if (ds->latents.map) {
+        latents_example(&ds->latents, example, view, noise, out);
+        return;
+    }
+    size_t count = (size_t)ds->channels * ds->stored_size * ds->stored_size;
+    const uint8_t *pixels = ds->pixels + (size_t)example * count;
+    for (size_t k = 0; k < count; k++) out[k] = (real)(pixels[k] / PIXEL_SCALE - 1.0);
 }
 
-// One example into x [C, size, size]: centred in the padded frame, mirrored when flipped.
-static void copy_example(const struct dataset *ds, int64_t example, int flipped, real *x)
+// The stored example ds->stored [C, s, s] into x [C, size, size]: centred in the padded frame,
+// mirrored when asked.
+static void place_example(const struct dataset *ds, int mirrored, real *x)
 {
     int S = ds->size, s = ds->stored_size, margin = (S - s) / 2;
     for (int c = 0; c < ds->channels; c++)
         for (int row = 0; row < S; row++)
             for (int col = 0; col < S; col++) {
                 int r = row - margin, q = col - margin;
-                if (flipped) q = s - 1 - q;
+                if (mirrored) q = s - 1 - q;
                 real value = (real)PAD_VALUE;
-                if (r >= 0 && r < s && q >= 0 && q < s) value = stored_value(ds, example, c, r, q);
+                if (r >= 0 && r < s && q >= 0 && q < s) value = ds->stored[((size_t)c * s + r) * s + q];
                 x[((size_t)c * S + row) * S + col] = value;
             }
 }
 
+// A flip takes the flipped image's latents where the file holds them (ProMoE's latent_flip; a
+// mirrored latent is not the latent of the mirrored image), else mirrors the example.
 void dataset_batch(struct dataset *ds, int64_t step, int B, real *x, int *labels)
 {
     size_t per_example = (size_t)ds->channels * ds->size * ds->size;
@@ -156,10 +158,13 @@ void dataset_batch(struct dataset *ds, int64_t step, int B, real *x, int *labels
         int64_t position = step * B + b, epoch = position / ds->n;
         if (epoch != ds->order_epoch) shuffle_epoch(ds, epoch);
         int64_t example = ds->order[position % ds->n];
-        struct rng r;
-        rng_init(&r, ds->seed, (uint64_t)step, RNG_FLIP, (uint32_t)b);
-        int flipped = ds->flip && (rng_u32(&r) & 1);
-        copy_example(ds, example, flipped, x + b * per_example);
+        struct rng flip, noise;
+        rng_init(&flip, ds->seed, (uint64_t)step, RNG_FLIP, (uint32_t)b);
+        rng_init(&noise, ds->seed, (uint64_t)step, RNG_LATENT, (uint32_t)b);
+        int flipped = ds->flip && (rng_u32(&flip) & 1);
+        int flipped_view = flipped && ds->latents.views == 2;
+        dataset_stored_example(ds, example, flipped_view, &noise, ds->stored);
+        place_example(ds, flipped && !flipped_view, x + b * per_example);
         labels[b] = (int)ds->labels[example];
     }
 }

@@ -9,7 +9,6 @@
 #include "data/dataset.h"
 #include "data/idx.h"
 
-#define PROBE_PIXEL_SCALE 127.5   // bytes to [-1, 1], as in training (data/dataset.c)
 #define PROBE_PAD_VALUE -1.0
 
 // The test split: labels and pixels in ds (labels, pixels, n, sizes).
@@ -41,23 +40,17 @@ static int open_test_split(struct dataset *ds, const struct config *cfg)
     return rc;
 }
 
-static real stored_value(const struct dataset *ds, int64_t example, int c, int row, int col)
-{
-    size_t s = (size_t)ds->stored_size, k = (((size_t)example * ds->channels + c) * s + row) * s + col;
-    if (ds->latents) return ds->latents[k];
-    return (real)(ds->pixels[k] / PROBE_PIXEL_SCALE - 1.0);
-}
-
-// One example into x [C, S, S], centred in the padded frame.
-static void copy_example(const struct dataset *ds, int64_t example, int S, real *x)
+// One example into x [C, S, S], centred in the padded frame; stored [C, s, s] is scratch.
+static void copy_example(const struct dataset *ds, int64_t example, int S, real *stored, real *x)
 {
     int s = ds->stored_size, margin = (S - s) / 2;
+    dataset_stored_example(ds, example, 0, NULL, stored);
     for (int c = 0; c < ds->channels; c++)
         for (int row = 0; row < S; row++)
             for (int col = 0; col < S; col++) {
                 int r = row - margin, q = col - margin;
                 int inside = r >= 0 && r < s && q >= 0 && q < s;
-                x[((size_t)c * S + row) * S + col] = inside ? stored_value(ds, example, c, r, q) : (real)PROBE_PAD_VALUE;
+                x[((size_t)c * S + row) * S + col] = inside ? stored[((size_t)c * s + r) * s + q] : (real)PROBE_PAD_VALUE;
             }
 }
 
@@ -66,17 +59,23 @@ static int select_examples(const struct dataset *ds, const struct config *cfg, i
 {
     int C = cfg->num_classes, S = cfg->pad_to ? cfg->pad_to : cfg->image_size;
     size_t per_image = (size_t)cfg->channels * S * S;
-    for (int i = 0; i < n; i++) {
+    real *stored = malloc(sizeof(real) * ds->channels * ds->stored_size * ds->stored_size);
+    if (!stored) return err("out of memory for a probe image");
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
         int cls = i % C, wanted = i / C, seen = 0;
         int64_t example = -1;
         for (int64_t j = 0; j < ds->n && example < 0; j++)
             if (ds->labels[j] == cls && seen++ == wanted) example = j;
-        if (example < 0)
-            return err("'%s': class %d has %d examples, %d wanted (lower --n)", cfg->data_path, cls, seen, wanted + 1);
-        copy_example(ds, example, S, images + i * per_image);
+        if (example < 0) {
+            rc = err("'%s': class %d has %d examples, %d wanted (lower --n)", cfg->data_path, cls, seen, wanted + 1);
+            break;
+        }
+        copy_example(ds, example, S, stored, images + i * per_image);
         labels[i] = cls;
     }
-    return 0;
+    free(stored);
+    return rc;
 }
 
 int probe_images(const struct config *cfg, int n, real *images, int *labels)

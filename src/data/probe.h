@@ -1,7 +1,8 @@
 // Inputs for probing a trained model's tokens: real images chosen deterministically and balanced
 // over classes (image i has class i mod C and is that class's (i / C)-th example in file order),
-// from the Fashion-MNIST test set (t10k files in data.path) or, for data.name npy, the latents
-// the run trained on; scaled to [-1, 1] and padded as in training (data.pad_to), never flipped.
+// from the Fashion-MNIST test set (t10k files in data.path, pixels scaled to [-1, 1]) or, for
+// data.name npy, the latents the run trained on (view 0 at its posterior mean, times
+// data.latents.scale); padded as in training (data.pad_to), never flipped.
 #ifndef PROMOE_PROBE_H
 #define PROMOE_PROBE_H
 
