@@ -432,7 +432,8 @@ static void test_run_id(void)
     static const char *const neutral[] = {
         "train.threads=8", "log.every=10",          "ckpt.every=100",
         "ckpt.dir=x",      "sample.steps=10",       "sample.cfg=3",
-        "sample.n=0",      "sample.cfg_channels=1", "train.lr=0.0001"};
+        "sample.n=0",      "sample.cfg_channels=1", "train.lr=0.0001",
+        "data.latents.scale=1", "data.latents.moments=none"};
     for (size_t i = 0; i < sizeof changing / sizeof changing[0]; i++) {
         run_id_of(changing[i], other);
         CHECK(strcmp(base, other) != 0, "--set '%s' did not change the run id", changing[i]);
