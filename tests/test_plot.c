@@ -122,9 +122,8 @@ static void test_data_files(void)
     snprintf(out_dir, sizeof out_dir, "%s", path_in("data"));   // path_in's buffers rotate
     struct plot_options o = {.out_dir = out_dir, .smooth_steps = 20, .log_y = 1, .run_gnuplot = 0};
     CHECK(store_open(&db, path_in("r.db")) == 0, "%s", err_message());
-    sqlite3 *handle = store_handle(db);
-    CHECK(plot_detect_scale(handle) == SCALE_MINI, "scale");
-    CHECK(plot_loss(handle, "fig5-loss-mini", &o, &report) == 0, "%s", err_message());
+    CHECK(plot_detect_scale(db) == SCALE_MINI, "scale");
+    CHECK(plot_loss(db, "fig5-loss-mini", &o, &report) == 0, "%s", err_message());
     CHECK(!strcmp(slurp(path_in("data/fig5-loss-mini.dat")), EXPECTED_LOSS), "loss dat:\n%s", slurp(path_in("data/fig5-loss-mini.dat")));
     const char *gp = slurp(path_in("data/fig5-loss-mini.gp"));
     CHECK(strstr(gp, "set terminal pngcairo size 1200,800 font 'DejaVu Sans,11'"), "terminal:\n%s", gp);
@@ -136,7 +135,7 @@ static void test_data_files(void)
     gp = slurp(path_in("data/fig5-loss-mini-val_loss.gp"));
     CHECK(strstr(gp, "index 0 using 1:2 with linespoints") && strstr(gp, "title 'dense'") && !strstr(gp, "index 1"),
           "val gp:\n%s", gp);
-    CHECK(plot_scaling(handle, SCALE_MINI, &o, &report) == 0, "%s", err_message());
+    CHECK(plot_scaling(db, SCALE_MINI, &o, &report) == 0, "%s", err_message());
     CHECK(!strcmp(slurp(path_in("data/fig3b-model-size-mini-fd.dat")), EXPECTED_FIG3B), "fig3b dat:\n%s",
           slurp(path_in("data/fig3b-model-size-mini-fd.dat")));
     CHECK(!strcmp(slurp(path_in("data/fig3c-experts-mini-fd.dat")), EXPECTED_FIG3C), "fig3c dat:\n%s",
@@ -146,7 +145,7 @@ static void test_data_files(void)
     CHECK(strstr(gp, "index 1 using 1:2:3 with yerrorlines") && strstr(gp, "'dense, cfg 1.5'"), "fig3b gp:\n%s", gp);
     CHECK(access(path_in("data/fig3b-model-size-mini-is.dat"), F_OK) != 0, "no is data file");
     CHECK(report_has(&report, "fig3b-model-size-mini-is: no 'is' evaluations"), "is skipped");
-    CHECK(plot_loss(handle, "t7-activation-mini", &o, &report) == 0, "%s", err_message());
+    CHECK(plot_loss(db, "t7-activation-mini", &o, &report) == 0, "%s", err_message());
     CHECK(report_has(&report, "t7-activation-mini: no loss rows"), "empty sweep reported");
     store_close(db);
 }

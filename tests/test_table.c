@@ -117,8 +117,8 @@ static void test_cells(void)
     struct store *db;
     CHECK(table_spec_load(&spec, path_in("t7.yaml")) == 0, "%s", err_message());
     CHECK(store_open(&db, path_in("r.db")) == 0, "%s", err_message());
-    CHECK(table_detect_scale(&spec, store_handle(db)) == SCALE_MINI, "scale");
-    CHECK(table_build(&spec, store_handle(db), SCALE_MINI, &result) == 0, "%s", err_message());
+    CHECK(table_detect_scale(&spec, db) == SCALE_MINI, "scale");
+    CHECK(table_build(&spec, db, SCALE_MINI, &result) == 0, "%s", err_message());
     const struct table_cell *softmax = &result.cells[0][0];
     CHECK(softmax->n == 3, "softmax n %d", softmax->n);
     CHECK_NEAR(softmax->mean, 12, 1e-12, "softmax mean (the step-200 value 99 is not the latest)");

@@ -47,7 +47,7 @@ int cmd_claims(int argc, char **argv)
     if (!rc) rc = claims_load(c, o.path);
     if (!rc && access(o.db_path, F_OK) != 0) rc = err("no results database '%s'", o.db_path);
     if (!rc) rc = store_open(&db, o.db_path);
-    if (!rc) rc = claims_decide(c, store_handle(db), results);
+    if (!rc) rc = claims_decide(c, db, results);
     if (!rc) claims_write(results, c->n, o.format, stdout);
     if (db) store_close(db);
     free(c);

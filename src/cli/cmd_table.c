@@ -39,11 +39,11 @@ static int parse_options(int argc, char **argv, struct table_options *o)
 
 static int print_table(const struct table_spec *spec, struct store *db, const struct table_options *o)
 {
-    enum table_scale scale = table_detect_scale(spec, store_handle(db));
+    enum table_scale scale = table_detect_scale(spec, db);
     if (o->scale && table_scale_parse(o->scale, &scale) < 0) return EXIT_FAILED;
     struct table_result *result = malloc(sizeof *result);
     if (!result) return err("out of memory"), EXIT_FAILED;
-    int rc = table_build(spec, store_handle(db), scale, result);
+    int rc = table_build(spec, db, scale, result);
     if (rc == 0) table_write(result, o->format, stdout);
     free(result);
     return rc < 0 ? EXIT_FAILED : 0;
