@@ -24,6 +24,7 @@
 #include "cli/sweep_slurm.h"
 #include "config/sweep.h"
 #include "core/error.h"
+#include "core/sha256.h"
 #include "store/sweeps.h"
 #include "train/run_lock.h"
 

@@ -20,6 +20,7 @@
 #include "cli/options.h"
 #include "cli/run_lookup.h"
 #include "core/error.h"
+#include "io/path.h"
 
 static const char *const tokens_usage =
     "promoe tokens RUN [--db PATH] [--layer L] [--n N] [--t T] [--seed S] [--clusters K] [--out DIR]";
@@ -107,7 +108,7 @@ static int write_outputs(const char *dir, int layer, const struct token_set *s, 
 {
     char csv[CLI_FILE_CAPACITY], png[CLI_FILE_CAPACITY], title[CLI_PATH_CAPACITY];
     snprintf(csv, sizeof csv, "%s/tokens_L%d.csv", dir, layer);
-    if (output_make_dirs(dir) < 0 || output_tokens_csv(csv, s, r->clusters, r->embedding) < 0) return -1;
+    if (io_make_folders(dir) < 0 || output_tokens_csv(csv, s, r->clusters, r->embedding) < 0) return -1;
     printf("wrote %s\n", csv);
     if (!plot_available()) {
         printf("gnuplot not found: plots skipped (install gnuplot-nox)\n");

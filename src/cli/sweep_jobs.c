@@ -8,6 +8,7 @@
 
 #include "cli/sweep_cluster.h"
 #include "core/error.h"
+#include "io/path.h"
 #include "io/atomic.h"
 #include "store/sweeps.h"
 
@@ -46,20 +47,6 @@ static void install_handlers(struct sigaction *old)
     for (int i = 0; i < FORWARDED; i++) sigaction(forwarded[i], &sa, &old[i]);
 }
 
-static int make_folders(const char *path)
-{
-    char buf[PATH_MAX_LEN];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) < 0 && errno != EEXIST) return err("cannot create folder '%s': %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) < 0 && errno != EEXIST) return err("cannot create folder '%s': %s", buf, strerror(errno));
-    return 0;
-}
-
 // <ckpt.dir>/<run id>/name
 static void run_file(const struct sweep_run *run, const char *name, char *out)
 {
@@ -71,7 +58,7 @@ static int write_config(const struct sweep_run *run, char *config_path)
 {
     char folder[PATH_MAX_LEN];
     snprintf(folder, sizeof folder, "%s/%s", run->cfg.ckpt_dir, run->run_id);
-    if (make_folders(folder) < 0) return -1;
+    if (io_make_folders(folder) < 0) return -1;
     int n = config_canonical(&run->cfg, NULL, 0);
     char *text = malloc((size_t)n + 1);
     if (!text) return err("out of memory");

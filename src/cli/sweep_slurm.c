@@ -5,6 +5,7 @@
 #include "cli/sweep_slurm.h"
 
 #include "core/error.h"
+#include "io/path.h"
 #include "io/atomic.h"
 
 #include <errno.h>
@@ -16,19 +17,6 @@
 #include <unistd.h>
 
 enum { SCRIPT_CAPACITY = 8192, WARN_SECONDS = 120 };
-
-static int make_folders(const char *path)
-{
-    char buf[SWEEP_PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s/", path) >= (int)sizeof buf) return err("path '%s' is too long", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) < 0 && errno != EEXIST) return err("cannot create folder '%s': %s", buf, strerror(errno));
-        *p = '/';
-    }
-    return 0;
-}
 
 // path as an absolute path (relative ones are taken from the current folder).
 static int absolute(const char *path, char *out)
@@ -142,7 +130,7 @@ int sweep_slurm_write(const struct sweep *sw, const char *sweep_path, const char
     if (resolve_paths(sweep_path, db_path, c, sw, &p, out) < 0) return -1;
     if (snprintf(logs, sizeof logs, "%s/logs", p.out) >= (int)sizeof logs) return err("path '%s' is too long", p.out);
     // Slurm opens the log files before the job starts: their folder must exist.
-    if (make_folders(logs) < 0 || make_folders(out->shards) < 0) return -1;
+    if (io_make_folders(logs) < 0 || io_make_folders(out->shards) < 0) return -1;
     if (array_script(sw, &p, out, c, &array) < 0 || merge_script(sw, &p, out, c, &merge) < 0) return -1;
     if (atomic_write_file(out->array, array.text, array.len) < 0 ||
         atomic_write_file(out->merge, merge.text, merge.len) < 0)

@@ -8,6 +8,7 @@
 #include "config/sweep_internal.h"
 
 #include "core/error.h"
+#include "core/sha256.h"
 
 #include <errno.h>
 #include <libgen.h>

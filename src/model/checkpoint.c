@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "core/sha256.h"
 #include "model/safetensors.h"
 
 enum { N_GROUPS = 4, FULL_NAME_MAX = PARAM_NAME_MAX + 32 };

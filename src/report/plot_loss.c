@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "io/path.h"
 #include "report/plot_gnuplot.h"
 #include "report/smooth.h"
 #include "store/loss_curves.h"
@@ -190,7 +191,7 @@ int plot_loss(struct store *db, const char *sweep, const struct plot_options *o,
     char name[PLOT_TEXT_MAX], val_name[PLOT_TEXT_MAX + 16];
     snprintf(name, sizeof name, "%s", o->name ? o->name : sweep);
     snprintf(val_name, sizeof val_name, "%s-val_loss", name);
-    if (plot_make_dir(o->out_dir) < 0) return -1;
+    if (io_make_folders(o->out_dir) < 0) return -1;
     if (plot_metric(db, sweep, "loss", name, o, report) < 0) return -1;
     return plot_metric(db, sweep, "val_loss", val_name, o, report);
 }

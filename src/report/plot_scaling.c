@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "io/path.h"
 #include "report/plot_gnuplot.h"
 #include "report/stats.h"
 #include "report/table.h"
@@ -256,7 +257,7 @@ static int plot_figure(struct store *db, const struct scaling_figure *fig, enum 
 
 int plot_scaling(struct store *db, enum table_scale scale, const struct plot_options *o, struct plot_report *report)
 {
-    if (plot_make_dir(o->out_dir) < 0) return -1;
+    if (io_make_folders(o->out_dir) < 0) return -1;
     for (int f = 0; f < FIGURE_COUNT; f++)
         if (plot_figure(db, &figures[f], scale, o, report) < 0) return -1;
     return 0;

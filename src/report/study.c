@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "io/path.h"
 #include "eval/evaluate.h"
 #include "io/atomic.h"
 #include "report/claims.h"
@@ -298,7 +299,7 @@ static int write_protocol_search(struct study *s)
     if (!s->l->protocol_search) return 0;
     char dir[PATH_MAX_STUDY];
     snprintf(dir, sizeof dir, "%s/tables", s->l->out_dir);
-    if (plot_make_dir(dir) < 0) return -1;
+    if (io_make_folders(dir) < 0) return -1;
     fprintf(s->f, "### Protocol search\n\nThe protocol was chosen on the dense model alone, before any other row "
             "was trained, at a fixed budget of training images; the candidate with the best class accuracy and "
             "validation loss became the protocol (`sweeps/mini/protocol-search.yaml`, one seed each):\n\n");
@@ -309,7 +310,7 @@ static int write_tables(struct study *s)
 {
     char dir[PATH_MAX_STUDY];
     snprintf(dir, sizeof dir, "%s/tables", s->l->out_dir);
-    if (plot_make_dir(dir) < 0) return -1;
+    if (io_make_folders(dir) < 0) return -1;
     fprintf(s->f, "## Tables\n\nOurs: mean ± 95%% interval over seeds (n); FD is the harness's Frechet distance in "
             "the feature network's space (not FID; see the FD floor above), class accuracy the share of "
             "conditional samples the feature network labels with their class, validation loss the held-out loss "
@@ -388,7 +389,7 @@ static int write_samples(struct study *s)
     char dir[PATH_MAX_STUDY], from[PATH_MAX_STUDY * 2], to[PATH_MAX_STUDY * 2], ids[SEEDS_MAX][STORE_TEXT_CAPACITY];
     long long seeds[SEEDS_MAX];
     snprintf(dir, sizeof dir, "%s/samples", s->l->out_dir);
-    if (plot_make_dir(dir) < 0) return -1;
+    if (io_make_folders(dir) < 0) return -1;
     fprintf(s->f, "## Samples\n\nThe end-of-run grid of each method's first seed: EMA weights, cfg 1.5, 25 Euler "
             "steps, one row per class (T-shirt, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag, ankle "
             "boot).\n\n");
@@ -428,7 +429,7 @@ static int write_diversity_figure(struct study *s)
     snprintf(dir, sizeof dir, "%s/figures", s->l->out_dir);
     FILE *dat, *gp;
     int points[2], D = store_sweep_hidden(s->db, s->l->sweep);
-    if (plot_make_dir(dir) < 0 || plot_open(&dat, dir, name, "dat") < 0) return -1;
+    if (io_make_folders(dir) < 0 || plot_open(&dat, dir, name, "dat") < 0) return -1;
     int rc = 0;
     for (int i = 0; i < 2 && !rc; i++) rc = write_diversity_block(s, dat, labels[i], &points[i]);
     if (plot_close(dat, dir, name, "dat") < 0 || rc) return -1;
@@ -492,7 +493,7 @@ int study_report(struct store *db, const struct study_layout *l)
     struct study s = {.db = db, .l = l};
     char path[PATH_MAX_STUDY];
     snprintf(path, sizeof path, "%s/REPORT.md", l->out_dir);
-    if (plot_make_dir(l->out_dir) < 0 || read_labels(&s) < 0) return -1;
+    if (io_make_folders(l->out_dir) < 0 || read_labels(&s) < 0) return -1;
     struct atomic_file af;
     if (atomic_open(&af, path) < 0) return -1;
     s.f = af.fp;

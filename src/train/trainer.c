@@ -16,6 +16,8 @@
 #include "core/blas.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/sha256.h"
+#include "io/path.h"
 #include "core/progress.h"
 #include "core/rng.h"
 #include "data/dataset.h"
@@ -75,20 +77,6 @@ static real *alloc_reals(size_t n)
 void train_checkpoint_path(const struct config *cfg, const char *run_id, char *path)
 {
     snprintf(path, 1024, "%s/%s/latest.safetensors", cfg->ckpt_dir, run_id);
-}
-
-static int make_dirs(const char *path)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        int mkdir_errno = mkdir(buf, 0755) < 0 ? errno : 0;
-        if (mkdir_errno && access(buf, F_OK) != 0) return err("cannot create folder '%s': %s", buf, strerror(mkdir_errno));
-        *p = '/';
-    }
-    return 0;
 }
 
 // eval.val_every, or eval.every when that is 0; 0 = no validation loss.
@@ -290,7 +278,7 @@ static int save_checkpoint(struct run *r)
     char *path = r->res->checkpoint;
     train_checkpoint_path(r->cfg, r->res->run_id, path);
     if (!dist_is_writer()) return 0;   // the replicas hold the same state
-    if (make_dirs(path) < 0) return -1;
+    if (io_make_parent_folders(path) < 0) return -1;
     int64_t bytes = 0;
     if (checkpoint_save(path, &r->model.table, &r->state, r->config_text, r->res->run_id, &bytes) < 0)
         return -1;
@@ -323,7 +311,7 @@ static int claim_run(struct run *r)
 {
     char checkpoint[1024], folder[1024], status[16] = "";
     train_checkpoint_path(r->cfg, r->res->run_id, checkpoint);
-    if (make_dirs(checkpoint) < 0) return -1;
+    if (io_make_parent_folders(checkpoint) < 0) return -1;
     snprintf(folder, sizeof folder, "%s/%s", r->cfg->ckpt_dir, r->res->run_id);
     struct run_owner owner = {"", 0};
     int held = run_lock_take(&r->lock, folder, &owner);
