@@ -37,7 +37,7 @@ static int parse_options(int argc, char **argv, struct claims_options *o)
 
 int cmd_claims(int argc, char **argv)
 {
-    struct claims_options o = {.db_path = "results/promoe.db", .format = FORMAT_MARKDOWN};
+    struct claims_options o = {.db_path = CLI_DEFAULT_DB, .format = FORMAT_MARKDOWN};
     int parsed = parse_options(argc, argv, &o);
     if (parsed) return parsed < 0 ? 0 : parsed;
     struct claims *c = malloc(sizeof *c);

@@ -15,7 +15,6 @@
 
 static const char *const plot_usage =
     "promoe plot [--db PATH] [--out DIR] [--sweep NAME ...] [--scale mini|paper] [--smooth STEPS] [--label L ...] [--log-y]";
-#define PLOT_DEFAULT_DB "results/promoe.db"
 #define PLOT_DEFAULT_OUT "results/plots"
 enum { PLOT_SWEEPS_MAX = 32 };
 
@@ -61,7 +60,7 @@ static int plot_all(struct store *db, const struct plot_cli *o, struct plot_repo
 
 int cmd_plot(int argc, char **argv)
 {
-    struct plot_cli o = {.db_path = PLOT_DEFAULT_DB,
+    struct plot_cli o = {.db_path = CLI_DEFAULT_DB,
                          .options = {.out_dir = PLOT_DEFAULT_OUT, .run_gnuplot = 1}};
     int status = parse_options(argc, argv, &o);
     if (status) return status < 0 ? 0 : status;

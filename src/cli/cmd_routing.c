@@ -52,7 +52,7 @@ static int draw(const char *dir, const char *run_id, int64_t step, int layer, co
 {
     double fractions[classes * experts];
     specialisation_row_fractions(counts, classes, experts, fractions);
-    char png[CLI_FILE_CAPACITY], title[CLI_PATH_CAPACITY];
+    char png[CLI_FILE_CAPACITY], title[IO_PATH_MAX];
     snprintf(png, sizeof png, "%s/routing_L%d.png", dir, layer);
     snprintf(title, sizeof title, "run %s, step %lld, block %d: class to expert", run_id, (long long)step, layer);
     struct heatmap_spec spec = {png, title, "expert", "class", "fraction of the class's tokens", classes, experts};
@@ -109,7 +109,7 @@ static int analyse(const struct run_ref *run, const char *dir, int64_t step, con
 
 static int routing_report(const struct run_ref *run, const struct routing_args *a)
 {
-    char *yaml = NULL, dir[CLI_PATH_CAPACITY];
+    char *yaml = NULL, dir[IO_PATH_MAX];
     struct config cfg;
     config_defaults(&cfg);
     if (store_run_config(run->db, run->run_id, &yaml) < 0) return -1;

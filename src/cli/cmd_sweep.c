@@ -33,7 +33,6 @@ static const char *const sweep_usage =
     "                    [--index I|env]   (run I alone; --db may hold {index})\n"
     "                    [--slurm [--partition P] [--time T] [--cpus C] [--array-parallel N] [--out DIR]]";
 
-#define DEFAULT_DB "results/promoe.db"
 
 enum { HOST_CAPACITY = 256, MAX_JOBS_OPTION = 256 };
 
@@ -74,7 +73,7 @@ static int parse_options(int argc, char **argv, struct sweep_options *o)
             return cli_usage(sweep_usage);
         }
     }
-    if (!o->db_path && o->cluster.index < 0) o->db_path = DEFAULT_DB;  // else the shard, once loaded
+    if (!o->db_path && o->cluster.index < 0) o->db_path = CLI_DEFAULT_DB;  // else the shard, once loaded
     return o->path ? 0 : cli_usage(sweep_usage);
 }
 
@@ -191,7 +190,7 @@ static int record(struct store *db, const struct sweep *sw)
 // task's, and another host was its last try.
 static int owner_alive(const struct sweep_run *run, const char *host, int64_t pid, const struct sweep_options *o)
 {
-    char folder[SWEEP_PATH_MAX];
+    char folder[IO_PATH_MAX];
     snprintf(folder, sizeof folder, "%s/%s", run->cfg.ckpt_dir, run->run_id);
     int state = run_owner_state(folder, host, pid);
     return state == OWNER_ALIVE || (state == OWNER_UNKNOWN && o->cluster.index < 0);
@@ -287,7 +286,7 @@ int cmd_sweep(int argc, char **argv)
     if (status) return status;
     struct sweep sw;
     if (sweep_load(&sw, o.path) < 0) return EXIT_FAILED;
-    char shard[SWEEP_PATH_MAX];
+    char shard[IO_PATH_MAX];
     if (o.cluster.index >= 0 && (sweep_cluster_check_index(&o.cluster, &sw) < 0 ||
                                  sweep_shard_path(o.db_path, sw.name, o.cluster.index, shard, sizeof shard) < 0)) {
         sweep_free(&sw);

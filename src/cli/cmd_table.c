@@ -14,7 +14,6 @@
 
 static const char *const table_usage =
     "promoe table SPEC.yaml [--format md|latex|csv] [--db PATH] [--scale mini|paper]";
-#define TABLE_DEFAULT_DB "results/promoe.db"
 
 struct table_options {
     const char *spec_path, *db_path, *scale;
@@ -51,7 +50,7 @@ static int print_table(const struct table_spec *spec, struct store *db, const st
 
 int cmd_table(int argc, char **argv)
 {
-    struct table_options o = {.db_path = TABLE_DEFAULT_DB, .format = FORMAT_MARKDOWN};
+    struct table_options o = {.db_path = CLI_DEFAULT_DB, .format = FORMAT_MARKDOWN};
     int parsed = parse_options(argc, argv, &o);
     if (parsed) return parsed < 0 ? 0 : parsed;
     struct table_spec *spec = malloc(sizeof *spec);

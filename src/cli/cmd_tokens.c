@@ -106,7 +106,7 @@ static int store_results(const struct run_ref *run, int layer, double t, int n, 
 static int write_outputs(const char *dir, int layer, const struct token_set *s, const struct token_results *r,
                          const struct dit *m, const char *run_id)
 {
-    char csv[CLI_FILE_CAPACITY], png[CLI_FILE_CAPACITY], title[CLI_PATH_CAPACITY];
+    char csv[CLI_FILE_CAPACITY], png[CLI_FILE_CAPACITY], title[IO_PATH_MAX];
     snprintf(csv, sizeof csv, "%s/tokens_L%d.csv", dir, layer);
     if (io_make_folders(dir) < 0 || output_tokens_csv(csv, s, r->clusters, r->embedding) < 0) return -1;
     printf("wrote %s\n", csv);
@@ -147,7 +147,7 @@ static int run_probe(struct dit *m, const struct config *cfg, const struct run_r
     struct token_set s = {0};
     struct token_results r = {0};
     struct token_probe p = {layer, a->t, (uint64_t)a->seed, TOKENS_MAX, TOKENS_BATCH};
-    char dir[CLI_PATH_CAPACITY];
+    char dir[IO_PATH_MAX];
     if (a->out) snprintf(dir, sizeof dir, "%s", a->out);
     else snprintf(dir, sizeof dir, "%s/%s/analysis", cfg->ckpt_dir, run->run_id);
     int rc = images && labels ? 0 : err("out of memory for %d probe images", n);

@@ -10,6 +10,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "io/path.h"
 #include "core/rng.h"
 #include "diffusion/sampler.h"
 #include "eval/featnet_cache.h"
@@ -53,8 +54,8 @@ int eval_parse_cfg_list(const char *text, const char *what, struct eval_request 
 void eval_featnet_dir(const char *db_path, char *out)
 {
     const char *slash = strrchr(db_path, '/');
-    if (!slash) snprintf(out, 1024, "featnet");
-    else snprintf(out, 1024, "%.*s/featnet", (int)(slash - db_path), db_path);
+    if (!slash) snprintf(out, IO_PATH_MAX, "featnet");
+    else snprintf(out, IO_PATH_MAX, "%.*s/featnet", (int)(slash - db_path), db_path);
 }
 
 // out [n, 28, 28]: the centre of images [n, 1, S, S] (S >= 28; padding is centred).

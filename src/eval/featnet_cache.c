@@ -32,7 +32,7 @@ static const char FEATNET_VERSION[] = "featnet-v1 conv3x3-32 pool conv3x3-64 poo
 
 int fmnist_load(const char *data_dir, const char *split, real **images, int **labels, int *n)
 {
-    char ipath[1100], lpath[1100];
+    char ipath[IO_PATH_MAX], lpath[IO_PATH_MAX];
     snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", data_dir, split);
     snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", data_dir, split);
     struct idx_array im = {0}, lb = {0};

@@ -21,7 +21,7 @@
 #include "store/study_queries.h"
 #include "store/sweep_members.h"
 
-enum { PATH_MAX_STUDY = 1024, LABELS_MAX = 32, SEEDS_MAX = 16, STUDY_SEEDS = 3 };
+enum { LABELS_MAX = 32, SEEDS_MAX = 16, STUDY_SEEDS = 3 };
 
 struct study {
     struct store *db;
@@ -35,7 +35,7 @@ struct study {
 
 void study_layout_mini(struct study_layout *l, const char *db_path, const char *out_dir)
 {
-    static char featnet_dir[PATH_MAX_STUDY];
+    static char featnet_dir[IO_PATH_MAX];
     eval_featnet_dir(db_path, featnet_dir);
     *l = (struct study_layout){
         .title = "Mini study: the ProMoE paper's claims at Fashion-MNIST scale",
@@ -183,7 +183,7 @@ static int write_redraw(struct study *s, const char *metric, double cfg)
 // The floor needs the cached feature network; the report never trains one itself.
 static int has_feature_network(const char *dir)
 {
-    char pattern[PATH_MAX_STUDY + 32];
+    char pattern[IO_PATH_MAX + 32];
     glob_t found;
     snprintf(pattern, sizeof pattern, "%s/featnet-*.safetensors", dir);
     int any = glob(pattern, 0, NULL, &found) == 0 && found.gl_pathc > 0;
@@ -278,7 +278,7 @@ static int write_one_table(struct study *s, const char *path)
     if (!rc) {
         table_write(result, FORMAT_MARKDOWN, s->f);
         fputc('\n', s->f);
-        char name[256], csv[PATH_MAX_STUDY];
+        char name[256], csv[IO_PATH_MAX];
         base_name(path, name, sizeof name);
         snprintf(csv, sizeof csv, "%s/tables/%s.csv", s->l->out_dir, name);
         FILE *out = fopen(csv, "w");
@@ -297,7 +297,7 @@ static int write_one_table(struct study *s, const char *path)
 static int write_protocol_search(struct study *s)
 {
     if (!s->l->protocol_search) return 0;
-    char dir[PATH_MAX_STUDY];
+    char dir[IO_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/tables", s->l->out_dir);
     if (io_make_folders(dir) < 0) return -1;
     fprintf(s->f, "### Protocol search\n\nThe protocol was chosen on the dense model alone, before any other row "
@@ -308,7 +308,7 @@ static int write_protocol_search(struct study *s)
 
 static int write_tables(struct study *s)
 {
-    char dir[PATH_MAX_STUDY];
+    char dir[IO_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/tables", s->l->out_dir);
     if (io_make_folders(dir) < 0) return -1;
     fprintf(s->f, "## Tables\n\nOurs: mean ± 95%% interval over seeds (n); FD is the harness's Frechet distance in "
@@ -332,7 +332,7 @@ static int write_claims(struct study *s)
             "and Student t 95%% interval. Verdict: agrees (the interval lies above 0), disagrees (below 0), "
             "inconclusive (it holds 0).\n\n", s->l->claims_path);
     claims_write(s->results, s->claims->n, FORMAT_MARKDOWN, s->f);
-    char csv[PATH_MAX_STUDY];
+    char csv[IO_PATH_MAX];
     snprintf(csv, sizeof csv, "%s/tables/claims.csv", s->l->out_dir);
     FILE *out = fopen(csv, "w");
     if (!out) return err("cannot write '%s'", csv);
@@ -343,7 +343,7 @@ static int write_claims(struct study *s)
 
 static int write_curves(struct study *s)
 {
-    char dir[PATH_MAX_STUDY];
+    char dir[IO_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/figures", s->l->out_dir);
     fprintf(s->f, "## Loss curves\n\nTraining loss (mean over seeds; raw faint, and bold its centred moving average over "
             "1/20 of the run: 100 steps of 2000) and the held-out validation loss "
@@ -386,7 +386,7 @@ static int file_exists(const char *path)
 // earlier report when the checkpoint folder is gone).
 static int write_samples(struct study *s)
 {
-    char dir[PATH_MAX_STUDY], from[PATH_MAX_STUDY * 2], to[PATH_MAX_STUDY * 2], ids[SEEDS_MAX][STORE_TEXT_CAPACITY];
+    char dir[IO_PATH_MAX], from[IO_PATH_MAX * 2], to[IO_PATH_MAX * 2], ids[SEEDS_MAX][STORE_TEXT_CAPACITY];
     long long seeds[SEEDS_MAX];
     snprintf(dir, sizeof dir, "%s/samples", s->l->out_dir);
     if (io_make_folders(dir) < 0) return -1;
@@ -425,7 +425,7 @@ static int write_diversity_block(struct study *s, FILE *dat, const char *label, 
 static int write_diversity_figure(struct study *s)
 {
     static const char *const labels[] = {"dit-moe", "promoe"}, name[] = "fig1b-diversity";
-    char dir[PATH_MAX_STUDY];
+    char dir[IO_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/figures", s->l->out_dir);
     FILE *dat, *gp;
     int points[2], D = store_sweep_hidden(s->db, s->l->sweep);
@@ -459,7 +459,7 @@ static void write_token_figures(struct study *s)
             "model time 500, first seed), coloured by class and by routed expert; the inter/intra-class ratios "
             "over seeds are in the Fig. 1 table above.\n\n");
     for (size_t i = 0; i < sizeof labels / sizeof *labels; i++) {
-        char dir[PATH_MAX_STUDY];
+        char dir[IO_PATH_MAX];
         snprintf(dir, sizeof dir, "%s/figures/tokens-%s", s->l->out_dir, labels[i]);
         struct dirent **names;
         int n = scandir(dir, &names, NULL, alphasort);
@@ -491,7 +491,7 @@ static int write_compute(struct study *s)
 int study_report(struct store *db, const struct study_layout *l)
 {
     struct study s = {.db = db, .l = l};
-    char path[PATH_MAX_STUDY];
+    char path[IO_PATH_MAX];
     snprintf(path, sizeof path, "%s/REPORT.md", l->out_dir);
     if (io_make_folders(l->out_dir) < 0 || read_labels(&s) < 0) return -1;
     struct atomic_file af;

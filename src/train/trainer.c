@@ -76,7 +76,7 @@ static real *alloc_reals(size_t n)
 
 void train_checkpoint_path(const struct config *cfg, const char *run_id, char *path)
 {
-    snprintf(path, 1024, "%s/%s/latest.safetensors", cfg->ckpt_dir, run_id);
+    snprintf(path, IO_PATH_MAX, "%s/%s/latest.safetensors", cfg->ckpt_dir, run_id);
 }
 
 // eval.val_every, or eval.every when that is 0; 0 = no validation loss.
@@ -139,7 +139,7 @@ static void release(struct run *r)
 static int restore(struct run *r)
 {
     const struct param_table *t = &r->model.table;
-    char path[1024];
+    char path[IO_PATH_MAX];
     train_checkpoint_path(r->cfg, r->res->run_id, path);
     if (r->o->resume && !r->o->force && access(path, F_OK) == 0) {
         struct checkpoint_expect expect = {r->res->run_id, r->cfg->steps};
@@ -289,7 +289,7 @@ static int save_checkpoint(struct run *r)
 // and recording it would otherwise leave that checkpoints row missing for good.
 static int record_resumed_checkpoint(struct run *r)
 {
-    char path[1024];
+    char path[IO_PATH_MAX];
     struct stat st;
     train_checkpoint_path(r->cfg, r->res->run_id, path);
     if (stat(path, &st) != 0) return err("cannot read checkpoint '%s': %s", path, strerror(errno));
@@ -309,7 +309,7 @@ static int refuse_busy(struct run *r, const struct run_owner *owner)
 // --resume asked to continue it), -1 refused (another owner, or a done run without --force).
 static int claim_run(struct run *r)
 {
-    char checkpoint[1024], folder[1024], status[16] = "";
+    char checkpoint[IO_PATH_MAX], folder[IO_PATH_MAX], status[16] = "";
     train_checkpoint_path(r->cfg, r->res->run_id, checkpoint);
     if (io_make_parent_folders(checkpoint) < 0) return -1;
     snprintf(folder, sizeof folder, "%s/%s", r->cfg->ckpt_dir, r->res->run_id);
@@ -400,7 +400,7 @@ static int evaluate_now(struct run *r)
 {
     const struct config *cfg = r->cfg;
     if (!r->db) return 0;
-    char featnet_dir[1024];
+    char featnet_dir[IO_PATH_MAX];
     struct eval_request q = {.run_id = r->res->run_id, .step = r->state.step, .n = cfg->eval_n,
                              .steps = cfg->eval_steps, .seed = cfg->seed, .featnet_dir = featnet_dir};
     eval_featnet_dir(r->o->db_path, featnet_dir);
@@ -441,7 +441,7 @@ static int validate_now(struct run *r)
 // between steps (at most to the threads its activations are sized for).
 static void follow_thread_file(struct run *r)
 {
-    char path[1200];
+    char path[IO_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s/threads", r->cfg->ckpt_dir, r->res->run_id);
     FILE *f = fopen(path, "r");
     if (!f) return;
