@@ -60,11 +60,7 @@ static const char CLAIMS[] =
     "  - {id: one, claim: C beats A, source: T, table: %1$s, better: C, than: A, metric: fid, cfg: 1.5}\n"
     "  - {id: later, claim: scales, source: F, untestable: one size only}\n";
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (f) fputs(text, f), fclose(f);
-}
+static void write_file(const char *path, const char *text) { scratch_write_file(path, text); }
 
 static int make_files(void)
 {

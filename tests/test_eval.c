@@ -23,17 +23,14 @@
 #include "eval/frechet.h"
 #include "eval/sample_scores.h"
 #include "runs.h"
+#include "scratch.h"
 
 static const char RESULTS[] = "build/test-results";
 static const char FMNIST[] = "/usr/share/datasets/fashion-mnist";
 static char tmp[] = "/tmp/promoe_test_eval_XXXXXX";
 static struct rng g;
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (f) fputs(text, f), fclose(f);
-}
+static void write_text(const char *path, const char *text) { scratch_write_file(path, text); }
 
 // ---- Frechet distance ----
 

@@ -8,6 +8,7 @@
 #include "report/plot.h"
 #include "report/plot_gnuplot.h"
 #include "store/db.h"
+#include "scratch.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -17,25 +18,9 @@
 
 static char dir[] = "/tmp/promoe_test_plot_XXXXXX";
 
-static const char *path_in(const char *name)
-{
-    static char paths[8][512];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", dir, name);
-    return p;
-}
+static const char *path_in(const char *name) { return scratch_path(dir, name); }
 
-// Whole file into a static buffer ("" when unreadable).
-static const char *slurp(const char *path)
-{
-    static char text[16384];
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
-    text[n] = '\0';
-    if (f) fclose(f);
-    return text;
-}
+static const char *slurp(const char *path) { return scratch_slurp(path); }
 
 static const char DATA_SQL[] =
     "INSERT INTO sweeps VALUES ('fig5-loss-mini','','x',0), ('fig3b-model-size-mini','','x',0),"

@@ -9,6 +9,7 @@
 #include "report/stats.h"
 #include "report/table.h"
 #include "store/db.h"
+#include "scratch.h"
 
 #include <glob.h>
 #include <math.h>
@@ -19,20 +20,9 @@
 
 static char dir[] = "/tmp/promoe_test_table_XXXXXX";
 
-static const char *path_in(const char *name)
-{
-    static char paths[8][512];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", dir, name);
-    return p;
-}
+static const char *path_in(const char *name) { return scratch_path(dir, name); }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (f) fputs(text, f), fclose(f);
-}
+static void write_file(const char *path, const char *text) { scratch_write_file(path, text); }
 
 static const char PAPER_CSV[] =
     "table,model,objective,size,experts,activated_params,total_params,train_steps,cfg,fid50k,is\n"
