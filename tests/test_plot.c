@@ -10,7 +10,6 @@
 #include "store/db.h"
 #include "scratch.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,17 +79,7 @@ static const char EXPECTED_FIG3C[] =
     "# x mean ci95 n\n"
     "# series promoe cfg 1.0\n4 4 0 1\n8 3 0 1\n\n\n";
 
-static int make_database(void)
-{
-    struct store *db;
-    if (store_open(&db, path_in("r.db")) < 0) return fprintf(stderr, "%s\n", err_message()), -1;
-    char *message = NULL;
-    int rc = sqlite3_exec(store_handle(db), DATA_SQL, NULL, NULL, &message);
-    if (rc != SQLITE_OK) fprintf(stderr, "data: %s\n", message);
-    sqlite3_free(message);
-    store_close(db);
-    return rc == SQLITE_OK ? 0 : -1;
-}
+static int make_database(void) { return scratch_database(path_in("r.db"), DATA_SQL); }
 
 static int report_has(const struct plot_report *report, const char *text)
 {

@@ -13,7 +13,6 @@
 
 #include <glob.h>
 #include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,18 +85,12 @@ static void test_stats(void)
 
 static int make_database(void)
 {
-    struct store *db;
-    if (store_open(&db, path_in("r.db")) < 0) return fprintf(stderr, "%s\n", err_message()), -1;
-    char *message = NULL;
-    int rc = sqlite3_exec(store_handle(db), DATA_SQL, NULL, NULL, &message);
-    if (rc != SQLITE_OK) fprintf(stderr, "data: %s\n", message);
-    sqlite3_free(message);
-    store_close(db);
+    int rc = scratch_database(path_in("r.db"), DATA_SQL);
     char spec[2048];
     snprintf(spec, sizeof spec, SPEC, path_in("paper.csv"));
     write_file(path_in("paper.csv"), PAPER_CSV);
     write_file(path_in("t7.yaml"), spec);
-    return rc == SQLITE_OK ? 0 : -1;
+    return rc;
 }
 
 static void test_cells(void)

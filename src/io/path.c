@@ -10,6 +10,22 @@
 
 #include "core/error.h"
 
+// ENOTDIR from mkdir: the first entry above folder that exists but is not a folder is named.
+static int not_a_folder_above(const char *folder)
+{
+    char above[IO_PATH_MAX];
+    snprintf(above, sizeof above, "%s", folder);
+    struct stat st;
+    for (char *p = above + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (stat(above, &st) == 0 && !S_ISDIR(st.st_mode))
+            return err("cannot create folder '%s': '%s' is not a folder (%s)", folder, above, strerror(ENOTDIR));
+        *p = '/';
+    }
+    return err("cannot create folder '%s': %s", folder, strerror(ENOTDIR));
+}
+
 // mkdir of one folder; an existing entry is left for the final check (a component of the path
 // may be an existing folder that mkdir refuses with another errno, such as EACCES).
 static int make_one(const char *folder)
@@ -17,6 +33,7 @@ static int make_one(const char *folder)
     if (mkdir(folder, 0777) == 0) return 0;
     int mkdir_errno = errno;
     if (mkdir_errno == EEXIST || access(folder, F_OK) == 0) return 0;
+    if (mkdir_errno == ENOTDIR) return not_a_folder_above(folder);
     return err("cannot create folder '%s': %s", folder, strerror(mkdir_errno));
 }
 

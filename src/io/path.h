@@ -6,8 +6,9 @@
 enum { IO_PATH_MAX = 1200 };
 
 // Creates the folder path and every missing folder above it (mode 0777 less the umask). An
-// existing folder is fine. Errors: "cannot create folder '<folder>': <reason>", "'<path>' is
-// not a folder", or the path is too long.
+// existing folder is fine. Errors: "cannot create folder '<folder>': <reason>" (where a file
+// stands in the way: "'<file>' is not a folder (Not a directory)"), "'<path>' is not a folder",
+// or the path is too long.
 int io_make_folders(const char *path);
 
 // Creates the folder that holds the file path and the folders above it, as io_make_folders; a

@@ -43,6 +43,38 @@ static int prepare(struct store *db, const char *sql, const char *what, sqlite3_
     return 0;
 }
 
+// Steps st to its end, each row filled into a new item of item_size bytes by fill; finalizes st.
+// *rows [*n] allocated (NULL when none), freed again on error.
+typedef void (*row_fill)(sqlite3_stmt *st, void *item);
+static int read_rows(sqlite3_stmt *st, size_t item_size, const char *what, row_fill fill, void **rows, int *n)
+{
+    int rc = 0, capacity = 0;
+    *rows = NULL, *n = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+        if ((rc = store_grow(rows, *n, &capacity, item_size, 64, what)) == 0)
+            fill(st, (char *)*rows + item_size * (size_t)(*n)++);
+    sqlite3_finalize(st);
+    if (rc < 0) free(*rows), *rows = NULL, *n = 0;
+    return rc;
+}
+
+static void fill_difference(sqlite3_stmt *st, void *item)
+{
+    *(double *)item = sqlite3_column_double(st, 0) - sqlite3_column_double(st, 1);
+}
+
+static void fill_paired_redraw(sqlite3_stmt *st, void *item)
+{
+    *(struct store_paired_redraw *)item = (struct store_paired_redraw){
+        sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1), sqlite3_column_double(st, 2)};
+}
+
+static void fill_diversity_point(sqlite3_stmt *st, void *item)
+{
+    *(struct store_diversity_point *)item = (struct store_diversity_point){
+        .k = sqlite3_column_int(st, 0), .mean = sqlite3_column_double(st, 1), .runs = sqlite3_column_int(st, 2)};
+}
+
 int store_redraw_differences(struct store *db, const char *sweep, const char *metric, double cfg,
                              double **differences, int *n)
 {
@@ -52,14 +84,9 @@ int store_redraw_differences(struct store *db, const char *sweep, const char *me
     sqlite3_bind_text(st, 1, sweep, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, metric, -1, SQLITE_STATIC);
     sqlite3_bind_double(st, 3, cfg);
-    int rc = 0, capacity = 0;
-    void *array = NULL;
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
-        if ((rc = store_grow(&array, *n, &capacity, sizeof **differences, 64, "redraws")) == 0)
-            ((double *)array)[(*n)++] = sqlite3_column_double(st, 0) - sqlite3_column_double(st, 1);
-    sqlite3_finalize(st);
-    *differences = array;
-    if (rc < 0) free(array), *differences = NULL, *n = 0;
+    void *rows;
+    int rc = read_rows(st, sizeof **differences, "redraws", fill_difference, &rows, n);
+    *differences = rows;
     return rc;
 }
 
@@ -74,15 +101,9 @@ int store_paired_redraws(struct store *db, const char *sweep, const char *label_
     sqlite3_bind_text(st, 3, label_b, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, metric, -1, SQLITE_STATIC);
     sqlite3_bind_double(st, 5, cfg);
-    int rc = 0, capacity = 0;
-    void *array = NULL;
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
-        if ((rc = store_grow(&array, *n, &capacity, sizeof **rows, 64, "paired redraws")) == 0)
-            ((struct store_paired_redraw *)array)[(*n)++] = (struct store_paired_redraw){
-                sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1), sqlite3_column_double(st, 2)};
-    sqlite3_finalize(st);
-    *rows = array;
-    if (rc < 0) free(array), *rows = NULL, *n = 0;
+    void *items;
+    int rc = read_rows(st, sizeof **rows, "paired redraws", fill_paired_redraw, &items, n);
+    *rows = items;
     return rc;
 }
 
@@ -94,15 +115,9 @@ int store_label_diversity(struct store *db, const char *sweep, const char *label
     if (prepare(db, DIVERSITY_SQL, "diversity", &st) < 0) return -1;
     sqlite3_bind_text(st, 1, sweep, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, label, -1, SQLITE_STATIC);
-    int rc = 0, capacity = 0;
-    void *array = NULL;
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
-        if ((rc = store_grow(&array, *n, &capacity, sizeof **rows, 16, "diversity points")) == 0)
-            ((struct store_diversity_point *)array)[(*n)++] = (struct store_diversity_point){
-                .k = sqlite3_column_int(st, 0), .mean = sqlite3_column_double(st, 1), .runs = sqlite3_column_int(st, 2)};
-    sqlite3_finalize(st);
-    *rows = array;
-    if (rc < 0) free(array), *rows = NULL, *n = 0;
+    void *items;
+    int rc = read_rows(st, sizeof **rows, "diversity points", fill_diversity_point, &items, n);
+    *rows = items;
     return rc;
 }
 
