@@ -16,9 +16,9 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "scratch.h"
 #include "shell.h"
 #include "tmpfiles.h"
-#include "scratch.h"
 
 static char dir[] = "/tmp/promoe_test_bad_XXXXXX";
 

@@ -4,11 +4,11 @@
 // inconclusive, too few seeds, not tested), in Markdown and CSV; a table cell reads the run's own
 // sampler seed, not the redraw; bad claims files are errors naming file, line and key.
 #include "check.h"
-#include "scratch.h"
 #include "core/error.h"
 #include "report/claims.h"
 #include "report/stats.h"
 #include "report/table.h"
+#include "scratch.h"
 #include "store/db.h"
 
 #include <sqlite3.h>

@@ -10,12 +10,12 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "shell.h"
 #include "core/error.h"
 #include "data/npy.h"
 #include "model/checkpoint.h"
 #include "model/dit.h"
 #include "scratch.h"
+#include "shell.h"
 
 static char dir[] = "/tmp/promoe_test_cli_XXXXXX";
 

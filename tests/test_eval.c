@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "shell.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "eval/adm_import.h"
@@ -24,6 +23,7 @@
 #include "eval/sample_scores.h"
 #include "runs.h"
 #include "scratch.h"
+#include "shell.h"
 
 static const char RESULTS[] = "build/test-results";
 static const char FMNIST[] = "/usr/share/datasets/fashion-mnist";

@@ -21,8 +21,8 @@
 #include "core/error.h"
 #include "io/atomic.h"
 #include "runs.h"
-#include "tmpfiles.h"
 #include "scratch.h"
+#include "tmpfiles.h"
 
 enum {
     N_RUNS = 2,             // seeds 0 and 1

@@ -7,8 +7,8 @@
 #include "core/error.h"
 #include "report/plot.h"
 #include "report/plot_gnuplot.h"
-#include "store/db.h"
 #include "scratch.h"
+#include "store/db.h"
 
 #include <stdio.h>
 #include <stdlib.h>

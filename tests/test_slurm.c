@@ -19,12 +19,12 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "shell.h"
 #include "config/sweep.h"
 #include "core/error.h"
 #include "runs.h"
-#include "store/store_internal.h"
 #include "scratch.h"
+#include "shell.h"
+#include "store/store_internal.h"
 
 enum { STEPS = 30, KILL_WAIT_MS = 60000, POLL_MS = 1, PATH_MAX_TEST = 4096, LINE_MAX_TEST = 8192 };
 

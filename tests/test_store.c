@@ -4,9 +4,9 @@
 // file at once (fresh file races and 4 x 2000 rows) without losing a row.
 #include "check.h"
 #include "core/error.h"
+#include "scratch.h"
 #include "store/db.h"
 #include "store/store_internal.h"
-#include "scratch.h"
 
 #include <math.h>
 #include <sqlite3.h>

@@ -12,11 +12,11 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "shell.h"
 #include "config/sweep.h"
 #include "core/error.h"
 #include "runs.h"
 #include "scratch.h"
+#include "shell.h"
 
 static char dir[] = "/tmp/promoe_test_sweep_XXXXXX";
 

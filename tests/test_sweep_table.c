@@ -11,8 +11,8 @@
 
 #include "check.h"
 #include "runs.h"
-#include "shell.h"
 #include "scratch.h"
+#include "shell.h"
 
 static const char results_dir[] = "build/test-results";
 static const char db_name[] = "sweep_table.db";

@@ -8,8 +8,8 @@
 #include "core/error.h"
 #include "report/stats.h"
 #include "report/table.h"
-#include "store/db.h"
 #include "scratch.h"
+#include "store/db.h"
 
 #include <glob.h>
 #include <math.h>

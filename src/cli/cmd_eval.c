@@ -9,8 +9,8 @@
 #include "cli/model_load.h"
 #include "cli/options.h"
 #include "core/error.h"
-#include "io/path.h"
 #include "eval/evaluate.h"
+#include "io/path.h"
 #include "store/evals.h"
 
 static const char *const eval_usage =

@@ -11,8 +11,8 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "core/error.h"
-#include "io/path.h"
 #include "eval/adm_import.h"
+#include "io/path.h"
 #include "store/evals.h"
 
 static const char *const import_usage =

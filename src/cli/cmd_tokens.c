@@ -12,7 +12,6 @@
 #include "analysis/cluster.h"
 #include "analysis/output.h"
 #include "analysis/plot.h"
-#include "data/probe.h"
 #include "analysis/separation.h"
 #include "analysis/tsne.h"
 #include "cli/cli.h"
@@ -20,6 +19,7 @@
 #include "cli/options.h"
 #include "cli/run_lookup.h"
 #include "core/error.h"
+#include "data/probe.h"
 #include "io/path.h"
 
 static const char *const tokens_usage =

@@ -5,8 +5,8 @@
 
 #include <stdint.h>
 
-#include "store/analysis.h"
 #include "io/path.h"
+#include "store/analysis.h"
 
 // A file inside an output folder: the folder name plus room for the file name.
 enum { CLI_FILE_CAPACITY = IO_PATH_MAX + 64 };

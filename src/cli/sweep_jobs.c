@@ -8,8 +8,8 @@
 
 #include "cli/sweep_cluster.h"
 #include "core/error.h"
-#include "io/path.h"
 #include "io/atomic.h"
+#include "io/path.h"
 #include "store/sweeps.h"
 
 #include <errno.h>

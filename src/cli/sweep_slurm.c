@@ -5,8 +5,8 @@
 #include "cli/sweep_slurm.h"
 
 #include "core/error.h"
-#include "io/path.h"
 #include "io/atomic.h"
+#include "io/path.h"
 
 #include <errno.h>
 #include <stdarg.h>

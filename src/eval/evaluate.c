@@ -10,12 +10,12 @@
 
 #include "core/clock.h"
 #include "core/error.h"
-#include "io/path.h"
 #include "core/rng.h"
 #include "diffusion/sampler.h"
 #include "eval/featnet_cache.h"
 #include "eval/frechet.h"
 #include "eval/sample_scores.h"
+#include "io/path.h"
 #include "store/evals.h"
 
 // Seed of the permutation that picks the real reference images of precision / recall.

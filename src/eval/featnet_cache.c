@@ -13,12 +13,12 @@
 
 #include "config/config.h"
 #include "core/error.h"
-#include "core/sha256.h"
-#include "io/path.h"
 #include "core/progress.h"
 #include "core/rng.h"
+#include "core/sha256.h"
 #include "data/idx.h"
 #include "eval/frechet.h"
+#include "io/path.h"
 #include "model/safetensors.h"
 #include "optim/adamw.h"
 

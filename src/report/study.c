@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/path.h"
 #include "eval/evaluate.h"
 #include "io/atomic.h"
+#include "io/path.h"
 #include "report/claims.h"
 #include "report/plot.h"
 #include "report/plot_gnuplot.h"
