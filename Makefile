@@ -150,7 +150,7 @@ clean:
 # tests/fuzz/regressions/<target>/ and test_fuzz replays them.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= config sweep npy npz idx safetensors
-FUZZ_LIB_SRC = src/core/error.c src/config/config.c src/config/sweep_parse.c src/config/sweep_expand.c \
+FUZZ_LIB_SRC = src/core/error.c src/core/sha256.c src/config/config.c src/config/sweep_parse.c src/config/sweep_expand.c \
                src/moe/spec.c src/data/npy.c src/data/npz.c src/data/idx.c src/model/safetensors.c src/io/atomic.c
 FUZZ_CFLAGS  = -O1 -g -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined -fno-omit-frame-pointer -Isrc -Itests/fuzz

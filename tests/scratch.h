@@ -1,9 +1,10 @@
 // Scratch folders of the tests that build synthetic databases and files: a path inside the folder,
-// a whole file as text, and a database made by promoe's own schema plus the test's SQL rows.
+// a whole file written (plain or printf-style) or read as text, and a database made by promoe's own schema plus the test's SQL rows.
 #ifndef PROMOE_TEST_SCRATCH_H
 #define PROMOE_TEST_SCRATCH_H
 
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "core/error.h"
@@ -19,14 +20,34 @@ static inline const char *scratch_path(const char *dir, const char *name)
     return p;
 }
 
-// Writes text as the whole of dir/name (a failure shows up in the check that reads it).
-static inline void scratch_write(const char *dir, const char *name, const char *text)
+// Writes text as the whole file at path (a failure shows up in the check that reads it).
+static inline void scratch_write_file(const char *path, const char *text)
 {
-    FILE *f = fopen(scratch_path(dir, name), "w");
+    FILE *f = fopen(path, "w");
     if (f) {
         fputs(text, f);
         fclose(f);
     }
+}
+
+// Writes text as the whole of dir/name.
+static inline void scratch_write(const char *dir, const char *name, const char *text)
+{
+    scratch_write_file(scratch_path(dir, name), text);
+}
+
+// Writes the printf-style text as the whole of dir/name.
+static inline void scratch_writef(const char *dir, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline void scratch_writef(const char *dir, const char *name, const char *fmt, ...)
+{
+    FILE *f = fopen(scratch_path(dir, name), "w");
+    if (!f) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fclose(f);
 }
 
 // The whole file in a static buffer, overwritten by the next call ("" when unreadable).

@@ -16,28 +16,15 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "scratch.h"
 #include "shell.h"
 #include "tmpfiles.h"
 
 static char dir[] = "/tmp/promoe_test_bad_XXXXXX";
 
-static const char *path(const char *name)
-{
-    static char buffers[8][512];
-    static int next;
-    char *b = buffers[next++ % 8];
-    snprintf(b, 512, "%s/%s", dir, name);
-    return b;
-}
+static const char *path(const char *name) { return scratch_path(dir, name); }
 
-static void write_file(const char *name, const char *text)
-{
-    FILE *f = fopen(path(name), "w");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
-}
+static void write_file(const char *name, const char *text) { scratch_write(dir, name, text); }
 
 // FNV-1a over every row of every table (tables by name, rows in rowid or key order), plus
 // integrity_check: two digests are equal when the database holds the same data.

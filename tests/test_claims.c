@@ -4,11 +4,11 @@
 // inconclusive, too few seeds, not tested), in Markdown and CSV; a table cell reads the run's own
 // sampler seed, not the redraw; bad claims files are errors naming file, line and key.
 #include "check.h"
-#include "scratch.h"
 #include "core/error.h"
 #include "report/claims.h"
 #include "report/stats.h"
 #include "report/table.h"
+#include "scratch.h"
 #include "store/db.h"
 
 #include <sqlite3.h>
@@ -60,11 +60,7 @@ static const char CLAIMS[] =
     "  - {id: one, claim: C beats A, source: T, table: %1$s, better: C, than: A, metric: fid, cfg: 1.5}\n"
     "  - {id: later, claim: scales, source: F, untestable: one size only}\n";
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (f) fputs(text, f), fclose(f);
-}
+static void write_file(const char *path, const char *text) { scratch_write_file(path, text); }
 
 static int make_files(void)
 {
@@ -84,7 +80,7 @@ static void test_decisions(void)
     CHECK(claims_load(&c, path_in("claims.yaml")) == 0, "%s", err_message());
     CHECK(c.n == 5, "claims: %d", c.n);
     CHECK(store_open(&db, path_in("r.db")) == 0, "%s", err_message());
-    CHECK(claims_decide(&c, store_handle(db), r) == 0, "%s", err_message());
+    CHECK(claims_decide(&c, db, r) == 0, "%s", err_message());
     // FD: improvements 2, 3, 1 (lower is better): mean 2, s = 1, half = t(0.975, 2) / sqrt(3).
     CHECK(r[0].n == 3 && r[0].verdict == VERDICT_INCONCLUSIVE, "fd: n %d verdict %s", r[0].n, claim_verdict_name(r[0].verdict));
     CHECK_NEAR(r[0].diff, 2, 1e-12, "fd improvement");
@@ -117,7 +113,7 @@ static void test_table_cells(void)
     struct store *db;
     CHECK(table_spec_load(&spec, path_in("spec.yaml")) == 0, "%s", err_message());
     CHECK(store_open(&db, path_in("r.db")) == 0, "%s", err_message());
-    CHECK(table_build(&spec, store_handle(db), SCALE_MINI, &result) == 0, "%s", err_message());
+    CHECK(table_build(&spec, db, SCALE_MINI, &result) == 0, "%s", err_message());
     CHECK(result.cells[0][0].n == 3 && fabs(result.cells[0][0].mean - 11) < 1e-12, "A fd %g n %d", result.cells[0][0].mean,
           result.cells[0][0].n);
     CHECK(result.cells[0][1].n == 3 && fabs(result.cells[0][1].mean - 0.31) < 1e-12 && result.cells[0][1].decimals == 4,

@@ -10,32 +10,18 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "shell.h"
 #include "core/error.h"
 #include "data/npy.h"
 #include "model/checkpoint.h"
 #include "model/dit.h"
+#include "scratch.h"
+#include "shell.h"
 
 static char dir[] = "/tmp/promoe_test_cli_XXXXXX";
 
-// Runs a shell command line, capturing stdout and stderr into `output`; returns the exit status.
-static const char *path(const char *name)
-{
-    static char buffers[8][512];
-    static int next;
-    char *b = buffers[next++ % 8];
-    snprintf(b, 512, "%s/%s", dir, name);
-    return b;
-}
+static const char *path(const char *name) { return scratch_path(dir, name); }
 
-static void write_file(const char *name, const char *text)
-{
-    FILE *f = fopen(path(name), "w");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
-}
+static void write_file(const char *name, const char *text) { scratch_write(dir, name, text); }
 
 static const char TINY[] =
     "model: {hidden: 32, depth: 2, heads: 2, patch: 7}\n"

@@ -4,6 +4,7 @@
 #include "check.h"
 #include "config/config.h"
 #include "core/error.h"
+#include "core/sha256.h"
 
 #include <stdlib.h>
 #include <string.h>

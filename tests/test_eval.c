@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "shell.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "eval/adm_import.h"
@@ -23,17 +22,15 @@
 #include "eval/frechet.h"
 #include "eval/sample_scores.h"
 #include "runs.h"
+#include "scratch.h"
+#include "shell.h"
 
 static const char RESULTS[] = "build/test-results";
 static const char FMNIST[] = "/usr/share/datasets/fashion-mnist";
 static char tmp[] = "/tmp/promoe_test_eval_XXXXXX";
 static struct rng g;
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (f) fputs(text, f), fclose(f);
-}
+static void write_text(const char *path, const char *text) { scratch_write_file(path, text); }
 
 // ---- Frechet distance ----
 

@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "io/atomic.h"
 #include "runs.h"
+#include "scratch.h"
 #include "tmpfiles.h"
 
 enum {
@@ -38,23 +39,9 @@ static const uint64_t KILL_SEED = 20240607;
 static char dir[] = "/tmp/promoe_test_kill_XXXXXX";
 static char run_ids[N_RUNS][17];
 
-static const char *path(const char *name)
-{
-    static char buffers[8][512];
-    static int next;
-    char *b = buffers[next++ % 8];
-    snprintf(b, 512, "%s/%s", dir, name);
-    return b;
-}
+static const char *path(const char *name) { return scratch_path(dir, name); }
 
-static void write_text(const char *name, const char *text)
-{
-    FILE *f = fopen(path(name), "w");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
-}
+static void write_text(const char *name, const char *text) { scratch_write(dir, name, text); }
 
 static void write_sweeps(void)
 {

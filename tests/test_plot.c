@@ -7,9 +7,9 @@
 #include "core/error.h"
 #include "report/plot.h"
 #include "report/plot_gnuplot.h"
+#include "scratch.h"
 #include "store/db.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,25 +17,9 @@
 
 static char dir[] = "/tmp/promoe_test_plot_XXXXXX";
 
-static const char *path_in(const char *name)
-{
-    static char paths[8][512];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", dir, name);
-    return p;
-}
+static const char *path_in(const char *name) { return scratch_path(dir, name); }
 
-// Whole file into a static buffer ("" when unreadable).
-static const char *slurp(const char *path)
-{
-    static char text[16384];
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
-    text[n] = '\0';
-    if (f) fclose(f);
-    return text;
-}
+static const char *slurp(const char *path) { return scratch_slurp(path); }
 
 static const char DATA_SQL[] =
     "INSERT INTO sweeps VALUES ('fig5-loss-mini','','x',0), ('fig3b-model-size-mini','','x',0),"
@@ -95,17 +79,7 @@ static const char EXPECTED_FIG3C[] =
     "# x mean ci95 n\n"
     "# series promoe cfg 1.0\n4 4 0 1\n8 3 0 1\n\n\n";
 
-static int make_database(void)
-{
-    struct store *db;
-    if (store_open(&db, path_in("r.db")) < 0) return fprintf(stderr, "%s\n", err_message()), -1;
-    char *message = NULL;
-    int rc = sqlite3_exec(store_handle(db), DATA_SQL, NULL, NULL, &message);
-    if (rc != SQLITE_OK) fprintf(stderr, "data: %s\n", message);
-    sqlite3_free(message);
-    store_close(db);
-    return rc == SQLITE_OK ? 0 : -1;
-}
+static int make_database(void) { return scratch_database(path_in("r.db"), DATA_SQL); }
 
 static int report_has(const struct plot_report *report, const char *text)
 {
@@ -122,9 +96,8 @@ static void test_data_files(void)
     snprintf(out_dir, sizeof out_dir, "%s", path_in("data"));   // path_in's buffers rotate
     struct plot_options o = {.out_dir = out_dir, .smooth_steps = 20, .log_y = 1, .run_gnuplot = 0};
     CHECK(store_open(&db, path_in("r.db")) == 0, "%s", err_message());
-    sqlite3 *handle = store_handle(db);
-    CHECK(plot_detect_scale(handle) == SCALE_MINI, "scale");
-    CHECK(plot_loss(handle, "fig5-loss-mini", &o, &report) == 0, "%s", err_message());
+    CHECK(plot_detect_scale(db) == SCALE_MINI, "scale");
+    CHECK(plot_loss(db, "fig5-loss-mini", &o, &report) == 0, "%s", err_message());
     CHECK(!strcmp(slurp(path_in("data/fig5-loss-mini.dat")), EXPECTED_LOSS), "loss dat:\n%s", slurp(path_in("data/fig5-loss-mini.dat")));
     const char *gp = slurp(path_in("data/fig5-loss-mini.gp"));
     CHECK(strstr(gp, "set terminal pngcairo size 1200,800 font 'DejaVu Sans,11'"), "terminal:\n%s", gp);
@@ -136,7 +109,7 @@ static void test_data_files(void)
     gp = slurp(path_in("data/fig5-loss-mini-val_loss.gp"));
     CHECK(strstr(gp, "index 0 using 1:2 with linespoints") && strstr(gp, "title 'dense'") && !strstr(gp, "index 1"),
           "val gp:\n%s", gp);
-    CHECK(plot_scaling(handle, SCALE_MINI, &o, &report) == 0, "%s", err_message());
+    CHECK(plot_scaling(db, SCALE_MINI, &o, &report) == 0, "%s", err_message());
     CHECK(!strcmp(slurp(path_in("data/fig3b-model-size-mini-fd.dat")), EXPECTED_FIG3B), "fig3b dat:\n%s",
           slurp(path_in("data/fig3b-model-size-mini-fd.dat")));
     CHECK(!strcmp(slurp(path_in("data/fig3c-experts-mini-fd.dat")), EXPECTED_FIG3C), "fig3c dat:\n%s",
@@ -146,7 +119,7 @@ static void test_data_files(void)
     CHECK(strstr(gp, "index 1 using 1:2:3 with yerrorlines") && strstr(gp, "'dense, cfg 1.5'"), "fig3b gp:\n%s", gp);
     CHECK(access(path_in("data/fig3b-model-size-mini-is.dat"), F_OK) != 0, "no is data file");
     CHECK(report_has(&report, "fig3b-model-size-mini-is: no 'is' evaluations"), "is skipped");
-    CHECK(plot_loss(handle, "t7-activation-mini", &o, &report) == 0, "%s", err_message());
+    CHECK(plot_loss(db, "t7-activation-mini", &o, &report) == 0, "%s", err_message());
     CHECK(report_has(&report, "t7-activation-mini: no loss rows"), "empty sweep reported");
     store_close(db);
 }

@@ -19,10 +19,11 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "shell.h"
 #include "config/sweep.h"
 #include "core/error.h"
 #include "runs.h"
+#include "scratch.h"
+#include "shell.h"
 #include "store/store_internal.h"
 
 enum { STEPS = 30, KILL_WAIT_MS = 60000, POLL_MS = 1, PATH_MAX_TEST = 4096, LINE_MAX_TEST = 8192 };
@@ -30,20 +31,9 @@ enum { STEPS = 30, KILL_WAIT_MS = 60000, POLL_MS = 1, PATH_MAX_TEST = 4096, LINE
 static char dir[] = "/tmp/promoe_test_slurm_XXXXXX";
 static char program[PATH_MAX_TEST];
 
-static const char *path(const char *name)
-{
-    static char buffers[8][512];
-    static int next;
-    char *b = buffers[next++ % 8];
-    snprintf(b, 512, "%s/%s", dir, name);
-    return b;
-}
+static const char *path(const char *name) { return scratch_path(dir, name); }
 
-static void write_file(const char *name, const char *text)
-{
-    FILE *f = fopen(path(name), "w");
-    if (f) fputs(text, f), fclose(f);
-}
+static void write_file(const char *name, const char *text) { scratch_write(dir, name, text); }
 
 static int read_text(const char *file, char *out, size_t size)
 {

@@ -4,6 +4,7 @@
 // file at once (fresh file races and 4 x 2000 rows) without losing a row.
 #include "check.h"
 #include "core/error.h"
+#include "scratch.h"
 #include "store/db.h"
 #include "store/store_internal.h"
 
@@ -19,14 +20,7 @@
 
 static char tmp_dir[] = "/tmp/promoe_test_store_XXXXXX";
 
-static const char *path_in(const char *name)
-{
-    static char paths[8][512];
-    static int next;
-    char *path = paths[next++ % 8];
-    snprintf(path, sizeof paths[0], "%s/%s", tmp_dir, name);
-    return path;
-}
+static const char *path_in(const char *name) { return scratch_path(tmp_dir, name); }
 
 static int64_t query_int(struct store *db, const char *sql)
 {

@@ -12,32 +12,15 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "shell.h"
 #include "config/sweep.h"
 #include "core/error.h"
 #include "runs.h"
+#include "scratch.h"
+#include "shell.h"
 
 static char dir[] = "/tmp/promoe_test_sweep_XXXXXX";
 
-static const char *path(const char *name)
-{
-    static char buffers[8][512];
-    static int next;
-    char *b = buffers[next++ % 8];
-    snprintf(b, 512, "%s/%s", dir, name);
-    return b;
-}
-
-static void write_file(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void write_file(const char *name, const char *fmt, ...)
-{
-    FILE *f = fopen(path(name), "w");
-    va_list ap;
-    va_start(ap, fmt);
-    if (f) vfprintf(f, fmt, ap);
-    va_end(ap);
-    if (f) fclose(f);
-}
+static const char *path(const char *name) { return scratch_path(dir, name); }
 
 static double db_value(const char *sql) { return run_query(dir, "r.db", sql); }
 
@@ -68,8 +51,8 @@ static const char T7[] =
 
 static void test_expansion(void)
 {
-    write_file("stub.yaml", "%s", STUB_BASE);
-    write_file("t7.yaml", "%s", T7);
+    scratch_writef(dir, "stub.yaml", "%s", STUB_BASE);
+    scratch_writef(dir, "t7.yaml", "%s", T7);
     struct sweep sw;
     CHECK(sweep_load(&sw, path("t7.yaml")) == 0, "load: %s", err_message());
     if (!sw.runs) return;
@@ -100,12 +83,12 @@ static void test_expansion(void)
 
 static void test_zip_and_alias(void)
 {
-    write_file("zip.yaml", "sweep: z\nbase: stub.yaml\ngrid:\n  model.moe.activation: [softmax, sigmoid, identity]\n"
+    scratch_writef(dir, "zip.yaml", "sweep: z\nbase: stub.yaml\ngrid:\n  model.moe.activation: [softmax, sigmoid, identity]\n"
                "zip:\n  - objective: [rf, ddpm]\n    sample.steps: [40, 30]\nseeds: [0, 1, 2]\n");
-    write_file("wandb.yaml", "method: grid\nbase: stub.yaml\nparameters:\n"
+    scratch_writef(dir, "wandb.yaml", "method: grid\nbase: stub.yaml\nparameters:\n"
                "  model.moe.activation: {values: [softmax, sigmoid, identity]}\n"
                "  objective: {values: [rf, ddpm]}\n  seed: {values: [0, 1, 2]}\n  train.steps: {value: 4}\n");
-    write_file("plain.yaml", "sweep: p\nbase: stub.yaml\nset: {train.steps: 4}\ngrid:\n"
+    scratch_writef(dir, "plain.yaml", "sweep: p\nbase: stub.yaml\nset: {train.steps: 4}\ngrid:\n"
                "  model.moe.activation: [softmax, sigmoid, identity]\n  objective: [rf, ddpm]\nseeds: [0, 1, 2]\n");
     struct sweep z, w, p;
     CHECK(sweep_load(&z, path("zip.yaml")) == 0, "zip: %s", err_message());
@@ -126,8 +109,8 @@ static void test_zip_and_alias(void)
 
 static void test_shared_runs(void)
 {
-    write_file("a.yaml", "sweep: a\nbase: stub.yaml\ngrid: {model.depth: [1, 2]}\n");
-    write_file("b.yaml", "sweep: b\nbase: stub.yaml\ngrid: {model.depth: [2, 3]}\nlabel: \"d{model.depth}-{idx}\"\n");
+    scratch_writef(dir, "a.yaml", "sweep: a\nbase: stub.yaml\ngrid: {model.depth: [1, 2]}\n");
+    scratch_writef(dir, "b.yaml", "sweep: b\nbase: stub.yaml\ngrid: {model.depth: [2, 3]}\nlabel: \"d{model.depth}-{idx}\"\n");
     struct sweep a, b;
     CHECK(sweep_load(&a, path("a.yaml")) == 0 && sweep_load(&b, path("b.yaml")) == 0, "%s", err_message());
     if (!a.runs || !b.runs) return;
@@ -142,7 +125,7 @@ static void test_shared_runs(void)
 
 static void expect_error(const char *text, const char *want)
 {
-    write_file("bad.yaml", "%s", text);
+    scratch_writef(dir, "bad.yaml", "%s", text);
     struct sweep sw;
     int rc = sweep_load(&sw, path("bad.yaml"));
     CHECK(rc < 0 && strstr(err_message(), want), "want '%s', got '%s'", want, rc < 0 ? err_message() : "success");
@@ -180,8 +163,8 @@ static void test_errors(void)
 
 static void write_sweep(const char *extra_seed)
 {
-    write_file("tiny.yaml", "%slog: {every: 1}\n", STUB_BASE);
-    write_file("e2e.yaml", "sweep: e2e\nbase: tiny.yaml\nset:\n  ckpt.dir: %s/ckpt\ngrid:\n  train.seed: [0, 1, 2%s]\n"
+    scratch_writef(dir, "tiny.yaml", "%slog: {every: 1}\n", STUB_BASE);
+    scratch_writef(dir, "e2e.yaml", "sweep: e2e\nbase: tiny.yaml\nset:\n  ckpt.dir: %s/ckpt\ngrid:\n  train.seed: [0, 1, 2%s]\n"
                "label: \"tiny-s{seed}\"\n", dir, extra_seed);
 }
 
@@ -235,7 +218,7 @@ static void test_retry_failed_and_update(void)
 
 static void test_failed_child(void)
 {
-    write_file("fail.yaml", "sweep: fail\nbase: tiny.yaml\nset:\n  ckpt.dir: %s/ckpt\n  data.path: %s/none\n"
+    scratch_writef(dir, "fail.yaml", "sweep: fail\nbase: tiny.yaml\nset:\n  ckpt.dir: %s/ckpt\n  data.path: %s/none\n"
                "grid: {train.seed: [0, 1]}\n", dir, dir);
     int rc = run("build/promoe sweep %s --jobs 2 --db %s", path("fail.yaml"), path("r.db"));
     CHECK(rc == 1 && strstr(output, "0 done, 2 failed") && strstr(output, "2 of 2 runs failed"), "failing (%d): %s", rc, output);

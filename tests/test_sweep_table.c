@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "runs.h"
+#include "scratch.h"
 #include "shell.h"
 
 static const char results_dir[] = "build/test-results";
@@ -34,16 +35,7 @@ static const struct expected_cell cells[] = {
     {"DiT-MoE-B-Flow", "moe", "recall", 1.0, ""},
 };
 
-static void write_text(const char *name, const char *text)
-{
-    char file[600];
-    snprintf(file, sizeof file, "%s/%s", dir, name);
-    FILE *f = fopen(file, "w");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
-}
+static void write_text(const char *name, const char *text) { scratch_write(dir, name, text); }
 
 static void write_inputs(void)
 {

@@ -8,31 +8,20 @@
 #include "core/error.h"
 #include "report/stats.h"
 #include "report/table.h"
+#include "scratch.h"
 #include "store/db.h"
 
 #include <glob.h>
 #include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static char dir[] = "/tmp/promoe_test_table_XXXXXX";
 
-static const char *path_in(const char *name)
-{
-    static char paths[8][512];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", dir, name);
-    return p;
-}
+static const char *path_in(const char *name) { return scratch_path(dir, name); }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (f) fputs(text, f), fclose(f);
-}
+static void write_file(const char *path, const char *text) { scratch_write_file(path, text); }
 
 static const char PAPER_CSV[] =
     "table,model,objective,size,experts,activated_params,total_params,train_steps,cfg,fid50k,is\n"
@@ -96,18 +85,12 @@ static void test_stats(void)
 
 static int make_database(void)
 {
-    struct store *db;
-    if (store_open(&db, path_in("r.db")) < 0) return fprintf(stderr, "%s\n", err_message()), -1;
-    char *message = NULL;
-    int rc = sqlite3_exec(store_handle(db), DATA_SQL, NULL, NULL, &message);
-    if (rc != SQLITE_OK) fprintf(stderr, "data: %s\n", message);
-    sqlite3_free(message);
-    store_close(db);
+    int rc = scratch_database(path_in("r.db"), DATA_SQL);
     char spec[2048];
     snprintf(spec, sizeof spec, SPEC, path_in("paper.csv"));
     write_file(path_in("paper.csv"), PAPER_CSV);
     write_file(path_in("t7.yaml"), spec);
-    return rc == SQLITE_OK ? 0 : -1;
+    return rc;
 }
 
 static void test_cells(void)
@@ -117,8 +100,8 @@ static void test_cells(void)
     struct store *db;
     CHECK(table_spec_load(&spec, path_in("t7.yaml")) == 0, "%s", err_message());
     CHECK(store_open(&db, path_in("r.db")) == 0, "%s", err_message());
-    CHECK(table_detect_scale(&spec, store_handle(db)) == SCALE_MINI, "scale");
-    CHECK(table_build(&spec, store_handle(db), SCALE_MINI, &result) == 0, "%s", err_message());
+    CHECK(table_detect_scale(&spec, db) == SCALE_MINI, "scale");
+    CHECK(table_build(&spec, db, SCALE_MINI, &result) == 0, "%s", err_message());
     const struct table_cell *softmax = &result.cells[0][0];
     CHECK(softmax->n == 3, "softmax n %d", softmax->n);
     CHECK_NEAR(softmax->mean, 12, 1e-12, "softmax mean (the step-200 value 99 is not the latest)");

@@ -1,29 +1,10 @@
-// Output folders and the token CSV.
+// The token CSV of the analysis commands.
 #include "analysis/output.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/error.h"
-
-enum { OUTPUT_PATH_CAPACITY = 1100 };
-
-int output_make_dirs(const char *path)
-{
-    char buf[OUTPUT_PATH_CAPACITY];
-    if (strlen(path) >= sizeof buf) return err("folder name '%s' is too long", path);
-    strcpy(buf, path);
-    for (char *p = buf + 1;; p++) {
-        int end = *p == '\0';
-        if (*p != '/' && !end) continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && access(buf, F_OK) != 0) return err("cannot create folder '%s'", buf);
-        if (end) return 0;
-        *p = '/';
-    }
-}
 
 int output_tokens_csv(const char *path, const struct token_set *s, const int *clusters, const double *embedding)
 {

@@ -1,16 +1,15 @@
 // gnuplot scripts for the analysis figures, run as a child process.
 #include "analysis/plot.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "core/error.h"
+#include "io/gnuplot.h"
+#include "io/path.h"
 
-enum { PLOT_PATH_CAPACITY = 1100, PLOT_WIDTH = 1000, PLOT_HEIGHT = 800 };
+enum { PLOT_WIDTH = 1000, PLOT_HEIGHT = 800 };
 #define PLOT_FONT "DejaVu Sans,11"
 #define PLOT_POINT_SIZE "0.5"
 
@@ -25,28 +24,9 @@ int plot_available(void)
     return system("gnuplot --version >/dev/null 2>&1") == 0;
 }
 
-// Runs gnuplot on script, its output into script.log.
-static int run_gnuplot(const char *script, const char *png)
-{
-    char log_path[PLOT_PATH_CAPACITY];
-    snprintf(log_path, sizeof log_path, "%s.log", script);
-    pid_t pid = fork();
-    if (pid < 0) return err("cannot start gnuplot for '%s'", png);
-    if (pid == 0) {
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) dup2(fd, STDOUT_FILENO), dup2(fd, STDERR_FILENO);
-        execlp("gnuplot", "gnuplot", script, (char *)NULL);
-        _exit(127);
-    }
-    int status;
-    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return err("gnuplot failed drawing '%s' (script '%s', messages in '%s')", png, script, log_path);
-    return 0;
-}
-
 static FILE *open_script(const char *png, char *script)
 {
-    snprintf(script, PLOT_PATH_CAPACITY, "%s.gp", png);
+    snprintf(script, IO_PATH_MAX, "%s.gp", png);
     FILE *f = fopen(script, "w");
     if (!f) {
         err("cannot write '%s'", script);
@@ -58,15 +38,17 @@ static FILE *open_script(const char *png, char *script)
     return f;
 }
 
-static int close_script(FILE *f, const char *script, const char *png)
+static int close_script(FILE *f, const char *script)
 {
     if (fclose(f) != 0) return err("cannot write '%s'", script);
-    return run_gnuplot(script, png);
+    char log[IO_PATH_MAX + 8];
+    snprintf(log, sizeof log, "%s.log", script);
+    return io_gnuplot_run(NULL, script, log);
 }
 
 int plot_scatter(const struct scatter_spec *s)
 {
-    char script[PLOT_PATH_CAPACITY];
+    char script[IO_PATH_MAX];
     FILE *f = open_script(s->png, script);
     if (!f) return -1;
     fprintf(f, "set datafile separator ','\nset title \"%s\" noenhanced\nset xlabel 't-SNE 1'\nset ylabel 't-SNE 2'\n",
@@ -75,12 +57,12 @@ int plot_scatter(const struct scatter_spec *s)
     fprintf(f, "plot for [v=%d:%d] '%s' every ::1 using (column(%d) == v ? column(%d) : NaN):%d "
             "with points pt 7 ps %s lt (v - %d + 1) title sprintf('%s', v)\n",
             s->lowest, s->highest, s->csv, s->colour_col, s->x_col, s->y_col, PLOT_POINT_SIZE, s->lowest, s->legend_name);
-    return close_script(f, script, s->png);
+    return close_script(f, script);
 }
 
 int plot_heatmap(const struct heatmap_spec *s, const double *values)
 {
-    char script[PLOT_PATH_CAPACITY], data[PLOT_PATH_CAPACITY];
+    char script[IO_PATH_MAX], data[IO_PATH_MAX];
     snprintf(data, sizeof data, "%s.dat", s->png);
     FILE *d = fopen(data, "w");
     if (!d) return err("cannot write '%s'", data);
@@ -95,5 +77,5 @@ int plot_heatmap(const struct heatmap_spec *s, const double *values)
             s->cols - 1, s->rows - 1);
     fprintf(f, "set palette defined (0 'white', 1 '#1f77b4')\nset tics out\n");
     fprintf(f, "plot '%s' matrix with image notitle\n", data);
-    return close_script(f, script, s->png);
+    return close_script(f, script);
 }

@@ -8,6 +8,9 @@
 
 enum { EXIT_FAILED = 1, EXIT_BUSY = 75, EXIT_USAGE = 129 };
 
+// The results database of every command's --db unless given (report has the study's own).
+#define CLI_DEFAULT_DB "results/promoe.db"
+
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_forward(int argc, char **argv);

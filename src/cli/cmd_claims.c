@@ -37,7 +37,7 @@ static int parse_options(int argc, char **argv, struct claims_options *o)
 
 int cmd_claims(int argc, char **argv)
 {
-    struct claims_options o = {.db_path = "results/promoe.db", .format = FORMAT_MARKDOWN};
+    struct claims_options o = {.db_path = CLI_DEFAULT_DB, .format = FORMAT_MARKDOWN};
     int parsed = parse_options(argc, argv, &o);
     if (parsed) return parsed < 0 ? 0 : parsed;
     struct claims *c = malloc(sizeof *c);
@@ -47,7 +47,7 @@ int cmd_claims(int argc, char **argv)
     if (!rc) rc = claims_load(c, o.path);
     if (!rc && access(o.db_path, F_OK) != 0) rc = err("no results database '%s'", o.db_path);
     if (!rc) rc = store_open(&db, o.db_path);
-    if (!rc) rc = claims_decide(c, store_handle(db), results);
+    if (!rc) rc = claims_decide(c, db, results);
     if (!rc) claims_write(results, c->n, o.format, stdout);
     if (db) store_close(db);
     free(c);

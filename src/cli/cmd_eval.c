@@ -10,13 +10,13 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "eval/evaluate.h"
+#include "io/path.h"
 #include "store/evals.h"
 
 static const char *const eval_usage =
     "promoe eval RUN [--cfg 1.0,1.5] [--n N] [--steps N] [--seed S] [--db PATH] [--batch B]";
 
 enum { DEFAULT_EVAL_BATCH = 64 };
-static const char DEFAULT_DB[] = "results/promoe.db";
 
 struct eval_args {
     const char *run, *cfg_list, *db_path;
@@ -53,7 +53,7 @@ static void print_table(const struct eval_request *r, const struct eval_figures 
 
 static int evaluate(struct store *db, const struct eval_args *a)
 {
-    char run_id[64], path[1024], featnet_dir[1024];
+    char run_id[64], path[IO_PATH_MAX], featnet_dir[IO_PATH_MAX];
     int64_t step;
     if (store_resolve_run(db, a->run, run_id) < 0) return -1;
     if (store_latest_checkpoint(db, run_id, "train", path, &step) != 1)
@@ -79,7 +79,7 @@ static int evaluate(struct store *db, const struct eval_args *a)
 
 int cmd_eval(int argc, char **argv)
 {
-    struct eval_args a = {NULL, NULL, DEFAULT_DB, 0, 0, -1, DEFAULT_EVAL_BATCH};   // seed -1: the run's own
+    struct eval_args a = {NULL, NULL, CLI_DEFAULT_DB, 0, 0, -1, DEFAULT_EVAL_BATCH};   // seed -1: the run's own
     int status = parse(argc, argv, &a);
     if (status) return status < 0 ? 0 : status;
     struct store *db;

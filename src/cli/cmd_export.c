@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "core/error.h"
+#include "io/path.h"
 #include "model/checkpoint.h"
 #include "model/dit.h"
 
@@ -25,7 +26,7 @@ static int parse_weights(const char *text, enum checkpoint_weights *which)
 // The model that the checkpoint's stored config describes (its parameter table only).
 static int model_of(const char *path, struct config *cfg, struct dit *m)
 {
-    char *text = NULL, origin[1100];
+    char *text = NULL, origin[IO_PATH_MAX + 64];
     if (checkpoint_read_config(path, &text) < 0) return -1;
     snprintf(origin, sizeof origin, "config stored in checkpoint '%s'", path);
     config_defaults(cfg);

@@ -13,7 +13,8 @@
 #include "cli/options.h"
 #include "config/sweep.h"
 #include "core/error.h"
-#include "analysis/output.h"
+#include "core/sha256.h"
+#include "io/path.h"
 #include "model/checkpoint.h"
 #include "model/dit.h"
 #include "nn/params.h"
@@ -71,7 +72,7 @@ static int record(const struct import_args *a, const struct config *cfg, const s
 static int import(const struct import_args *a, const struct config *cfg, struct dit *m)
 {
     static char text[CONFIG_TEXT_MAX];
-    char run_id[17], ckpt[1200];
+    char run_id[17], ckpt[IO_PATH_MAX];
     config_canonical(cfg, text, sizeof text);
     config_run_id(cfg, run_id);
     if (a->out) snprintf(ckpt, sizeof ckpt, "%s", a->out);
@@ -83,9 +84,9 @@ static int import(const struct import_args *a, const struct config *cfg, struct 
     if (!rc) rc = checkpoint_import_weights(a->positional[0], &m->table, w);
     if (!rc) rc = check_constants(a->positional[0], &m->table, w);
     if (!rc && !a->out) {
-        char folder[1100];
+        char folder[IO_PATH_MAX];
         snprintf(folder, sizeof folder, "%s/%s", cfg->ckpt_dir, run_id);
-        rc = output_make_dirs(folder);
+        rc = io_make_folders(folder);
     }
     struct train_state s = {w, w, zero, zero, a->step};
     int64_t bytes = 0;

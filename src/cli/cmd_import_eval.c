@@ -12,12 +12,12 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "eval/adm_import.h"
+#include "io/path.h"
 #include "store/evals.h"
 
 static const char *const import_usage =
     "promoe import-eval RUN FILE [--step S] [--cfg C] [--steps N] [--n N] [--db PATH]";
 
-static const char DEFAULT_DB[] = "results/promoe.db";
 static const char ADM_REFERENCE[] = "VIRTUAL_imagenet256_labeled";
 enum { PAPER_SAMPLER_STEPS = 250, PAPER_SAMPLES = 50000 };
 static const double PAPER_CFG = 1.5;
@@ -50,7 +50,7 @@ static int parse(int argc, char **argv, struct import_args *a)
 
 static int import(struct store *db, struct import_args *a)
 {
-    char run_id[64], path[1024];
+    char run_id[64], path[IO_PATH_MAX];
     struct adm_results res;
     if (store_resolve_run(db, a->run, run_id) < 0 || adm_parse_file(a->file, &res) < 0) return -1;
     int64_t step = a->step;
@@ -75,7 +75,7 @@ static int import(struct store *db, struct import_args *a)
 
 int cmd_import_eval(int argc, char **argv)
 {
-    struct import_args a = {NULL, NULL, DEFAULT_DB, -1, PAPER_SAMPLER_STEPS, PAPER_SAMPLES, PAPER_CFG};
+    struct import_args a = {NULL, NULL, CLI_DEFAULT_DB, -1, PAPER_SAMPLER_STEPS, PAPER_SAMPLES, PAPER_CFG};
     int status = parse(argc, argv, &a);
     if (status) return status < 0 ? 0 : status;
     struct store *db;

@@ -15,7 +15,6 @@
 
 static const char *const plot_usage =
     "promoe plot [--db PATH] [--out DIR] [--sweep NAME ...] [--scale mini|paper] [--smooth STEPS] [--label L ...] [--log-y]";
-#define PLOT_DEFAULT_DB "results/promoe.db"
 #define PLOT_DEFAULT_OUT "results/plots"
 enum { PLOT_SWEEPS_MAX = 32 };
 
@@ -48,21 +47,20 @@ static int parse_options(int argc, char **argv, struct plot_cli *o)
 
 static int plot_all(struct store *db, const struct plot_cli *o, struct plot_report *report)
 {
-    struct sqlite3 *handle = store_handle(db);
     for (int i = 0; i < o->n_sweeps; i++)
-        if (plot_loss(handle, o->sweeps[i], &o->options, report) < 0) return -1;
+        if (plot_loss(db, o->sweeps[i], &o->options, report) < 0) return -1;
     if (o->n_sweeps) return 0;
-    enum table_scale scale = plot_detect_scale(handle);
+    enum table_scale scale = plot_detect_scale(db);
     if (o->scale && table_scale_parse(o->scale, &scale) < 0) return -1;
     char sweep[PLOT_TEXT_MAX];
     plot_loss_sweep(scale, sweep);
-    if (plot_loss(handle, sweep, &o->options, report) < 0) return -1;
-    return plot_scaling(handle, scale, &o->options, report);
+    if (plot_loss(db, sweep, &o->options, report) < 0) return -1;
+    return plot_scaling(db, scale, &o->options, report);
 }
 
 int cmd_plot(int argc, char **argv)
 {
-    struct plot_cli o = {.db_path = PLOT_DEFAULT_DB,
+    struct plot_cli o = {.db_path = CLI_DEFAULT_DB,
                          .options = {.out_dir = PLOT_DEFAULT_OUT, .run_gnuplot = 1}};
     int status = parse_options(argc, argv, &o);
     if (status) return status < 0 ? 0 : status;

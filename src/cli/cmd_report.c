@@ -25,7 +25,7 @@ int cmd_report(int argc, char **argv)
     if (store_open(&db, db_path) < 0) return EXIT_FAILED;
     struct study_layout layout;
     study_layout_mini(&layout, db_path, out_dir);
-    int rc = study_report(store_handle(db), &layout);
+    int rc = study_report(db, &layout);
     store_close(db);
     if (rc < 0) return EXIT_FAILED;
     printf("wrote %s/REPORT.md\n", out_dir);

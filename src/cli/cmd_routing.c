@@ -15,6 +15,7 @@
 #include "cli/options.h"
 #include "cli/run_lookup.h"
 #include "core/error.h"
+#include "io/path.h"
 
 static const char *const routing_usage = "promoe routing RUN [--db PATH] [--step S] [--out DIR]";
 
@@ -51,7 +52,7 @@ static int draw(const char *dir, const char *run_id, int64_t step, int layer, co
 {
     double fractions[classes * experts];
     specialisation_row_fractions(counts, classes, experts, fractions);
-    char png[CLI_FILE_CAPACITY], title[CLI_PATH_CAPACITY];
+    char png[CLI_FILE_CAPACITY], title[IO_PATH_MAX];
     snprintf(png, sizeof png, "%s/routing_L%d.png", dir, layer);
     snprintf(title, sizeof title, "run %s, step %lld, block %d: class to expert", run_id, (long long)step, layer);
     struct heatmap_spec spec = {png, title, "expert", "class", "fraction of the class's tokens", classes, experts};
@@ -84,7 +85,7 @@ static int analyse(const struct run_ref *run, const char *dir, int64_t step, con
     struct specialisation_row *out = malloc(sizeof *out * SPECIALISATION_METRICS * t.n_layers);
     int rc = counts && out ? 0 : err("out of memory for the class routing of run '%s'", run->run_id);
     int draws = !rc && plot_available();
-    if (!rc) rc = output_make_dirs(dir);
+    if (!rc) rc = io_make_folders(dir);
     if (!rc) printf("run %s, step %lld: class-expert mutual information (conditional tokens)\n", run->run_id, (long long)step);
     if (!rc) printf("%-6s %9s %9s %9s %9s %11s %11s\n", "layer", "tokens", "MI bits", "H(class)", "H(expert)", "MI/H(class)", "MI/H(expert)");
     for (int l = 0; !rc && l < t.n_layers; l++) {
@@ -108,7 +109,7 @@ static int analyse(const struct run_ref *run, const char *dir, int64_t step, con
 
 static int routing_report(const struct run_ref *run, const struct routing_args *a)
 {
-    char *yaml = NULL, dir[CLI_PATH_CAPACITY];
+    char *yaml = NULL, dir[IO_PATH_MAX];
     struct config cfg;
     config_defaults(&cfg);
     if (store_run_config(run->db, run->run_id, &yaml) < 0) return -1;

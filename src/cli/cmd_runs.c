@@ -10,11 +10,11 @@
 
 #include "cli/cli.h"
 #include "core/error.h"
+#include "io/path.h"
 #include "store/sweeps.h"
 
 static const char *const runs_usage = "promoe runs [--sweep NAME] [--status S] [--db PATH]";
 
-#define DEFAULT_DB "results/promoe.db"
 
 #include "cli/options.h"
 #include "train/run_lock.h"
@@ -40,7 +40,7 @@ static void print_number(const char *format, double value)
 // this host is dead. A run of another host without a readable lock stays 'running'.
 static int owner_gone(struct listing *l, const char *run_id)
 {
-    char status[16], host[256] = "", ckpt_dir[1024] = "", folder[1200] = "";
+    char status[16], host[256] = "", ckpt_dir[IO_PATH_MAX] = "", folder[IO_PATH_MAX + 64] = "";
     int64_t pid = 0;
     if (store_run_owner(l->db, run_id, status, host, &pid) != 1) return 0;
     if (store_run_param(l->db, run_id, "ckpt.dir", ckpt_dir, sizeof ckpt_dir) == 1)
@@ -79,7 +79,7 @@ static int check_status(const char *status)
 
 int cmd_runs(int argc, char **argv)
 {
-    const char *sweep = NULL, *status = NULL, *db_path = DEFAULT_DB;
+    const char *sweep = NULL, *status = NULL, *db_path = CLI_DEFAULT_DB;
     const struct cli_option options[] = {
         CLI_OPT_STRING("--sweep", &sweep),
         CLI_OPT_STRING("--status", &status),

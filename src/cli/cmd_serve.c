@@ -26,7 +26,7 @@ static void wait_for_stop(const sigset_t *stop)
 
 int cmd_serve(int argc, char **argv)
 {
-    struct serve_options o = {.db_path = "results/promoe.db", .host = "127.0.0.1", .port = SERVE_DEFAULT_PORT,
+    struct serve_options o = {.db_path = CLI_DEFAULT_DB, .host = "127.0.0.1", .port = SERVE_DEFAULT_PORT,
                               .web_root = "web", .tables_dir = "analysis/tables",
                               .claims_path = "analysis/claims.yaml"};
     long long port = SERVE_DEFAULT_PORT;   // 0: a free port, printed

@@ -25,6 +25,7 @@
 #include "config/sweep.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/sha256.h"
 #include "moe/option_use.h"
 #include "store/sweeps.h"
 #include "train/run_lock.h"
@@ -34,7 +35,6 @@ static const char *const sweep_usage =
     "                    [--index I|env]   (run I alone; --db may hold {index})\n"
     "                    [--slurm [--partition P] [--time T] [--cpus C] [--array-parallel N] [--out DIR]]";
 
-#define DEFAULT_DB "results/promoe.db"
 
 enum { HOST_CAPACITY = 256, MAX_JOBS_OPTION = 256 };
 
@@ -75,7 +75,7 @@ static int parse_options(int argc, char **argv, struct sweep_options *o)
             return cli_usage(sweep_usage);
         }
     }
-    if (!o->db_path && o->cluster.index < 0) o->db_path = DEFAULT_DB;  // else the shard, once loaded
+    if (!o->db_path && o->cluster.index < 0) o->db_path = CLI_DEFAULT_DB;  // else the shard, once loaded
     return o->path ? 0 : cli_usage(sweep_usage);
 }
 
@@ -192,7 +192,7 @@ static int record(struct store *db, const struct sweep *sw)
 // task's, and another host was its last try.
 static int owner_alive(const struct sweep_run *run, const char *host, int64_t pid, const struct sweep_options *o)
 {
-    char folder[SWEEP_PATH_MAX];
+    char folder[IO_PATH_MAX];
     snprintf(folder, sizeof folder, "%s/%s", run->cfg.ckpt_dir, run->run_id);
     int state = run_owner_state(folder, host, pid);
     return state == OWNER_ALIVE || (state == OWNER_UNKNOWN && o->cluster.index < 0);
@@ -316,7 +316,7 @@ int cmd_sweep(int argc, char **argv)
         sweep_free(&sw);
         return EXIT_FAILED;
     }
-    char shard[SWEEP_PATH_MAX];
+    char shard[IO_PATH_MAX];
     if (o.cluster.index >= 0 && (sweep_cluster_check_index(&o.cluster, &sw) < 0 ||
                                  sweep_shard_path(o.db_path, sw.name, o.cluster.index, shard, sizeof shard) < 0)) {
         sweep_free(&sw);

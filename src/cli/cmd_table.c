@@ -14,7 +14,6 @@
 
 static const char *const table_usage =
     "promoe table SPEC.yaml [--format md|latex|csv] [--db PATH] [--scale mini|paper]";
-#define TABLE_DEFAULT_DB "results/promoe.db"
 
 struct table_options {
     const char *spec_path, *db_path, *scale;
@@ -39,11 +38,11 @@ static int parse_options(int argc, char **argv, struct table_options *o)
 
 static int print_table(const struct table_spec *spec, struct store *db, const struct table_options *o)
 {
-    enum table_scale scale = table_detect_scale(spec, store_handle(db));
+    enum table_scale scale = table_detect_scale(spec, db);
     if (o->scale && table_scale_parse(o->scale, &scale) < 0) return EXIT_FAILED;
     struct table_result *result = malloc(sizeof *result);
     if (!result) return err("out of memory"), EXIT_FAILED;
-    int rc = table_build(spec, store_handle(db), scale, result);
+    int rc = table_build(spec, db, scale, result);
     if (rc == 0) table_write(result, o->format, stdout);
     free(result);
     return rc < 0 ? EXIT_FAILED : 0;
@@ -51,7 +50,7 @@ static int print_table(const struct table_spec *spec, struct store *db, const st
 
 int cmd_table(int argc, char **argv)
 {
-    struct table_options o = {.db_path = TABLE_DEFAULT_DB, .format = FORMAT_MARKDOWN};
+    struct table_options o = {.db_path = CLI_DEFAULT_DB, .format = FORMAT_MARKDOWN};
     int parsed = parse_options(argc, argv, &o);
     if (parsed) return parsed < 0 ? 0 : parsed;
     struct table_spec *spec = malloc(sizeof *spec);

@@ -12,7 +12,6 @@
 #include "analysis/cluster.h"
 #include "analysis/output.h"
 #include "analysis/plot.h"
-#include "data/probe.h"
 #include "analysis/separation.h"
 #include "analysis/tsne.h"
 #include "cli/cli.h"
@@ -20,6 +19,8 @@
 #include "cli/options.h"
 #include "cli/run_lookup.h"
 #include "core/error.h"
+#include "data/probe.h"
+#include "io/path.h"
 
 static const char *const tokens_usage =
     "promoe tokens RUN [--db PATH] [--layer L] [--n N] [--t T] [--seed S] [--clusters K] [--out DIR]";
@@ -105,9 +106,9 @@ static int store_results(const struct run_ref *run, int layer, double t, int n, 
 static int write_outputs(const char *dir, int layer, const struct token_set *s, const struct token_results *r,
                          const struct dit *m, const char *run_id)
 {
-    char csv[CLI_FILE_CAPACITY], png[CLI_FILE_CAPACITY], title[CLI_PATH_CAPACITY];
+    char csv[CLI_FILE_CAPACITY], png[CLI_FILE_CAPACITY], title[IO_PATH_MAX];
     snprintf(csv, sizeof csv, "%s/tokens_L%d.csv", dir, layer);
-    if (output_make_dirs(dir) < 0 || output_tokens_csv(csv, s, r->clusters, r->embedding) < 0) return -1;
+    if (io_make_folders(dir) < 0 || output_tokens_csv(csv, s, r->clusters, r->embedding) < 0) return -1;
     printf("wrote %s\n", csv);
     if (!plot_available()) {
         printf("gnuplot not found: plots skipped (install gnuplot-nox)\n");
@@ -146,7 +147,7 @@ static int run_probe(struct dit *m, const struct config *cfg, const struct run_r
     struct token_set s = {0};
     struct token_results r = {0};
     struct token_probe p = {layer, a->t, (uint64_t)a->seed, TOKENS_MAX, TOKENS_BATCH};
-    char dir[CLI_PATH_CAPACITY];
+    char dir[IO_PATH_MAX];
     if (a->out) snprintf(dir, sizeof dir, "%s", a->out);
     else snprintf(dir, sizeof dir, "%s/%s/analysis", cfg->ckpt_dir, run->run_id);
     int rc = images && labels ? 0 : err("out of memory for %d probe images", n);

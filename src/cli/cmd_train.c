@@ -16,7 +16,6 @@ static const char *const train_usage =
     "promoe train CONFIG.yaml [--set key=value ...] [key=value ...] [--db PATH] [--resume | --force]\n"
     "                    [--stop-after N] [--label NAME]";
 
-#define DEFAULT_DB "results/promoe.db"
 enum { OVERRIDES_MAX = 256 };
 
 int cmd_train(int argc, char **argv)
@@ -25,7 +24,7 @@ int cmd_train(int argc, char **argv)
     const char *overrides[OVERRIDES_MAX];
     int n_overrides = 0;
     long long stop_after = 0;
-    struct train_options o = {.db_path = DEFAULT_DB};
+    struct train_options o = {.db_path = CLI_DEFAULT_DB};
     const struct cli_option options[] = {
         CLI_OPT_LIST("--set", overrides, OVERRIDES_MAX, &n_overrides),
         CLI_OPT_ASSIGN(overrides, OVERRIDES_MAX, &n_overrides),

@@ -5,16 +5,16 @@
 
 #include <stdint.h>
 
+#include "io/path.h"
 #include "store/analysis.h"
 
 // A file inside an output folder: the folder name plus room for the file name.
-enum { CLI_PATH_CAPACITY = 1024, CLI_FILE_CAPACITY = CLI_PATH_CAPACITY + 64 };
-#define CLI_DEFAULT_DB "results/promoe.db"
+enum { CLI_FILE_CAPACITY = IO_PATH_MAX + 64 };
 
 struct run_ref {
     struct store *db;                      // open; the caller closes it
     char run_id[STORE_RUN_ID_CAPACITY];
-    char checkpoint[CLI_PATH_CAPACITY];    // "" with need_checkpoint = 0 and none recorded
+    char checkpoint[IO_PATH_MAX];    // "" with need_checkpoint = 0 and none recorded
     int64_t step;                          // the checkpoint's step
 };
 

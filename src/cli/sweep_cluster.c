@@ -74,7 +74,7 @@ int sweep_cluster_check_index(const struct sweep_cluster_options *c, const struc
 
 int sweep_shard_path(const char *pattern, const char *sweep, int index, char *out, size_t size)
 {
-    char fallback[SWEEP_PATH_MAX];
+    char fallback[IO_PATH_MAX];
     if (!pattern) {
         snprintf(fallback, sizeof fallback, SWEEP_SHARD_PATTERN, sweep);
         pattern = fallback;

@@ -9,8 +9,8 @@
 #include <stddef.h>
 
 #include "config/sweep.h"
+#include "io/path.h"
 
-enum { SWEEP_PATH_MAX = 1200 };
 
 #define SWEEP_SHARD_FOLDER "results/shards"
 #define SWEEP_SHARD_PATTERN SWEEP_SHARD_FOLDER "/%s/{index}.db"

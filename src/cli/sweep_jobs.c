@@ -9,6 +9,7 @@
 #include "cli/sweep_cluster.h"
 #include "core/error.h"
 #include "io/atomic.h"
+#include "io/path.h"
 #include "store/sweeps.h"
 
 #include <errno.h>
@@ -22,7 +23,7 @@
 #include <unistd.h>
 
 // EXIT_RUN_BUSY: `promoe train` refused a run that another live process owns (cli.h, EXIT_BUSY).
-enum { MAX_JOBS = 256, PATH_MAX_LEN = 1200, EXIT_EXEC_FAILED = 127, EXIT_RUN_BUSY = 75 };
+enum { MAX_JOBS = 256, EXIT_EXEC_FAILED = 127, EXIT_RUN_BUSY = 75 };
 
 static volatile sig_atomic_t stop_signal;
 static volatile pid_t live[MAX_JOBS];
@@ -46,32 +47,18 @@ static void install_handlers(struct sigaction *old)
     for (int i = 0; i < FORWARDED; i++) sigaction(forwarded[i], &sa, &old[i]);
 }
 
-static int make_folders(const char *path)
-{
-    char buf[PATH_MAX_LEN];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) < 0 && errno != EEXIST) return err("cannot create folder '%s': %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) < 0 && errno != EEXIST) return err("cannot create folder '%s': %s", buf, strerror(errno));
-    return 0;
-}
-
 // <ckpt.dir>/<run id>/name
 static void run_file(const struct sweep_run *run, const char *name, char *out)
 {
-    snprintf(out, PATH_MAX_LEN, "%s/%s/%s", run->cfg.ckpt_dir, run->run_id, name);
+    snprintf(out, IO_PATH_MAX, "%s/%s/%s", run->cfg.ckpt_dir, run->run_id, name);
 }
 
 // The resolved config as canonical YAML, which `train` reads back key for key.
 static int write_config(const struct sweep_run *run, char *config_path)
 {
-    char folder[PATH_MAX_LEN];
+    char folder[IO_PATH_MAX];
     snprintf(folder, sizeof folder, "%s/%s", run->cfg.ckpt_dir, run->run_id);
-    if (make_folders(folder) < 0) return -1;
+    if (io_make_folders(folder) < 0) return -1;
     int n = config_canonical(&run->cfg, NULL, 0);
     char *text = malloc((size_t)n + 1);
     if (!text) return err("out of memory");
@@ -85,7 +72,7 @@ static int write_config(const struct sweep_run *run, char *config_path)
 // In the child: output to the run's log, then this program's `train`.
 static _Noreturn void exec_train(const struct sweep_run *run, const char *config_path, const char *db_path)
 {
-    char log_path[PATH_MAX_LEN];
+    char log_path[IO_PATH_MAX];
     run_file(run, "train.log", log_path);
     int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0666);
     if (fd >= 0) {
@@ -106,7 +93,7 @@ static _Noreturn void exec_train(const struct sweep_run *run, const char *config
 
 static int start(const struct sweep_run *run, const char *db_path, pid_t *pid)
 {
-    char config_path[PATH_MAX_LEN], threads_path[PATH_MAX_LEN];
+    char config_path[IO_PATH_MAX], threads_path[IO_PATH_MAX];
     if (write_config(run, config_path) < 0) return -1;
     run_file(run, "threads", threads_path);
     unlink(threads_path);   // a thread count left by an earlier sweep: the run starts with its own
@@ -146,7 +133,7 @@ static void describe_end(int status, char *text, size_t size)
 static void record_failure(struct store *db, const struct sweep_run *run, pid_t pid, const char *state,
                            int64_t owner_pid, const char *how)
 {
-    char error[PATH_MAX_LEN + 128];
+    char error[IO_PATH_MAX + 128];
     snprintf(error, sizeof error, "%s, see %s/%s/train.log", how, run->cfg.ckpt_dir, run->run_id);
     if (!strcmp(state, "running") && owner_pid == pid) store_run_mark_failed_owned(db, run->run_id, pid, error);
     else if (!strcmp(state, "queued")) store_run_mark_failed(db, run->run_id, error);
@@ -215,7 +202,7 @@ static void widen_live(const struct sweep *sw, const int *slot_run)
         if (live[i] <= 0) continue;
         const struct sweep_run *run = &sw->runs[slot_run[i]];
         if (!run->threads_auto || threads <= run->cfg.threads) continue;
-        char path[PATH_MAX_LEN], text[16];
+        char path[IO_PATH_MAX], text[16];
         run_file(run, "threads", path);
         int len = snprintf(text, sizeof text, "%d\n", threads);
         if (atomic_write_file(path, text, (size_t)len) < 0) err_clear();   // the run keeps its threads

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "io/atomic.h"
+#include "io/path.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -17,27 +18,14 @@
 
 enum { SCRIPT_CAPACITY = 8192, WARN_SECONDS = 120 };
 
-static int make_folders(const char *path)
-{
-    char buf[SWEEP_PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s/", path) >= (int)sizeof buf) return err("path '%s' is too long", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) < 0 && errno != EEXIST) return err("cannot create folder '%s': %s", buf, strerror(errno));
-        *p = '/';
-    }
-    return 0;
-}
-
 // path as an absolute path (relative ones are taken from the current folder).
 static int absolute(const char *path, char *out)
 {
-    char cwd[SWEEP_PATH_MAX];
-    if (path[0] == '/') return snprintf(out, SWEEP_PATH_MAX, "%s", path) < SWEEP_PATH_MAX ? 0 : err("path '%s' is too long", path);
+    char cwd[IO_PATH_MAX];
+    if (path[0] == '/') return snprintf(out, IO_PATH_MAX, "%s", path) < IO_PATH_MAX ? 0 : err("path '%s' is too long", path);
     if (!getcwd(cwd, sizeof cwd)) return err("cannot read the current folder: %s", strerror(errno));
     const char *rest = strncmp(path, "./", 2) == 0 ? path + 2 : path;
-    if (snprintf(out, SWEEP_PATH_MAX, "%s/%s", cwd, rest) >= SWEEP_PATH_MAX) return err("path '%s' is too long", path);
+    if (snprintf(out, IO_PATH_MAX, "%s/%s", cwd, rest) >= IO_PATH_MAX) return err("path '%s' is too long", path);
     return 0;
 }
 
@@ -75,8 +63,8 @@ static void add_resources(struct script *s, const struct sweep_cluster_options *
 }
 
 struct paths {
-    char program[SWEEP_PATH_MAX], sweep[SWEEP_PATH_MAX], db[SWEEP_PATH_MAX], out[SWEEP_PATH_MAX],
-        cwd[SWEEP_PATH_MAX];
+    char program[IO_PATH_MAX], sweep[IO_PATH_MAX], db[IO_PATH_MAX], out[IO_PATH_MAX],
+        cwd[IO_PATH_MAX];
 };
 
 static int array_script(const struct sweep *sw, const struct paths *p, const struct sweep_slurm_scripts *o,
@@ -116,7 +104,7 @@ static int resolve_paths(const char *sweep_path, const char *db_path, const stru
     ssize_t n = readlink("/proc/self/exe", p->program, sizeof p->program - 1);
     if (n < 0) return err("cannot find this program's path: %s", strerror(errno));
     p->program[n] = '\0';
-    char shards[SWEEP_PATH_MAX];
+    char shards[IO_PATH_MAX];
     snprintf(shards, sizeof shards, "%s/%s", SWEEP_SHARD_FOLDER, sw->name);
     if (!getcwd(p->cwd, sizeof p->cwd)) return err("cannot read the current folder: %s", strerror(errno));
     if (absolute(sweep_path, p->sweep) < 0 || absolute(db_path, p->db) < 0 ||
@@ -138,11 +126,11 @@ int sweep_slurm_write(const struct sweep *sw, const char *sweep_path, const char
     static struct script array, merge;
     memset(&array, 0, sizeof array);
     memset(&merge, 0, sizeof merge);
-    char logs[SWEEP_PATH_MAX];
+    char logs[IO_PATH_MAX];
     if (resolve_paths(sweep_path, db_path, c, sw, &p, out) < 0) return -1;
     if (snprintf(logs, sizeof logs, "%s/logs", p.out) >= (int)sizeof logs) return err("path '%s' is too long", p.out);
     // Slurm opens the log files before the job starts: their folder must exist.
-    if (make_folders(logs) < 0 || make_folders(out->shards) < 0) return -1;
+    if (io_make_folders(logs) < 0 || io_make_folders(out->shards) < 0) return -1;
     if (array_script(sw, &p, out, c, &array) < 0 || merge_script(sw, &p, out, c, &merge) < 0) return -1;
     if (atomic_write_file(out->array, array.text, array.len) < 0 ||
         atomic_write_file(out->merge, merge.text, merge.len) < 0)

@@ -9,8 +9,8 @@
 #include "config/sweep.h"
 
 struct sweep_slurm_scripts {
-    char array[SWEEP_PATH_MAX], merge[SWEEP_PATH_MAX];  // the two files written
-    char shards[SWEEP_PATH_MAX];                        // folder of the shard databases
+    char array[IO_PATH_MAX], merge[IO_PATH_MAX];  // the two files written
+    char shards[IO_PATH_MAX];                        // folder of the shard databases
 };
 
 // Writes both scripts for the sweep loaded from sweep_path; db_path is the main database.

@@ -6,6 +6,7 @@
 #include "config/config.h"
 
 #include "core/error.h"
+#include "core/sha256.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -18,7 +19,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
 #include <yaml.h>
 
 enum key_type { KEY_INT, KEY_INT64, KEY_UINT64, KEY_DOUBLE, KEY_BOOL, KEY_STRING, KEY_ENUM };
@@ -877,16 +877,6 @@ int config_canonical(const struct config *cfg, char *buf, size_t size)
     return (int)t.len;
 }
 
-static void digest_or_bug(int ok)
-{
-    if (!ok) BUG("OpenSSL SHA-256 failed");
-}
-
-static void hex(const unsigned char *bytes, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", bytes[i]);
-}
-
 // 1 when the canonical line of key (line, len long) is that of its default.
 static int at_default(const struct config *defaults, const struct config_key *key, const char *line, size_t len)
 {
@@ -901,10 +891,9 @@ static int at_default(const struct config *defaults, const struct config_key *ke
 void config_run_id(const struct config *cfg, char out[17])
 {
     const struct config_key *sorted[KEY_COUNT];
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    char line[LINE_CAPACITY], digest_hex[2 * EVP_MAX_MD_SIZE + 1];
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    digest_or_bug(ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL));
+    char line[LINE_CAPACITY], digest_hex[SHA256_HEX_CAPACITY];
+    struct sha256_stream digest;
+    sha256_begin(&digest);
     sorted_keys(sorted);
     struct config *defaults = malloc(sizeof *defaults);
     if (!defaults) BUG("out of memory for the defaults of the run id");
@@ -917,23 +906,12 @@ void config_run_id(const struct config *cfg, char out[17])
         text_add(&t, "\n");
         if (t.len >= sizeof line) BUG("canonical line of '%s' is too long", sorted[i]->name);
         if ((sorted[i]->flags & KEY_ADDED) && at_default(defaults, sorted[i], line, t.len)) continue;
-        digest_or_bug(EVP_DigestUpdate(ctx, line, t.len));
+        sha256_add(&digest, line, t.len);
     }
     free(defaults);
-    unsigned n = 0;
-    digest_or_bug(EVP_DigestFinal_ex(ctx, digest, &n));
-    EVP_MD_CTX_free(ctx);
-    hex(digest, n, digest_hex);
+    sha256_end_hex(&digest, digest_hex);
     memcpy(out, digest_hex, 16);
     out[16] = '\0';
-}
-
-void sha256_hex(const void *data, size_t n, char out[65])
-{
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned length = 0;
-    digest_or_bug(EVP_Digest(data, n, digest, &length, EVP_sha256(), NULL) && length == 32);
-    hex(digest, 32, out);
 }
 
 // ---------------------------------------------------------------------------------------------

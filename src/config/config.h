@@ -155,9 +155,6 @@ int config_canonical(const struct config *cfg, char *buf, size_t size);
 // hold 17 bytes.
 void config_run_id(const struct config *cfg, char out[17]);
 
-// SHA-256 of bytes as 64 lowercase hex digits; out must hold 65 bytes.
-void sha256_hex(const void *data, size_t n, char out[65]);
-
 // Prints every key with its type, default and one-line doc (for `promoe config --list`).
 void config_print_list(FILE *out);
 

@@ -8,6 +8,7 @@
 #include "config/sweep_internal.h"
 
 #include "core/error.h"
+#include "core/sha256.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -58,7 +59,7 @@ static void resolve_base(const struct sweep_spec *spec, const char *written, cha
 {
     snprintf(out, size, "%s", written);
     if (access(written, F_OK) == 0 || written[0] == '/') return;
-    char beside[SWEEP_PATH_MAX * 2];
+    char beside[IO_PATH_MAX * 2];
     snprintf(beside, sizeof beside, "%s/%s", spec->dir, written);
     if (access(beside, F_OK) == 0) snprintf(out, size, "%s", beside);
 }
@@ -67,7 +68,7 @@ static int load_bases(const struct sweep_spec *spec, struct config *base)
 {
     config_defaults(base);
     for (int i = 0; i < spec->n_bases; i++) {
-        char path[SWEEP_PATH_MAX * 2];
+        char path[IO_PATH_MAX * 2];
         resolve_base(spec, sweep_scalar(spec->bases[i]), path, sizeof path);
         if (access(path, F_OK) != 0)
             return sweep_error_at(spec, spec->bases[i], "base '%s' not found (looked in the current "

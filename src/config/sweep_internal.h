@@ -6,7 +6,9 @@
 
 #include <yaml.h>
 
-enum { SWEEP_KEY_MAX = 256, SWEEP_PATH_MAX = 1024 };
+#include "io/path.h"
+
+enum { SWEEP_KEY_MAX = 256 };
 
 // One "key: value" override; key is a config key ("seed" already mapped to "train.seed").
 struct sweep_assign {
@@ -49,7 +51,7 @@ struct sweep_entry {
 
 struct sweep_spec {
     const char *origin;               // the sweep file's path, for messages
-    char dir[SWEEP_PATH_MAX];         // its folder, for base files
+    char dir[IO_PATH_MAX];         // its folder, for base files
     yaml_document_t doc;
     int has_doc;
     yaml_node_t *name_node, *label_node;

@@ -15,6 +15,7 @@
 #include "eval/featnet_cache.h"
 #include "eval/frechet.h"
 #include "eval/sample_scores.h"
+#include "io/path.h"
 #include "store/evals.h"
 
 // Seed of the permutation that picks the real reference images of precision / recall.
@@ -53,8 +54,8 @@ int eval_parse_cfg_list(const char *text, const char *what, struct eval_request 
 void eval_featnet_dir(const char *db_path, char *out)
 {
     const char *slash = strrchr(db_path, '/');
-    if (!slash) snprintf(out, 1024, "featnet");
-    else snprintf(out, 1024, "%.*s/featnet", (int)(slash - db_path), db_path);
+    if (!slash) snprintf(out, IO_PATH_MAX, "featnet");
+    else snprintf(out, IO_PATH_MAX, "%.*s/featnet", (int)(slash - db_path), db_path);
 }
 
 // out [n, 28, 28]: the centre of images [n, 1, S, S] (S >= 28; padding is centred).

@@ -38,7 +38,7 @@ int eval_supported(const struct config *cfg);
 // Parses "1.0,1.5" into r->cfg_scales; errors name `what` (a key or option).
 int eval_parse_cfg_list(const char *text, const char *what, struct eval_request *r);
 // The feature network folder beside a database: dirname(db_path)/featnet (out: 1024 bytes).
-void eval_featnet_dir(const char *db_path, char *out);
+void eval_featnet_dir(const char *db_path, char *out);   // out: IO_PATH_MAX bytes (io/path.h)
 // Evaluates and writes the rows; figures [r->n_cfg] (may be NULL). The test accuracy of the
 // feature network goes to *featnet_accuracy (may be NULL).
 int eval_model(struct dit *m, const struct config *cfg, const struct eval_request *r, struct store *db,

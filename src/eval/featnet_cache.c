@@ -15,8 +15,10 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/rng.h"
+#include "core/sha256.h"
 #include "data/idx.h"
 #include "eval/frechet.h"
+#include "io/path.h"
 #include "model/safetensors.h"
 #include "optim/adamw.h"
 
@@ -30,7 +32,7 @@ static const char FEATNET_VERSION[] = "featnet-v1 conv3x3-32 pool conv3x3-64 poo
 
 int fmnist_load(const char *data_dir, const char *split, real **images, int **labels, int *n)
 {
-    char ipath[1100], lpath[1100];
+    char ipath[IO_PATH_MAX], lpath[IO_PATH_MAX];
     snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", data_dir, split);
     snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", data_dir, split);
     struct idx_array im = {0}, lb = {0};
@@ -163,19 +165,6 @@ static void cache_key(const real *images, const int *labels, int n, char key[17]
     key[16] = '\0';
 }
 
-static int make_dirs(const char *dir)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s/", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST) return err("cannot create folder '%s': %s", buf, strerror(errno));
-        *p = '/';
-    }
-    return 0;
-}
-
 static int save(const struct feature_model *fm)
 {
     const struct param_table *t = &fm->net.table;
@@ -241,7 +230,7 @@ static int build(struct feature_model *fm, const char *dir, const char *data_dir
     if (!rc) fm->test_accuracy = accuracy(fm, test_images, test_labels, n_test);
     if (!rc && fm->test_accuracy < 0) rc = -1;
     if (!rc) rc = feature_statistics(fm, images, n, fm->train_mean, fm->train_cov);
-    if (!rc) rc = make_dirs(dir);
+    if (!rc) rc = io_make_folders(dir);
     if (!rc) rc = save(fm);
     fm->trained = !rc;
     free(test_images);

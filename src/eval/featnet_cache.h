@@ -7,6 +7,7 @@
 #define PROMOE_FEATNET_CACHE_H
 
 #include "eval/featnet.h"
+#include "io/path.h"
 
 struct feature_model {
     struct featnet net;
@@ -14,7 +15,7 @@ struct feature_model {
     double train_mean[FEATNET_FEATURES];
     double *train_cov;                    // [FEATNET_FEATURES, FEATNET_FEATURES], owned
     double test_accuracy;                 // fraction of the test set classified correctly
-    char path[1024];                      // the cache file
+    char path[IO_PATH_MAX];               // the cache file
     int trained;                          // 1 when this call trained it (not read from the cache)
 };
 

@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "core/sha256.h"
 #include "model/legacy_names.h"
 #include "model/safetensors.h"
 

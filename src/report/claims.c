@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sqlite3.h>
 #include <yaml.h>
 
 #include "core/error.h"
@@ -197,7 +196,7 @@ static void summarise(struct claim_result *r, const double *better, const double
     else r->verdict = VERDICT_INCONCLUSIVE;
 }
 
-static int decide_one(struct spec_cache *cache, sqlite3 *db, struct claim_result *r)
+static int decide_one(struct spec_cache *cache, struct store *db, struct claim_result *r)
 {
     const struct claim *c = r->claim;
     if (c->untestable[0]) return r->verdict = VERDICT_UNTESTABLE, 0;
@@ -218,7 +217,7 @@ static int decide_one(struct spec_cache *cache, sqlite3 *db, struct claim_result
     return 0;
 }
 
-int claims_decide(const struct claims *c, sqlite3 *db, struct claim_result *results)
+int claims_decide(const struct claims *c, struct store *db, struct claim_result *results)
 {
     struct spec_cache cache = {0};
     int rc = 0;

@@ -41,7 +41,7 @@ struct claims {
 // Reads a claims file; errors name file:line:column.
 int claims_load(struct claims *c, const char *path);
 // Decides every claim against the database; results [c->n].
-int claims_decide(const struct claims *c, struct sqlite3 *db, struct claim_result *results);
+int claims_decide(const struct claims *c, struct store *db, struct claim_result *results);
 const char *claim_verdict_name(enum claim_verdict v);
 // Markdown table or long CSV (id,source,metric,cfg,scale,n,better_mean,than_mean,diff,ci_low,ci_high,verdict).
 void claims_write(const struct claim_result *results, int n, enum table_format format, FILE *out);

@@ -7,7 +7,7 @@
 
 #include "report/table_spec.h"
 
-struct sqlite3;
+struct store;
 
 enum { PLOT_TEXT_MAX = 512, PLOT_REPORT_MAX = 32 };
 
@@ -30,19 +30,19 @@ struct plot_report {
 };
 
 // The scale whose figure sweeps have runs in the database: paper if any has, else mini.
-enum table_scale plot_detect_scale(struct sqlite3 *db);
+enum table_scale plot_detect_scale(struct store *db);
 
 // Loss curves of a sweep, one per run label, the runs of a label (its seeds) averaged step by step:
 // DIR/<sweep>.{dat,gp,png}, the training loss raw (faint) and its centred moving average over a span of steps (bold); and
 // DIR/<sweep>-val_loss.{dat,gp,png}, the held-out validation loss with its points marked (it is
 // measured with fixed inputs, so it is drawn unsmoothed). A figure without rows is reported and
 // skipped, not an error.
-int plot_loss(struct sqlite3 *db, const char *sweep, const struct plot_options *options,
+int plot_loss(struct store *db, const char *sweep, const struct plot_options *options,
               struct plot_report *report);
 
 // The Fig. 3b and 3c scaling figures of the scale (sweeps fig3b-model-size[-mini] and
 // fig3c-experts[-mini]): DIR/<sweep>-<metric>.{dat,gp,png} for FD/FID and IS, cfg 1.0 and 1.5.
-int plot_scaling(struct sqlite3 *db, enum table_scale scale, const struct plot_options *options,
+int plot_scaling(struct store *db, enum table_scale scale, const struct plot_options *options,
                  struct plot_report *report);
 
 // The loss sweep of Fig. 5 at the scale (fig5-loss or fig5-loss-mini), in a buffer of PLOT_TEXT_MAX.

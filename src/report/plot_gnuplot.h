@@ -10,8 +10,6 @@
 // pngcairo canvas of every figure, in pixels.
 enum { PLOT_WIDTH = 1200, PLOT_HEIGHT = 800 };
 
-// mkdir -p of dir.
-int plot_make_dir(const char *dir);
 // Opens dir/name.ext for writing into *f; error names the file.
 int plot_open(FILE **f, const char *dir, const char *name, const char *ext);
 // Closes f, reporting a write error with the file's name.

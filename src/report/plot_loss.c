@@ -6,32 +6,26 @@
 // for the validation loss; NULL (NaN) values are left out.
 #include "report/plot.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "io/path.h"
 #include "report/plot_gnuplot.h"
 #include "report/smooth.h"
+#include "store/loss_curves.h"
+#include "store/sweep_members.h"
 
 enum { RUNS_MAX = 64, LABEL_MAX = 128 };
 // Alpha of the raw curves in gnuplot's #AARRGGBB (00 opaque, ff transparent).
 static const char FAINT_ALPHA[] = "b0";
 static const double RAW_WIDTH = 1.0, SMOOTH_WIDTH = 2.5, POINT_SIZE = 1.2;
 
-static const char LABELS_SQL[] =
-    "SELECT coalesce(r.label, r.run_id) AS label FROM sweep_runs s JOIN runs r ON r.run_id = s.run_id "
-    "WHERE s.sweep = ?1 GROUP BY label ORDER BY min(s.idx)";
-static const char CURVE_SQL[] =
-    "SELECT m.step, avg(m.value), count(*) FROM metrics m JOIN sweep_runs s ON s.run_id = m.run_id "
-    "JOIN runs r ON r.run_id = m.run_id WHERE s.sweep = ?1 AND coalesce(r.label, r.run_id) = ?2 "
-    "AND m.name = ?3 AND m.value IS NOT NULL GROUP BY m.step ORDER BY m.step";
-
+// A label's curve as the store gives it, and its moving average (training loss only).
 struct curve {
-    double *steps, *values, *smoothed;
-    int *runs;
-    int n, capacity;
+    struct store_curve points;
+    double *smoothed;
 };
 
 struct curve_set {
@@ -49,45 +43,10 @@ void plot_loss_sweep(enum table_scale scale, char *out)
 static void curve_set_free(struct curve_set *set)
 {
     for (int i = 0; i < set->n; i++) {
-        struct curve *c = &set->curves[i];
-        free(c->steps); free(c->values); free(c->smoothed); free(c->runs);
+        store_curve_free(&set->curves[i].points);
+        free(set->curves[i].smoothed);
     }
     set->n = 0;
-}
-
-static int curve_push(struct curve *c, double step, double value, int runs)
-{
-    if (c->n == c->capacity) {
-        int capacity = c->capacity ? 2 * c->capacity : 256;
-        double *steps = realloc(c->steps, sizeof(double) * capacity);
-        if (steps) c->steps = steps;
-        double *values = realloc(c->values, sizeof(double) * capacity);
-        if (values) c->values = values;
-        int *counts = realloc(c->runs, sizeof(int) * capacity);
-        if (counts) c->runs = counts;
-        if (!steps || !values || !counts) return err("out of memory for a curve of %d points", capacity);
-        c->capacity = capacity;
-    }
-    c->steps[c->n] = step, c->values[c->n] = value, c->runs[c->n] = runs;
-    c->n++;
-    return 0;
-}
-
-static int read_curve(sqlite3 *db, const char *sweep, const char *label, const char *metric, struct curve *c)
-{
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(db, CURVE_SQL, -1, &stmt, NULL) != SQLITE_OK)
-        return err("%s query: %s", metric, sqlite3_errmsg(db));
-    sqlite3_bind_text(stmt, 1, sweep, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, label, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 3, metric, -1, SQLITE_STATIC);
-    int rc = 0, step;
-    while (rc == 0 && (step = sqlite3_step(stmt)) == SQLITE_ROW)
-        rc = curve_push(c, (double)sqlite3_column_int64(stmt, 0), sqlite3_column_double(stmt, 1),
-                        sqlite3_column_int(stmt, 2));
-    if (rc == 0 && step != SQLITE_DONE) rc = err("%s query: %s", metric, sqlite3_errmsg(db));
-    sqlite3_finalize(stmt);
-    return rc;
 }
 
 static int wanted(const struct plot_options *o, const char *label)
@@ -99,17 +58,15 @@ static int wanted(const struct plot_options *o, const char *label)
 }
 
 // The labels of the sweep (first appearance order, or the options' order) with a curve of metric.
-static int read_curves(sqlite3 *db, const char *sweep, const char *metric, const struct plot_options *o,
+static int read_curves(struct store *db, const char *sweep, const char *metric, const struct plot_options *o,
                        struct curve_set *set)
 {
-    sqlite3_stmt *stmt;
+    struct store_labels labels;
     memset(set, 0, sizeof *set);
-    if (sqlite3_prepare_v2(db, LABELS_SQL, -1, &stmt, NULL) != SQLITE_OK)
-        return err("runs of sweep '%s': %s", sweep, sqlite3_errmsg(db));
-    sqlite3_bind_text(stmt, 1, sweep, -1, SQLITE_STATIC);
-    int rc = 0, step;
-    while (rc == 0 && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        const char *label = (const char *)sqlite3_column_text(stmt, 0);
+    if (store_sweep_labels(db, sweep, &labels) < 0) return -1;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < labels.n; i++) {
+        const char *label = labels.label[i];
         if (!wanted(o, label)) continue;
         if (set->n == RUNS_MAX) {
             rc = err("sweep '%s': more than %d curves to plot", sweep, RUNS_MAX);
@@ -117,15 +74,14 @@ static int read_curves(sqlite3 *db, const char *sweep, const char *metric, const
         }
         // The slot is counted at once so curve_set_free releases it on any path; a label without
         // rows gives its slot back (an empty curve owns nothing).
-        struct curve *c = &set->curves[set->n];
+        struct store_curve *c = &set->curves[set->n].points;
         snprintf(set->label[set->n], LABEL_MAX, "%s", label);
         set->n++;
-        rc = read_curve(db, sweep, label, metric, c);
+        rc = store_label_curve(db, sweep, label, metric, c);
         if (rc == 0 && c->n == 0) set->n--;
         else if (rc == 0 && c->steps[c->n - 1] > set->last_step) set->last_step = c->steps[c->n - 1];
     }
-    if (rc == 0 && step != SQLITE_DONE) rc = err("runs of sweep '%s': %s", sweep, sqlite3_errmsg(db));
-    sqlite3_finalize(stmt);
+    store_labels_free(&labels);
     return rc;
 }
 
@@ -137,10 +93,11 @@ static double span_of(const struct plot_options *o, const struct curve_set *set)
 static int smooth_all(struct curve_set *set, double span)
 {
     for (int i = 0; i < set->n; i++) {
-        struct curve *c = &set->curves[i];
-        c->smoothed = malloc(sizeof(double) * c->n);
-        if (!c->smoothed) return err("out of memory smoothing a curve of %d points", c->n);
-        smooth_in_steps(c->steps, c->values, c->n, span, c->smoothed);
+        struct curve *curve = &set->curves[i];
+        const struct store_curve *c = &curve->points;
+        curve->smoothed = malloc(sizeof(double) * c->n);
+        if (!curve->smoothed) return err("out of memory smoothing a curve of %d points", c->n);
+        smooth_in_steps(c->steps, c->values, c->n, span, curve->smoothed);
     }
     return 0;
 }
@@ -151,10 +108,11 @@ static void write_data(FILE *dat, const char *sweep, const char *metric, const s
     if (span > 0) fprintf(dat, "# step mean smoothed runs (centred mean over %g steps)\n", span);
     else fprintf(dat, "# step mean runs\n");
     for (int i = 0; i < set->n; i++) {
-        const struct curve *c = &set->curves[i];
+        const struct store_curve *c = &set->curves[i].points;
         fprintf(dat, "# label %s\n", set->label[i]);
         for (int k = 0; k < c->n; k++) {
-            if (span > 0) fprintf(dat, "%.0f %.9g %.9g %d\n", c->steps[k], c->values[k], c->smoothed[k], c->runs[k]);
+            if (span > 0)
+                fprintf(dat, "%.0f %.9g %.9g %d\n", c->steps[k], c->values[k], set->curves[i].smoothed[k], c->runs[k]);
             else fprintf(dat, "%.0f %.9g %d\n", c->steps[k], c->values[k], c->runs[k]);
         }
         fputs("\n\n", dat);
@@ -200,7 +158,7 @@ static void write_val_script(FILE *gp, const char *name, const char *sweep, cons
 }
 
 // One figure: metric "loss" (smoothed) or "val_loss" (points) into DIR/name.{dat,gp,png}.
-static int plot_metric(sqlite3 *db, const char *sweep, const char *metric, const char *name,
+static int plot_metric(struct store *db, const char *sweep, const char *metric, const char *name,
                        const struct plot_options *o, struct plot_report *report)
 {
     struct curve_set *set = malloc(sizeof *set);
@@ -228,12 +186,12 @@ static int plot_metric(sqlite3 *db, const char *sweep, const char *metric, const
     return rc;
 }
 
-int plot_loss(sqlite3 *db, const char *sweep, const struct plot_options *o, struct plot_report *report)
+int plot_loss(struct store *db, const char *sweep, const struct plot_options *o, struct plot_report *report)
 {
     char name[PLOT_TEXT_MAX], val_name[PLOT_TEXT_MAX + 16];
     snprintf(name, sizeof name, "%s", o->name ? o->name : sweep);
     snprintf(val_name, sizeof val_name, "%s-val_loss", name);
-    if (plot_make_dir(o->out_dir) < 0) return -1;
+    if (io_make_folders(o->out_dir) < 0) return -1;
     if (plot_metric(db, sweep, "loss", name, o, report) < 0) return -1;
     return plot_metric(db, sweep, "val_loss", val_name, o, report);
 }

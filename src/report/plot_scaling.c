@@ -6,15 +6,17 @@
 #include "report/plot.h"
 
 #include <ctype.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "io/path.h"
 #include "report/plot_gnuplot.h"
 #include "report/stats.h"
 #include "report/table.h"
+#include "store/run_values.h"
+#include "store/sweep_members.h"
 
 enum { RUNS_MAX = 128, SERIES_MAX = 8, LABEL_MAX = 64, ID_MAX = 64 };
 enum scaling_x { X_PARAMS_ACTIVE, X_EXPERTS };
@@ -38,11 +40,6 @@ static const struct scaling_figure {
     {"Fig. 3c", "fig3c-experts", "experts (total, E of model.moe.experts)", X_EXPERTS, SERIES_ONE},
 };
 enum { FIGURE_COUNT = sizeof figures / sizeof *figures };
-
-static const char RUNS_SQL[] =
-    "SELECT r.run_id, coalesce(r.label, r.run_id), r.params_active, "
-    "  coalesce((SELECT value FROM params WHERE run_id = r.run_id AND key = 'model.moe.experts'), '') "
-    "FROM sweep_runs s JOIN runs r ON r.run_id = s.run_id WHERE s.sweep = ?1 ORDER BY s.idx";
 
 struct scaling_run {
     char run_id[ID_MAX];
@@ -80,7 +77,7 @@ static void series_name(const char *label, enum scaling_series kind, char *out)
         snprintf(out, LABEL_MAX, "%s", ONE_SERIES);
         return;
     }
-    snprintf(out, LABEL_MAX, "%s", label);
+    snprintf(out, LABEL_MAX, "%.*s", LABEL_MAX - 1, label);
     char *dash = strrchr(out, '-');
     if (dash && dash[1] == 's' && dash[2] && strspn(dash + 2, "0123456789") == strlen(dash + 2)) *dash = '\0';
     if ((dash = strrchr(out, '-')) && dash != out) *dash = '\0';
@@ -95,20 +92,17 @@ static int series_index(struct scaling_data *d, const char *name)
     return d->n_series++;
 }
 
-// Adds the run of the current row unless it has no x (no params_active, or a dense model in an
-// experts sweep).
-static int add_run(sqlite3_stmt *stmt, const struct scaling_figure *fig, struct scaling_data *d)
+// Adds a run of the sweep unless it has no x (no params_active, or a dense model in an experts sweep).
+static int add_run(const struct store_scaling_run *row, const struct scaling_figure *fig, struct scaling_data *d)
 {
-    int has_x = fig->x == X_PARAMS_ACTIVE ? sqlite3_column_type(stmt, 2) != SQLITE_NULL
-                                          : expert_count((const char *)sqlite3_column_text(stmt, 3)) > 0;
+    int has_x = fig->x == X_PARAMS_ACTIVE ? row->has_params_active : expert_count(row->experts) > 0;
     if (!has_x) return 0;
     if (d->n_runs == RUNS_MAX) return err("more than %d runs", RUNS_MAX);
     struct scaling_run *run = &d->runs[d->n_runs];
     char series[LABEL_MAX];
-    snprintf(run->run_id, ID_MAX, "%s", (const char *)sqlite3_column_text(stmt, 0));
-    series_name((const char *)sqlite3_column_text(stmt, 1), fig->series, series);
-    run->x = fig->x == X_PARAMS_ACTIVE ? sqlite3_column_double(stmt, 2)
-                                       : expert_count((const char *)sqlite3_column_text(stmt, 3));
+    snprintf(run->run_id, ID_MAX, "%s", row->run_id);
+    series_name(row->label, fig->series, series);
+    run->x = fig->x == X_PARAMS_ACTIVE ? row->params_active : expert_count(row->experts);
     if ((run->series = series_index(d, series)) < 0) return -1;
     d->n_runs++;
     return 0;
@@ -120,17 +114,15 @@ static int compare_x(const void *a, const void *b)
     return (xa > xb) - (xa < xb);
 }
 
-static int load_runs(sqlite3 *db, const struct scaling_figure *fig, const char *sweep, struct scaling_data *d)
+static int load_runs(struct store *db, const struct scaling_figure *fig, const char *sweep, struct scaling_data *d)
 {
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(db, RUNS_SQL, -1, &stmt, NULL) != SQLITE_OK)
-        return err("runs of sweep '%s': %s", sweep, sqlite3_errmsg(db));
-    sqlite3_bind_text(stmt, 1, sweep, -1, SQLITE_STATIC);
-    int rc = 0, step;
+    struct store_scaling_run *rows;
+    int n_rows;
     d->n_runs = d->n_series = 0;
-    while (rc == 0 && (step = sqlite3_step(stmt)) == SQLITE_ROW) rc = add_run(stmt, fig, d);
-    if (rc == 0 && step != SQLITE_DONE) rc = err("runs: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(stmt);
+    if (store_sweep_scaling_runs(db, sweep, &rows, &n_rows) < 0) return -1;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < n_rows; i++) rc = add_run(&rows[i], fig, d);
+    free(rows);
     if (rc < 0) return err_context("sweep '%s'", sweep);
     qsort(d->runs, (size_t)d->n_runs, sizeof *d->runs, compare_x);
     return 0;
@@ -142,7 +134,7 @@ struct scaling_point {
 };
 
 // The point of the runs [first, end) of one series and x; point->n = 0 when none has the evaluation.
-static int make_point(sqlite3 *db, const struct scaling_data *d, int first, int end, int series,
+static int make_point(struct store *db, const struct scaling_data *d, int first, int end, int series,
                       const char *metric, double cfg, struct scaling_point *point)
 {
     double values[RUNS_MAX];
@@ -150,7 +142,7 @@ static int make_point(sqlite3 *db, const struct scaling_data *d, int first, int 
     point->x = d->runs[first].x;
     for (int i = first; i < end; i++) {
         if (d->runs[i].series != series) continue;
-        int found = table_run_eval(db, d->runs[i].run_id, metric, cfg, 0, &values[point->n]);
+        int found = store_run_eval(db, d->runs[i].run_id, metric, cfg, 0, &values[point->n]);
         if (found < 0) return -1;
         point->n += found;
     }
@@ -159,7 +151,7 @@ static int make_point(sqlite3 *db, const struct scaling_data *d, int first, int 
 }
 
 // The block of one series at one cfg; *points = its number of points (nothing written at 0).
-static int write_block(sqlite3 *db, FILE *dat, const struct scaling_data *d, int series,
+static int write_block(struct store *db, FILE *dat, const struct scaling_data *d, int series,
                        const char *metric, double cfg, int *points)
 {
     struct scaling_point found[RUNS_MAX];
@@ -177,7 +169,7 @@ static int write_block(sqlite3 *db, FILE *dat, const struct scaling_data *d, int
     return 0;
 }
 
-static int write_data(sqlite3 *db, FILE *dat, const struct scaling_data *d, const char *metric,
+static int write_data(struct store *db, FILE *dat, const struct scaling_data *d, const char *metric,
                       struct scaling_block *blocks, int *n_blocks)
 {
     fprintf(dat, "# %s, one block per series and cfg scale; mean and 95%% half-width over seeds\n"
@@ -218,7 +210,7 @@ static void write_script(FILE *gp, const struct scaling_figure *fig, const char 
 }
 
 // One metric of a figure: DIR/<sweep>-<metric>.{dat,gp,png}, or a report line when no run has it.
-static int plot_metric(sqlite3 *db, const struct scaling_figure *fig, const char *sweep,
+static int plot_metric(struct store *db, const struct scaling_figure *fig, const char *sweep,
                        const struct scaling_data *d, enum spec_metric metric, enum table_scale scale,
                        const struct plot_options *o, struct plot_report *report)
 {
@@ -247,7 +239,7 @@ static int plot_metric(sqlite3 *db, const struct scaling_figure *fig, const char
     return 0;
 }
 
-static int plot_figure(sqlite3 *db, const struct scaling_figure *fig, enum table_scale scale,
+static int plot_figure(struct store *db, const struct scaling_figure *fig, enum table_scale scale,
                        const struct plot_options *o, struct plot_report *report)
 {
     static struct scaling_data data;
@@ -263,34 +255,22 @@ static int plot_figure(sqlite3 *db, const struct scaling_figure *fig, enum table
     return 0;
 }
 
-int plot_scaling(sqlite3 *db, enum table_scale scale, const struct plot_options *o, struct plot_report *report)
+int plot_scaling(struct store *db, enum table_scale scale, const struct plot_options *o, struct plot_report *report)
 {
-    if (plot_make_dir(o->out_dir) < 0) return -1;
+    if (io_make_folders(o->out_dir) < 0) return -1;
     for (int f = 0; f < FIGURE_COUNT; f++)
         if (plot_figure(db, &figures[f], scale, o, report) < 0) return -1;
     return 0;
 }
 
-static int sweep_has_runs(sqlite3 *db, const char *sweep)
-{
-    sqlite3_stmt *stmt;
-    int has_runs = 0;
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sweep_runs WHERE sweep = ?1 LIMIT 1", -1, &stmt, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, sweep, -1, SQLITE_STATIC);
-        has_runs = sqlite3_step(stmt) == SQLITE_ROW;
-        sqlite3_finalize(stmt);
-    }
-    return has_runs;
-}
-
-enum table_scale plot_detect_scale(sqlite3 *db)
+enum table_scale plot_detect_scale(struct store *db)
 {
     char sweep[PLOT_TEXT_MAX];
     plot_loss_sweep(SCALE_PAPER, sweep);
-    if (sweep_has_runs(db, sweep)) return SCALE_PAPER;
+    if (store_sweep_has_runs(db, sweep)) return SCALE_PAPER;
     for (int f = 0; f < FIGURE_COUNT; f++) {
         sweep_name(&figures[f], SCALE_PAPER, sweep);
-        if (sweep_has_runs(db, sweep)) return SCALE_PAPER;
+        if (store_sweep_has_runs(db, sweep)) return SCALE_PAPER;
     }
     return SCALE_MINI;
 }

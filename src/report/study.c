@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <glob.h>
 #include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,65 +12,22 @@
 #include "core/error.h"
 #include "eval/evaluate.h"
 #include "io/atomic.h"
+#include "io/path.h"
 #include "report/claims.h"
 #include "report/plot.h"
 #include "report/plot_gnuplot.h"
 #include "report/stats.h"
 #include "report/table.h"
+#include "store/study_queries.h"
+#include "store/sweep_members.h"
 
-enum { PATH_MAX_STUDY = 1024, LABELS_MAX = 32, SEEDS_MAX = 16, STUDY_SEEDS = 3 };
-
-static const char LABELS_SQL[] =
-    "SELECT coalesce(r.label, r.run_id) AS label, count(*), sum(r.status = 'done'), avg(r.params_total), "
-    "avg(r.params_active), avg(r.img_per_s), sum(coalesce(r.train_s, 0)) FROM sweep_runs s "
-    "JOIN runs r ON r.run_id = s.run_id WHERE s.sweep = ?1 GROUP BY label ORDER BY min(s.idx)";
-static const char LABEL_RUNS_SQL[] =
-    "SELECT r.run_id, r.seed FROM sweep_runs s JOIN runs r ON r.run_id = s.run_id WHERE s.sweep = ?1 "
-    "AND coalesce(r.label, r.run_id) = ?2 AND r.status = 'done' ORDER BY r.seed";
-// Pairs of evaluations of one run that differ only in the sampler seed (the sampling noise).
-static const char REDRAW_SQL[] =
-    "SELECT a.value, b.value FROM evals a JOIN evals b ON a.run_id = b.run_id AND a.step = b.step "
-    "AND a.metric = b.metric AND a.cfg_scale = b.cfg_scale AND a.n_samples = b.n_samples "
-    "AND a.sampler_steps = b.sampler_steps AND a.sample_seed < b.sample_seed "
-    "JOIN sweep_runs s ON s.run_id = a.run_id AND s.sweep = ?1 "
-    "WHERE a.metric = ?2 AND abs(a.cfg_scale - ?3) < 1e-6 AND a.value IS NOT NULL AND b.value IS NOT NULL";
-// Fig. 1b: the model-mean subspace similarity at each k of a label's runs (each run's latest
-// analysis), averaged over its seeds.
-static const char DIVERSITY_SQL[] =
-    "SELECT d.k, avg(d.value), count(*) FROM diversity d JOIN runs r ON r.run_id = d.run_id "
-    "JOIN sweep_runs s ON s.run_id = d.run_id AND s.sweep = ?1 WHERE coalesce(r.label, r.run_id) = ?2 "
-    "AND d.layer = -1 AND d.variant = 'out' AND d.step = (SELECT max(step) FROM diversity WHERE run_id = d.run_id) "
-    "GROUP BY d.k ORDER BY d.k";
-static const char HIDDEN_SQL[] =
-    "SELECT CAST(p.value AS INTEGER) FROM params p JOIN sweep_runs s ON s.run_id = p.run_id AND s.sweep = ?1 "
-    "WHERE p.key = 'model.hidden' LIMIT 1";
-// The difference between two labels' evaluations of runs with the same train.seed drawn with the
-// same sampler seed: per run seed, the difference with the run's own sampler seed and with another.
-static const char PAIRED_REDRAW_SQL[] =
-    "SELECT ra.seed, ea.sample_seed = ra.seed, ea.value - eb.value FROM evals ea "
-    "JOIN runs ra ON ra.run_id = ea.run_id AND coalesce(ra.label, ra.run_id) = ?2 AND ra.status = 'done' "
-    "JOIN sweep_runs sa ON sa.run_id = ra.run_id AND sa.sweep = ?1 "
-    "JOIN runs rb ON rb.seed = ra.seed AND coalesce(rb.label, rb.run_id) = ?3 AND rb.status = 'done' "
-    "JOIN sweep_runs sb ON sb.run_id = rb.run_id AND sb.sweep = ?1 "
-    "JOIN evals eb ON eb.run_id = rb.run_id AND eb.metric = ea.metric AND eb.cfg_scale = ea.cfg_scale "
-    "AND eb.n_samples = ea.n_samples AND eb.sample_seed = ea.sample_seed AND eb.sampler_steps = ea.sampler_steps "
-    "WHERE ea.metric = ?4 AND abs(ea.cfg_scale - ?5) < 1e-6 AND ea.value IS NOT NULL AND eb.value IS NOT NULL "
-    "ORDER BY ra.seed, ea.sample_seed = ra.seed DESC";
-static const char EVAL_TIME_SQL[] =
-    "SELECT count(*), coalesce(sum(e.wall_s), 0) FROM (SELECT DISTINCT run_id, step, cfg_scale, sample_seed, "
-    "wall_s FROM evals WHERE source = 'harness') e JOIN sweep_runs s ON s.run_id = e.run_id AND s.sweep = ?1";
-
-struct label_row {
-    char label[64];
-    int runs, done;
-    double params_total, params_active, img_per_s, train_s;
-};
+enum { LABELS_MAX = 32, SEEDS_MAX = 16, STUDY_SEEDS = 3 };
 
 struct study {
-    sqlite3 *db;
+    struct store *db;
     const struct study_layout *l;
     FILE *f;
-    struct label_row labels[LABELS_MAX];
+    struct store_label_summary labels[LABELS_MAX];
     int n_labels;
     struct claims *claims;
     struct claim_result *results;
@@ -79,7 +35,7 @@ struct study {
 
 void study_layout_mini(struct study_layout *l, const char *db_path, const char *out_dir)
 {
-    static char featnet_dir[PATH_MAX_STUDY];
+    static char featnet_dir[IO_PATH_MAX];
     eval_featnet_dir(db_path, featnet_dir);
     *l = (struct study_layout){
         .title = "Mini study: the ProMoE paper's claims at Fashion-MNIST scale",
@@ -111,41 +67,19 @@ void study_layout_mini(struct study_layout *l, const char *db_path, const char *
 
 static int read_labels(struct study *s)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, LABELS_SQL, -1, &st, NULL) != SQLITE_OK) return err("labels: %s", sqlite3_errmsg(s->db));
-    sqlite3_bind_text(st, 1, s->l->sweep, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW && s->n_labels < LABELS_MAX) {
-        struct label_row *r = &s->labels[s->n_labels++];
-        snprintf(r->label, sizeof r->label, "%s", (const char *)sqlite3_column_text(st, 0));
-        r->runs = sqlite3_column_int(st, 1), r->done = sqlite3_column_int(st, 2);
-        r->params_total = sqlite3_column_double(st, 3), r->params_active = sqlite3_column_double(st, 4);
-        r->img_per_s = sqlite3_column_double(st, 5), r->train_s = sqlite3_column_double(st, 6);
-    }
-    sqlite3_finalize(st);
-    return 0;
+    return store_sweep_label_summaries(s->db, s->l->sweep, s->labels, LABELS_MAX, &s->n_labels);
 }
 
-// Done runs of a label: ids [*n] (64 bytes each) and seeds.
-static int label_runs(struct study *s, const char *label, char ids[][64], long long *seeds, int *n)
+// Done runs of a label: ids [*n] and seeds.
+static int label_runs(struct study *s, const char *label, char ids[][STORE_TEXT_CAPACITY], long long *seeds, int *n)
 {
-    sqlite3_stmt *st;
-    *n = 0;
-    if (sqlite3_prepare_v2(s->db, LABEL_RUNS_SQL, -1, &st, NULL) != SQLITE_OK)
-        return err("runs of '%s': %s", label, sqlite3_errmsg(s->db));
-    sqlite3_bind_text(st, 1, s->l->sweep, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, label, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW && *n < SEEDS_MAX) {
-        snprintf(ids[*n], 64, "%s", (const char *)sqlite3_column_text(st, 0));
-        seeds[(*n)++] = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_finalize(st);
-    return 0;
+    return store_label_done_runs(s->db, s->l->sweep, label, ids, seeds, SEEDS_MAX, n);
 }
 
 // Values of a column over the done runs of a label: values [*n].
 static int label_values(struct study *s, const char *label, const struct spec_column *c, double *values, int *n)
 {
-    char ids[SEEDS_MAX][64];
+    char ids[SEEDS_MAX][STORE_TEXT_CAPACITY];
     long long seeds[SEEDS_MAX];
     int runs;
     *n = 0;
@@ -197,7 +131,7 @@ static int write_protocol(struct study *s)
             "thread per run, two runs at once):\n\n| Method | Runs done | Parameters | Activated | img/s | "
             "Training time per run |\n|---|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < s->n_labels; i++) {
-        const struct label_row *r = &s->labels[i];
+        const struct store_label_summary *r = &s->labels[i];
         if (!(r->params_total > 0)) {
             fprintf(s->f, "| %s | %d / %d | - | - | - | - |\n", r->label, r->done, r->runs);
             continue;
@@ -236,18 +170,11 @@ static int write_spread(struct study *s, const char *name, const struct spec_col
 // Sampling noise: the standard deviation of one evaluation, from pairs drawn with two sampler seeds.
 static int write_redraw(struct study *s, const char *metric, double cfg)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, REDRAW_SQL, -1, &st, NULL) != SQLITE_OK) return err("redraws: %s", sqlite3_errmsg(s->db));
-    sqlite3_bind_text(st, 1, s->l->sweep, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, metric, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 3, cfg);
-    double ss = 0;
-    int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        double d = sqlite3_column_double(st, 0) - sqlite3_column_double(st, 1);
-        ss += d * d, n++;
-    }
-    sqlite3_finalize(st);
+    double *differences, ss = 0;
+    int n;
+    if (store_redraw_differences(s->db, s->l->sweep, metric, cfg, &differences, &n) < 0) return -1;
+    for (int i = 0; i < n; i++) ss += differences[i] * differences[i];
+    free(differences);
     if (n == 0) fprintf(s->f, "| %s at cfg %.1f | no redrawn evaluation yet | - |\n", metric, cfg);
     else fprintf(s->f, "| %s at cfg %.1f | %.4g | %d |\n", metric, cfg, sqrt(ss / (2.0 * n)), n);
     return 0;
@@ -256,7 +183,7 @@ static int write_redraw(struct study *s, const char *metric, double cfg)
 // The floor needs the cached feature network; the report never trains one itself.
 static int has_feature_network(const char *dir)
 {
-    char pattern[PATH_MAX_STUDY + 32];
+    char pattern[IO_PATH_MAX + 32];
     glob_t found;
     snprintf(pattern, sizeof pattern, "%s/featnet-*.safetensors", dir);
     int any = glob(pattern, 0, NULL, &found) == 0 && found.gl_pathc > 0;
@@ -269,26 +196,21 @@ static int has_feature_network(const char *dir)
 static int write_paired_redraw(struct study *s, const char *metric, double cfg)
 {
     if (s->l->n_pilot_labels < 2) return 0;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, PAIRED_REDRAW_SQL, -1, &st, NULL) != SQLITE_OK)
-        return err("paired redraws: %s", sqlite3_errmsg(s->db));
-    sqlite3_bind_text(st, 1, s->l->sweep, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, s->l->pilot_labels[1], -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, s->l->pilot_labels[0], -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, metric, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 5, cfg);
+    struct store_paired_redraw *rows;
+    int n_rows;
+    if (store_paired_redraws(s->db, s->l->sweep, s->l->pilot_labels[1], s->l->pilot_labels[0], metric, cfg, &rows,
+                             &n_rows) < 0)
+        return -1;
     double ss = 0, own = NAN;
     long long seed = -1;
     int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        long long run_seed = sqlite3_column_int64(st, 0);
-        int is_own = sqlite3_column_int(st, 1);
-        double d = sqlite3_column_double(st, 2);
-        if (run_seed != seed) seed = run_seed, own = NAN;
-        if (is_own) own = d;
+    for (int i = 0; i < n_rows; i++) {
+        double d = rows[i].difference;
+        if (rows[i].run_seed != seed) seed = rows[i].run_seed, own = NAN;
+        if (rows[i].is_own_seed) own = d;
         else if (!isnan(own)) ss += (own - d) * (own - d), n++;
     }
-    sqlite3_finalize(st);
+    free(rows);
     if (n == 0) fprintf(s->f, "| %s at cfg %.1f, %s - %s | no redrawn pair yet | - |\n", metric, cfg, s->l->pilot_labels[1],
                         s->l->pilot_labels[0]);
     else fprintf(s->f, "| %s at cfg %.1f, %s - %s | %.4g | %d |\n", metric, cfg, s->l->pilot_labels[1], s->l->pilot_labels[0],
@@ -356,7 +278,7 @@ static int write_one_table(struct study *s, const char *path)
     if (!rc) {
         table_write(result, FORMAT_MARKDOWN, s->f);
         fputc('\n', s->f);
-        char name[256], csv[PATH_MAX_STUDY];
+        char name[256], csv[IO_PATH_MAX];
         base_name(path, name, sizeof name);
         snprintf(csv, sizeof csv, "%s/tables/%s.csv", s->l->out_dir, name);
         FILE *out = fopen(csv, "w");
@@ -375,9 +297,9 @@ static int write_one_table(struct study *s, const char *path)
 static int write_protocol_search(struct study *s)
 {
     if (!s->l->protocol_search) return 0;
-    char dir[PATH_MAX_STUDY];
+    char dir[IO_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/tables", s->l->out_dir);
-    if (plot_make_dir(dir) < 0) return -1;
+    if (io_make_folders(dir) < 0) return -1;
     fprintf(s->f, "### Protocol search\n\nThe protocol was chosen on the dense model alone, before any other row "
             "was trained, at a fixed budget of training images; the candidate with the best class accuracy and "
             "validation loss became the protocol (`sweeps/mini/protocol-search.yaml`, one seed each):\n\n");
@@ -386,9 +308,9 @@ static int write_protocol_search(struct study *s)
 
 static int write_tables(struct study *s)
 {
-    char dir[PATH_MAX_STUDY];
+    char dir[IO_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/tables", s->l->out_dir);
-    if (plot_make_dir(dir) < 0) return -1;
+    if (io_make_folders(dir) < 0) return -1;
     fprintf(s->f, "## Tables\n\nOurs: mean ± 95%% interval over seeds (n); FD is the harness's Frechet distance in "
             "the feature network's space (not FID; see the FD floor above), class accuracy the share of "
             "conditional samples the feature network labels with their class, validation loss the held-out loss "
@@ -410,7 +332,7 @@ static int write_claims(struct study *s)
             "and Student t 95%% interval. Verdict: agrees (the interval lies above 0), disagrees (below 0), "
             "inconclusive (it holds 0).\n\n", s->l->claims_path);
     claims_write(s->results, s->claims->n, FORMAT_MARKDOWN, s->f);
-    char csv[PATH_MAX_STUDY];
+    char csv[IO_PATH_MAX];
     snprintf(csv, sizeof csv, "%s/tables/claims.csv", s->l->out_dir);
     FILE *out = fopen(csv, "w");
     if (!out) return err("cannot write '%s'", csv);
@@ -421,7 +343,7 @@ static int write_claims(struct study *s)
 
 static int write_curves(struct study *s)
 {
-    char dir[PATH_MAX_STUDY];
+    char dir[IO_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/figures", s->l->out_dir);
     fprintf(s->f, "## Loss curves\n\nTraining loss (mean over seeds; raw faint, and bold its centred moving average over "
             "1/20 of the run: 100 steps of 2000) and the held-out validation loss "
@@ -464,10 +386,10 @@ static int file_exists(const char *path)
 // earlier report when the checkpoint folder is gone).
 static int write_samples(struct study *s)
 {
-    char dir[PATH_MAX_STUDY], from[PATH_MAX_STUDY * 2], to[PATH_MAX_STUDY * 2], ids[SEEDS_MAX][64];
+    char dir[IO_PATH_MAX], from[IO_PATH_MAX * 2], to[IO_PATH_MAX * 2], ids[SEEDS_MAX][STORE_TEXT_CAPACITY];
     long long seeds[SEEDS_MAX];
     snprintf(dir, sizeof dir, "%s/samples", s->l->out_dir);
-    if (plot_make_dir(dir) < 0) return -1;
+    if (io_make_folders(dir) < 0) return -1;
     fprintf(s->f, "## Samples\n\nThe end-of-run grid of each method's first seed: EMA weights, cfg 1.5, 25 Euler "
             "steps, one row per class (T-shirt, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag, ankle "
             "boot).\n\n");
@@ -488,41 +410,26 @@ static int write_samples(struct study *s)
 // One data block of a label (no block when it has no rows, so gnuplot's indices count blocks with data).
 static int write_diversity_block(struct study *s, FILE *dat, const char *label, int *points)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, DIVERSITY_SQL, -1, &st, NULL) != SQLITE_OK) return err("diversity: %s", sqlite3_errmsg(s->db));
-    sqlite3_bind_text(st, 1, s->l->sweep, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, label, -1, SQLITE_STATIC);
-    *points = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (*points == 0) fprintf(dat, "# label %s: k mean runs\n", label);
-        fprintf(dat, "%d %.9g %d\n", sqlite3_column_int(st, 0), sqlite3_column_double(st, 1), sqlite3_column_int(st, 2));
-        ++*points;
+    struct store_diversity_point *rows;
+    if (store_label_diversity(s->db, s->l->sweep, label, &rows, points) < 0) return -1;
+    for (int i = 0; i < *points; i++) {
+        if (i == 0) fprintf(dat, "# label %s: k mean runs\n", label);
+        fprintf(dat, "%d %.9g %d\n", rows[i].k, rows[i].mean, rows[i].runs);
     }
     if (*points) fputs("\n\n", dat);
-    sqlite3_finalize(st);
+    free(rows);
     return 0;
-}
-
-static int hidden_width(struct study *s)
-{
-    sqlite3_stmt *st;
-    int D = 0;
-    if (sqlite3_prepare_v2(s->db, HIDDEN_SQL, -1, &st, NULL) != SQLITE_OK) return 0;
-    sqlite3_bind_text(st, 1, s->l->sweep, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) D = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return D;
 }
 
 // Fig. 1b as a figure: similarity vs k for token choice and ProMoE, and the random level k / D.
 static int write_diversity_figure(struct study *s)
 {
     static const char *const labels[] = {"dit-moe", "promoe"}, name[] = "fig1b-diversity";
-    char dir[PATH_MAX_STUDY];
+    char dir[IO_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/figures", s->l->out_dir);
     FILE *dat, *gp;
-    int points[2], D = hidden_width(s);
-    if (plot_make_dir(dir) < 0 || plot_open(&dat, dir, name, "dat") < 0) return -1;
+    int points[2], D = store_sweep_hidden(s->db, s->l->sweep);
+    if (io_make_folders(dir) < 0 || plot_open(&dat, dir, name, "dat") < 0) return -1;
     int rc = 0;
     for (int i = 0; i < 2 && !rc; i++) rc = write_diversity_block(s, dat, labels[i], &points[i]);
     if (plot_close(dat, dir, name, "dat") < 0 || rc) return -1;
@@ -552,7 +459,7 @@ static void write_token_figures(struct study *s)
             "model time 500, first seed), coloured by class and by routed expert; the inter/intra-class ratios "
             "over seeds are in the Fig. 1 table above.\n\n");
     for (size_t i = 0; i < sizeof labels / sizeof *labels; i++) {
-        char dir[PATH_MAX_STUDY];
+        char dir[IO_PATH_MAX];
         snprintf(dir, sizeof dir, "%s/figures/tokens-%s", s->l->out_dir, labels[i]);
         struct dirent **names;
         int n = scandir(dir, &names, NULL, alphasort);
@@ -572,25 +479,21 @@ static int write_compute(struct study *s)
     double train_s = 0;
     int done = 0;
     for (int i = 0; i < s->n_labels; i++) train_s += s->labels[i].train_s, done += s->labels[i].done;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, EVAL_TIME_SQL, -1, &st, NULL) != SQLITE_OK) return err("eval time: %s", sqlite3_errmsg(s->db));
-    sqlite3_bind_text(st, 1, s->l->sweep, -1, SQLITE_STATIC);
-    int evals = 0;
-    double eval_s = 0;
-    if (sqlite3_step(st) == SQLITE_ROW) evals = sqlite3_column_int(st, 0), eval_s = sqlite3_column_double(st, 1);
-    sqlite3_finalize(st);
+    int evals;
+    double eval_s;
+    if (store_sweep_eval_time(s->db, s->l->sweep, &evals, &eval_s) < 0) return -1;
     fprintf(s->f, "## Compute used\n\n%d runs done: %.1f hours of training (one thread per run, two runs at once on "
             "the 2-core machine, so about half that in wall time), %d sample evaluations taking %.1f hours.\n",
             done, train_s / 3600, evals, eval_s / 3600);
     return 0;
 }
 
-int study_report(sqlite3 *db, const struct study_layout *l)
+int study_report(struct store *db, const struct study_layout *l)
 {
     struct study s = {.db = db, .l = l};
-    char path[PATH_MAX_STUDY];
+    char path[IO_PATH_MAX];
     snprintf(path, sizeof path, "%s/REPORT.md", l->out_dir);
-    if (plot_make_dir(l->out_dir) < 0 || read_labels(&s) < 0) return -1;
+    if (io_make_folders(l->out_dir) < 0 || read_labels(&s) < 0) return -1;
     struct atomic_file af;
     if (atomic_open(&af, path) < 0) return -1;
     s.f = af.fp;

@@ -7,7 +7,7 @@
 #ifndef PROMOE_REPORT_STUDY_H
 #define PROMOE_REPORT_STUDY_H
 
-struct sqlite3;
+struct store;
 
 enum { STUDY_TABLES_MAX = 16, STUDY_FIGURES_MAX = 8 };
 
@@ -41,6 +41,6 @@ struct study_layout {
 // folder for the feature network and out_dir for the files.
 void study_layout_mini(struct study_layout *l, const char *db_path, const char *out_dir);
 
-int study_report(struct sqlite3 *db, const struct study_layout *l);
+int study_report(struct store *db, const struct study_layout *l);
 
 #endif

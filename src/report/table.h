@@ -9,7 +9,7 @@
 
 #include "report/table_spec.h"
 
-struct sqlite3;
+struct store;
 
 enum table_format { FORMAT_MARKDOWN, FORMAT_LATEX, FORMAT_CSV };
 enum { CELL_STATE_MAX = 128 };
@@ -30,19 +30,16 @@ struct table_result {
 };
 
 // The scale whose sweep has runs in the database: paper if its sweep has any, else mini.
-enum table_scale table_detect_scale(const struct table_spec *spec, struct sqlite3 *db);
+enum table_scale table_detect_scale(const struct table_spec *spec, struct store *db);
 
 // Fills *out (caller-owned) for the given scale.
-int table_build(const struct table_spec *spec, struct sqlite3 *db, enum table_scale scale,
+int table_build(const struct table_spec *spec, struct store *db, enum table_scale scale,
                 struct table_result *out);
 
-// A run's evaluation of metric (the harness's name) at cfg scale: the latest step, or step_wanted
-// when not 0, preferring the most samples. 1 and *value when found, 0 when not, -1 on error.
-int table_run_eval(struct sqlite3 *db, const char *run_id, const char *metric, double cfg,
-                   long long step_wanted, double *value);
-
-// A run's value of a column (any metric kind); as table_run_eval.
-int table_run_value(struct sqlite3 *db, const char *run_id, const struct spec_column *column, enum table_scale scale,
+// A run's value of a column (any metric kind): its evaluation of the column's metric at the
+// column's cfg scale, or its validation loss, expert diversity or token ratio; at step_wanted, or
+// (0) the latest step. 1 and *value when found, 0 when not, -1 on error.
+int table_run_value(struct store *db, const char *run_id, const struct spec_column *column, enum table_scale scale,
                     long long step_wanted, double *value);
 
 // The value of each run of a spec row that has one, with its train.seed (text), for pairing runs
@@ -51,7 +48,7 @@ struct row_value {
     char seed[64], run_id[64];
     double value;
 };
-int table_row_values(struct sqlite3 *db, const struct table_spec *spec, int row, const struct spec_column *column,
+int table_row_values(struct store *db, const struct table_spec *spec, int row, const struct spec_column *column,
                      enum table_scale scale, struct row_value *out, int max, int *n);
 
 int table_format_parse(const char *name, enum table_format *out);

@@ -22,13 +22,13 @@ enum { RUN_ID_MAX = 64, METRIC_NAME_MAX = 128, RUN_FOLDER_MAX = 4096 };
 static const char *const statuses[] = {"queued", "running", "done", "failed", "nan", "interrupted"};
 
 // An answer computed from an open connection: 0 with *status/*json set, or -1 with err().
-typedef int (*db_answer)(const struct serve_request *request, struct sqlite3 *db, const char *run_id,
+typedef int (*db_answer)(const struct serve_request *request, struct store *db, const char *run_id,
                          unsigned *status, cJSON **json);
 
 static void answer_with_db(const struct serve_request *request, const char *run_id, db_answer body,
                            struct serve_reply *reply)
 {
-    struct sqlite3 *db;
+    struct store *db;
     if (dash_open(request->options->db_path, &db) < 0) {
         reply_error(reply, 503, "%s", err_message());
         return;
@@ -52,7 +52,7 @@ static cJSON *wrap(const char *name, cJSON *value)
     return object;
 }
 
-static int answer_overview(const struct serve_request *request, struct sqlite3 *db, const char *run_id,
+static int answer_overview(const struct serve_request *request, struct store *db, const char *run_id,
                            unsigned *status, cJSON **json)
 {
     (void)run_id, (void)status;
@@ -78,7 +78,7 @@ static int split_param(const char *text, char *key, const char **value)
     return serve_plain_name(key, SERVE_ARG_MAX) ? 0 : -1;
 }
 
-static int answer_runs(const struct serve_request *request, struct sqlite3 *db, const char *run_id,
+static int answer_runs(const struct serve_request *request, struct store *db, const char *run_id,
                        unsigned *status, cJSON **json)
 {
     (void)run_id;
@@ -103,7 +103,7 @@ static int answer_runs(const struct serve_request *request, struct sqlite3 *db, 
     return 0;
 }
 
-static int answer_run(const struct serve_request *request, struct sqlite3 *db, const char *run_id,
+static int answer_run(const struct serve_request *request, struct store *db, const char *run_id,
                       unsigned *status, cJSON **json)
 {
     (void)request, (void)status;
@@ -119,7 +119,7 @@ static int answer_run(const struct serve_request *request, struct sqlite3 *db, c
     return 0;
 }
 
-static int answer_routing(const struct serve_request *request, struct sqlite3 *db, const char *run_id,
+static int answer_routing(const struct serve_request *request, struct store *db, const char *run_id,
                           unsigned *status, cJSON **json)
 {
     (void)request, (void)status;
@@ -156,7 +156,7 @@ static int parse_run_list(const char *text, char storage[][RUN_ID_MAX + 1], cons
     }
 }
 
-static int answer_metrics(const struct serve_request *request, struct sqlite3 *db, const char *run_id,
+static int answer_metrics(const struct serve_request *request, struct store *db, const char *run_id,
                           unsigned *status, cJSON **json)
 {
     (void)run_id;
@@ -179,7 +179,7 @@ static int check_metric(const char *metric)
     return 0;
 }
 
-static int answer_curves(const struct serve_request *request, struct sqlite3 *db, const char *run_id,
+static int answer_curves(const struct serve_request *request, struct store *db, const char *run_id,
                          unsigned *status, cJSON **json)
 {
     (void)run_id;
@@ -202,7 +202,7 @@ static int answer_curves(const struct serve_request *request, struct sqlite3 *db
     return 0;
 }
 
-static int answer_tables(const struct serve_request *request, struct sqlite3 *db, const char *run_id,
+static int answer_tables(const struct serve_request *request, struct store *db, const char *run_id,
                          unsigned *status, cJSON **json)
 {
     (void)db, (void)run_id, (void)status;
@@ -212,7 +212,7 @@ static int answer_tables(const struct serve_request *request, struct sqlite3 *db
     return 0;
 }
 
-static int answer_table(const struct serve_request *request, struct sqlite3 *db, const char *run_id,
+static int answer_table(const struct serve_request *request, struct store *db, const char *run_id,
                         unsigned *status, cJSON **json)
 {
     (void)run_id;
@@ -226,7 +226,7 @@ static int answer_table(const struct serve_request *request, struct sqlite3 *db,
     return 0;
 }
 
-static int answer_claims(const struct serve_request *request, struct sqlite3 *db, const char *run_id,
+static int answer_claims(const struct serve_request *request, struct store *db, const char *run_id,
                          unsigned *status, cJSON **json)
 {
     (void)run_id, (void)status;
@@ -249,7 +249,7 @@ static int split_run_path(const char *path, char *run_id, const char **what)
 
 static void answer_samples(const struct serve_request *request, const char *run_id, struct serve_reply *reply)
 {
-    struct sqlite3 *db;
+    struct store *db;
     char folder[RUN_FOLDER_MAX];
     if (dash_open(request->options->db_path, &db) < 0) {
         reply_error(reply, 503, "%s", err_message());

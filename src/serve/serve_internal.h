@@ -11,7 +11,7 @@
 
 #include "serve/serve.h"
 
-struct sqlite3;
+struct store;
 
 enum {
     SERVE_PATH_MAX = 1024,     // longer request paths get 414
@@ -49,9 +49,9 @@ void files_answer_samples(const char *run_folder, struct serve_reply *reply);
 int tables_list_json(const char *tables_dir, cJSON **out);
 // One table filled from the database, every cell with the runs behind it; name is the spec file's
 // name without .yaml. 0, or -1 with a message (no such spec: *missing = 1).
-int table_json(const char *tables_dir, const char *name, struct sqlite3 *db, cJSON **out, int *missing);
+int table_json(const char *tables_dir, const char *name, struct store *db, cJSON **out, int *missing);
 // The claims decided from the database, with the runs of both sides.
-int claims_json(const char *claims_path, struct sqlite3 *db, cJSON **out);
+int claims_json(const char *claims_path, struct store *db, cJSON **out);
 
 // 1 when text is 1..max characters of [A-Za-z0-9_.-] (run ids, table names; not "." or "..").
 int serve_plain_name(const char *text, size_t max);

@@ -150,7 +150,7 @@ static int check_folder(const char *option, const char *path)
 
 static int check_options(const struct serve_options *o)
 {
-    struct sqlite3 *db;
+    struct store *db;
     if (o->port < 0 || o->port > 65535) return err("--port %d is out of range (0 to 65535)", o->port);
     if (dash_open(o->db_path, &db) < 0) return -1;
     dash_close(db);

@@ -61,7 +61,7 @@ int tables_list_json(const char *tables_dir, cJSON **out)
 }
 
 // The runs of row r that have a value in column c, as an array of ids.
-static cJSON *cell_runs(struct sqlite3 *db, const struct table_spec *spec, int r, const struct spec_column *column,
+static cJSON *cell_runs(struct store *db, const struct table_spec *spec, int r, const struct spec_column *column,
                         enum table_scale scale)
 {
     struct row_value values[CELL_RUNS_MAX];
@@ -98,7 +98,7 @@ static cJSON *column_json(const struct spec_column *column)
     return json;
 }
 
-static int result_json(const struct table_result *result, struct sqlite3 *db, const char *name, cJSON **out)
+static int result_json(const struct table_result *result, struct store *db, const char *name, cJSON **out)
 {
     const struct table_spec *spec = result->spec;
     cJSON *json = cJSON_CreateObject(), *columns, *rows;
@@ -125,7 +125,7 @@ static int result_json(const struct table_result *result, struct sqlite3 *db, co
     return 0;
 }
 
-int table_json(const char *tables_dir, const char *name, struct sqlite3 *db, cJSON **out, int *missing)
+int table_json(const char *tables_dir, const char *name, struct store *db, cJSON **out, int *missing)
 {
     char path[PATH_MAX];
     *out = NULL;
@@ -159,7 +159,7 @@ static const struct table_spec *claim_spec(struct spec_slot *slot, const char *p
 }
 
 // The runs of a spec row (by label) with a value of the claim's metric; an empty list if none.
-static cJSON *side_runs(struct spec_slot *slot, struct sqlite3 *db, const struct claim_result *r, const char *label)
+static cJSON *side_runs(struct spec_slot *slot, struct store *db, const struct claim_result *r, const char *label)
 {
     const struct table_spec *spec = r->claim->untestable[0] ? NULL : claim_spec(slot, r->claim->table);
     for (int row = 0; spec && row < spec->n_rows; row++)
@@ -167,7 +167,7 @@ static cJSON *side_runs(struct spec_slot *slot, struct sqlite3 *db, const struct
     return cJSON_CreateArray();
 }
 
-static cJSON *claim_json(const struct claim_result *r, struct spec_slot *slot, struct sqlite3 *db)
+static cJSON *claim_json(const struct claim_result *r, struct spec_slot *slot, struct store *db)
 {
     const struct claim *c = r->claim;
     cJSON *json = cJSON_CreateObject();
@@ -198,7 +198,7 @@ static cJSON *claim_json(const struct claim_result *r, struct spec_slot *slot, s
     return json;
 }
 
-int claims_json(const char *claims_path, struct sqlite3 *db, cJSON **out)
+int claims_json(const char *claims_path, struct store *db, cJSON **out)
 {
     struct claims *claims = malloc(sizeof *claims);
     struct claim_result *results = malloc(CLAIMS_MAX * sizeof *results);

@@ -4,6 +4,7 @@
 #include "store/dashboard_queries.h"
 
 #include "core/error.h"
+#include "store/db.h"
 #include "store/store_internal.h"
 
 #include <math.h>
@@ -40,7 +41,9 @@ static int check_promoe_file(sqlite3 *db, const char *path)
     return 0;
 }
 
-int dash_open(const char *path, sqlite3 **out)
+// The connection, opened read-only and checked, in a store object of its own (no pending rows, no
+// cached statements: store_close only closes it).
+static int open_readonly(const char *path, sqlite3 **out)
 {
     *out = NULL;
     sqlite3 *db = NULL;
@@ -62,7 +65,23 @@ int dash_open(const char *path, sqlite3 **out)
     return 0;
 }
 
-void dash_close(sqlite3 *db) { sqlite3_close(db); }
+int dash_open(const char *path, struct store **out)
+{
+    *out = NULL;
+    struct store *store = calloc(1, sizeof *store);
+    if (!store || !(store->path = strdup(path))) {
+        free(store);
+        return err("cannot open database '%s' read-only: out of memory", path);
+    }
+    if (open_readonly(path, &store->handle) < 0) {
+        store_close(store);
+        return -1;
+    }
+    *out = store;
+    return 0;
+}
+
+void dash_close(struct store *store) { store_close(store); }
 
 // Column i of the current row as JSON: numbers, text, or null (NULL, NaN, blobs).
 static cJSON *column_json(sqlite3_stmt *stmt, int i)
@@ -205,8 +224,9 @@ static int add_varying_params(sqlite3 *db, const struct dash_run_filter *f, cJSO
     return rc == SQLITE_DONE ? 0 : query_failed(db, "params of the runs");
 }
 
-int dash_runs(sqlite3 *db, const struct dash_run_filter *filter, cJSON **out)
+int dash_runs(struct store *store, const struct dash_run_filter *filter, cJSON **out)
 {
+    sqlite3 *db = store->handle;
     sqlite3_stmt *stmt;
     *out = NULL;
     if (prepare(db, RUNS_SQL, "runs", &stmt) < 0) return -1;
@@ -228,8 +248,9 @@ static int plain_rows(sqlite3 *db, const char *sql, const char *what, cJSON **ou
     return prepare(db, sql, what, &stmt) < 0 ? -1 : rows_json(stmt, what, out);
 }
 
-int dash_overview(sqlite3 *db, cJSON **out)
+int dash_overview(struct store *store, cJSON **out)
 {
+    sqlite3 *db = store->handle;
     cJSON *sweeps, *statuses;
     *out = NULL;
     if (plain_rows(db, "SELECT * FROM sweep_progress ORDER BY sweep", "sweep progress", &sweeps) < 0) return -1;
@@ -243,8 +264,9 @@ int dash_overview(sqlite3 *db, cJSON **out)
     return 0;
 }
 
-int dash_run_exists(sqlite3 *db, const char *run_id)
+int dash_run_exists(struct store *store, const char *run_id)
 {
+    sqlite3 *db = store->handle;
     sqlite3_stmt *stmt;
     if (prepare(db, "SELECT 1 FROM runs WHERE run_id = ?1", "run", &stmt) < 0) return -1;
     sqlite3_bind_text(stmt, 1, run_id, -1, SQLITE_STATIC);
@@ -279,8 +301,9 @@ static int add_run_rows(sqlite3 *db, cJSON *object, const char *name, const char
     return 0;
 }
 
-int dash_run_detail(sqlite3 *db, const char *run_id, cJSON **out)
+int dash_run_detail(struct store *store, const char *run_id, cJSON **out)
 {
+    sqlite3 *db = store->handle;
     cJSON *rows;
     *out = NULL;
     if (run_rows(db, RUN_SQL, run_id, "run", &rows) < 0) return -1;
@@ -299,8 +322,9 @@ int dash_run_detail(sqlite3 *db, const char *run_id, cJSON **out)
 
 // ---- curves ----
 
-int dash_metric_names(sqlite3 *db, const char *const *run_ids, int n_runs, cJSON **out)
+int dash_metric_names(struct store *store, const char *const *run_ids, int n_runs, cJSON **out)
 {
+    sqlite3 *db = store->handle;
     *out = NULL;
     // The ids travel as one JSON array parameter, read back by json_each: no SQL is built from them.
     cJSON *ids = cJSON_CreateStringArray(run_ids, n_runs);
@@ -331,8 +355,9 @@ static const char CURVE_SQL[] =
     "  FROM metrics WHERE run_id = ?1 AND name = ?2) "
     "WHERE n <= ?3 OR i % ((n + ?3 - 1) / ?3) = 0 OR i = n - 1 ORDER BY step";
 
-int dash_curve(sqlite3 *db, const char *run_id, const char *metric, int max_points, cJSON **out)
+int dash_curve(struct store *store, const char *run_id, const char *metric, int max_points, cJSON **out)
 {
+    sqlite3 *db = store->handle;
     sqlite3_stmt *stmt;
     *out = NULL;
     if (prepare(db, CURVE_SQL, "curve", &stmt) < 0) return -1;
@@ -408,8 +433,9 @@ static const char ROUTING_SHARE_SQL[] =
     "  tokens_cond * 1.0 / nullif(sum(tokens_cond) OVER (PARTITION BY layer, step), 0) AS share "
     "FROM routing WHERE run_id = ?1 AND t_bin = -1 ORDER BY layer, step, expert";
 
-int dash_routing_share(sqlite3 *db, const char *run_id, cJSON **out)
+int dash_routing_share(struct store *store, const char *run_id, cJSON **out)
 {
+    sqlite3 *db = store->handle;
     sqlite3_stmt *stmt;
     *out = NULL;
     if (prepare(db, ROUTING_SHARE_SQL, "routing", &stmt) < 0) return -1;
@@ -426,8 +452,9 @@ static const char CLASS_ROUTING_SQL[] =
 static const char CLASS_ROUTING_STEPS_SQL[] =
     "SELECT layer, max(step) AS step FROM class_routing WHERE run_id = ?1 GROUP BY layer ORDER BY layer";
 
-int dash_class_routing(sqlite3 *db, const char *run_id, cJSON **out)
+int dash_class_routing(struct store *store, const char *run_id, cJSON **out)
 {
+    sqlite3 *db = store->handle;
     sqlite3_stmt *stmt;
     cJSON *steps;
     *out = NULL;
@@ -455,8 +482,9 @@ static const char TOKEN_STATS_SQL[] =
 static const char SPECIALISATION_SQL[] =
     "SELECT step, layer, metric, value FROM specialisation WHERE run_id = ?1 ORDER BY step, layer, metric";
 
-int dash_analysis_rows(sqlite3 *db, const char *run_id, cJSON **out)
+int dash_analysis_rows(struct store *store, const char *run_id, cJSON **out)
 {
+    sqlite3 *db = store->handle;
     *out = cJSON_CreateObject();
     if (!*out) return err("out of memory");
     if (add_run_rows(db, *out, "diversity", DIVERSITY_SQL, run_id) < 0 ||
@@ -471,8 +499,9 @@ int dash_analysis_rows(sqlite3 *db, const char *run_id, cJSON **out)
 
 // ---- files ----
 
-int dash_run_folder(sqlite3 *db, const char *run_id, char *out, size_t capacity)
+int dash_run_folder(struct store *store, const char *run_id, char *out, size_t capacity)
 {
+    sqlite3 *db = store->handle;
     sqlite3_stmt *stmt;
     if (prepare(db, "SELECT value FROM params WHERE run_id = ?1 AND key = 'ckpt.dir'", "ckpt.dir", &stmt) < 0)
         return -1;

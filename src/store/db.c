@@ -3,6 +3,7 @@
 #include "store/db.h"
 
 #include "core/error.h"
+#include "io/path.h"
 #include "store/metrics.h"
 #include "store/migrate.h"
 #include "store/store_internal.h"
@@ -23,20 +24,6 @@ enum {
 
 static int is_memory_path(const char *path) { return strcmp(path, ":memory:") == 0; }
 
-// mkdir of one folder, accepting one that exists; errors name the database and the folder.
-static int make_folder(const char *db_path, const char *folder)
-{
-    struct stat st;
-    if (mkdir(folder, 0777) == 0)
-        return 0;
-    if (errno != EEXIST)
-        return err("cannot create database '%s': cannot create folder '%s': %s", db_path, folder,
-                   strerror(errno));
-    if (stat(folder, &st) != 0 || !S_ISDIR(st.st_mode))
-        return err("cannot create database '%s': '%s' is not a folder", db_path, folder);
-    return 0;
-}
-
 static int check_writable(const char *db_path, const char *folder)
 {
     if (access(folder, W_OK | X_OK) != 0)
@@ -49,26 +36,13 @@ static int check_writable(const char *db_path, const char *folder)
 // the -wal and -shm files beside the database).
 static int make_parent_folders(const char *path)
 {
-    if (!strchr(path, '/'))
-        return check_writable(path, ".");
-    char *folder = strdup(path);
-    if (!folder)
-        return err("cannot open database '%s': out of memory", path);
-    char *slash = strrchr(folder, '/');
-    if (slash == folder)
-        folder[1] = '\0';  // "/x.db" is in "/"
-    else
-        *slash = '\0';
-    int rc = 0;
-    for (char *p = folder + 1; rc == 0 && (p = strchr(p, '/')); p++) {
-        *p = '\0';
-        rc = make_folder(path, folder);
-        *p = '/';
-    }
-    if (rc == 0)
-        rc = make_folder(path, folder);
-    if (rc == 0)
-        rc = check_writable(path, folder);
+    if (io_make_parent_folders(path) < 0) return err_context("cannot create database '%s'", path);
+    const char *slash = strrchr(path, '/');
+    if (!slash) return check_writable(path, ".");
+    if (slash == path) return check_writable(path, "/");
+    char *folder = strndup(path, (size_t)(slash - path));
+    if (!folder) return err("cannot open database '%s': out of memory", path);
+    int rc = check_writable(path, folder);
     free(folder);
     return rc;
 }

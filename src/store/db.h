@@ -21,7 +21,8 @@ struct store;
 int store_open(struct store **out, const char *path);
 void store_close(struct store *db);
 
-// The underlying handle, for queries of later modules and tests.
+// The underlying handle: the store's own files use it through store_internal.h; tests use this
+// to write synthetic rows and read the schema.
 struct sqlite3 *store_handle(struct store *db);
 
 #endif

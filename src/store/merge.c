@@ -6,17 +6,17 @@
 #include "store/merge.h"
 
 #include "core/error.h"
+#include "core/sha256.h"
 #include "store/store_internal.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { SQL_CAPACITY = 16384, HASH_CHUNK = 1 << 16, SHA256_BYTES = 32, TABLE_NAME_MAX = 256,
+enum { SQL_CAPACITY = 16384, TABLE_NAME_MAX = 256,
        SHARD_BUSY_TIMEOUT_MS = 30000 };
 
 #define SHARD_SCHEMA "shard"
@@ -75,25 +75,6 @@ static int check_shard(const char *path)
     }
     sqlite3_close(handle);
     return rc == SQLITE_OK ? 0 : -1;
-}
-
-static int hash_file(const char *path, char out[65])
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return err("cannot read shard '%s': %s", path, strerror(errno));
-    static unsigned char chunk[HASH_CHUNK];
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned length = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    size_t n;
-    while (ok && (n = fread(chunk, 1, sizeof chunk, f)) > 0) ok = EVP_DigestUpdate(ctx, chunk, n);
-    ok = ok && !ferror(f) && EVP_DigestFinal_ex(ctx, digest, &length) && length == SHA256_BYTES;
-    EVP_MD_CTX_free(ctx);
-    fclose(f);
-    if (!ok) return err("cannot hash shard '%s'", path);
-    for (int i = 0; i < SHA256_BYTES; i++) sprintf(out + 2 * i, "%02x", digest[i]);
-    return 0;
 }
 
 static int same_file(const char *a, const char *b)
@@ -286,7 +267,8 @@ int store_merge_shard(struct store *db, const char *shard_path, struct store_mer
     memset(out, 0, sizeof *out);
     if (same_file(db->path, shard_path))
         return err("cannot merge shard '%s' into itself", shard_path);
-    if (check_shard(shard_path) < 0 || hash_file(shard_path, out->shard_sha256) < 0) return -1;
+    if (check_shard(shard_path) < 0) return -1;
+    if (sha256_file_hex(shard_path, out->shard_sha256) < 0) return err_context("cannot merge shard '%s'", shard_path);
     if (attach(db, shard_path) < 0) return -1;
     struct merge_ctx m = {shard_path, out};
     int rc = store_write(db, merge_body, &m, "cannot merge a shard into");

@@ -5,6 +5,7 @@
 #include "store/runs.h"
 
 #include "core/error.h"
+#include "io/path.h"
 #include "store/db.h"
 #include "store/store_internal.h"
 
@@ -24,7 +25,7 @@
 #define COMPILER_VERSION "cc unknown"
 #endif
 
-enum { HOST_MAX = 256, BUILD_INFO_MAX = 256, STATUS_CAPACITY = 16, PATH_CAPACITY = 1024 };
+enum { HOST_MAX = 256, BUILD_INFO_MAX = 256, STATUS_CAPACITY = 16 };
 
 // ---- store_run_begin -------------------------------------------------------------------------
 
@@ -390,10 +391,10 @@ int store_latest_checkpoint(struct store *db, const char *run_id, const char *ki
     store_bind_text(stmt, 2, kind);
     int rc = sqlite3_step(stmt);
     int found = rc == SQLITE_ROW;
-    if (found && copy_text(stmt, path, PATH_CAPACITY) < 0) {
+    if (found && copy_text(stmt, path, IO_PATH_MAX) < 0) {
         sqlite3_reset(stmt);
         return err("run '%s': checkpoint path longer than %d characters in database '%s'",
-                   run_id, PATH_CAPACITY - 1, db->path);
+                   run_id, IO_PATH_MAX - 1, db->path);
     }
     if (found)
         *step = sqlite3_column_int64(stmt, 1);

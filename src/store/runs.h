@@ -37,7 +37,7 @@ int store_run_end(struct store *db, const char *run_id, const char *status, cons
 // Reads a run's status (into status, capacity 16) and step_done; returns 1 if found, 0 if not.
 int store_run_status(struct store *db, const char *run_id, char *status, int64_t *step_done);
 
-// Latest checkpoint of a run of the given kind: path (capacity 1024) and step; 1 found, 0 not.
+// Latest checkpoint of a run of the given kind: path (capacity IO_PATH_MAX, io/path.h) and step; 1 found, 0 not.
 int store_latest_checkpoint(struct store *db, const char *run_id, const char *kind, char *path,
                             int64_t *step);
 

@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -24,6 +25,16 @@ int64_t store_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int store_grow(void **array, int n, int *capacity, size_t item_size, int first, const char *what)
+{
+    if (n < *capacity) return 0;
+    int grown = *capacity ? 2 * *capacity : first;
+    void *more = realloc(*array, item_size * (size_t)grown);
+    if (!more) return err("out of memory for %d %s", grown, what);
+    *array = more, *capacity = grown;
+    return 0;
 }
 
 int store_stmt(struct store *db, enum store_stmt_id id, const char *sql, sqlite3_stmt **out)

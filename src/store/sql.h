@@ -51,6 +51,10 @@ int store_bind_text(sqlite3_stmt *stmt, int index, const char *text);
 // Binds a double, or NULL for NaN.
 int store_bind_real(sqlite3_stmt *stmt, int index, double value);
 
+// Makes room for one more of *n items of item_size bytes in *array (capacity *capacity, doubled, at
+// least first): 0, or -1 with an out-of-memory message naming what.
+int store_grow(void **array, int n, int *capacity, size_t item_size, int first, const char *what);
+
 // Unix time in milliseconds.
 int64_t store_now_ms(void);
 

@@ -83,7 +83,7 @@ void run_lock_release(struct run_lock *lock)
 
 int run_lock_probe(const char *folder, struct run_owner *owner)
 {
-    char path[RUN_LOCK_PATH_MAX];
+    char path[IO_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", folder, LOCK_NAME);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return errno == ENOENT || errno == ENOTDIR ? 0 : err("cannot open '%s': %s", path, strerror(errno));
@@ -100,7 +100,7 @@ int run_lock_probe(const char *folder, struct run_owner *owner)
 
 int run_owner_state(const char *folder, const char *host, int64_t pid)
 {
-    char path[RUN_LOCK_PATH_MAX], my_host[RUN_LOCK_HOST_MAX];
+    char path[IO_PATH_MAX], my_host[RUN_LOCK_HOST_MAX];
     struct run_owner owner;
     snprintf(path, sizeof path, "%s/%s", folder, LOCK_NAME);
     if (folder[0] && access(path, F_OK) == 0) {

@@ -8,11 +8,13 @@
 
 #include <stdint.h>
 
-enum { RUN_LOCK_PATH_MAX = 1200, RUN_LOCK_HOST_MAX = 256 };
+#include "io/path.h"
+
+enum { RUN_LOCK_HOST_MAX = 256 };
 
 struct run_lock {
     int fd;                          // -1 when not held
-    char path[RUN_LOCK_PATH_MAX];
+    char path[IO_PATH_MAX];
 };
 
 struct run_owner {

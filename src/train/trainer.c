@@ -18,16 +18,18 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/rng.h"
+#include "core/sha256.h"
 #include "data/dataset.h"
 #include "diffusion/ddpm.h"
 #include "diffusion/rf.h"
 #include "diffusion/sampler.h"
 #include "eval/evaluate.h"
 #include "eval/validation.h"
+#include "io/path.h"
 #include "model/checkpoint.h"
 #include "model/dit.h"
-#include "store/db.h"
 #include "optim/adamw.h"
+#include "store/db.h"
 #include "train/dist.h"
 #include "train/routing_stats.h"
 #include "train/run_lock.h"
@@ -74,21 +76,7 @@ static real *alloc_reals(size_t n)
 
 void train_checkpoint_path(const struct config *cfg, const char *run_id, char *path)
 {
-    snprintf(path, 1024, "%s/%s/latest.safetensors", cfg->ckpt_dir, run_id);
-}
-
-static int make_dirs(const char *path)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        int mkdir_errno = mkdir(buf, 0755) < 0 ? errno : 0;
-        if (mkdir_errno && access(buf, F_OK) != 0) return err("cannot create folder '%s': %s", buf, strerror(mkdir_errno));
-        *p = '/';
-    }
-    return 0;
+    snprintf(path, IO_PATH_MAX, "%s/%s/latest.safetensors", cfg->ckpt_dir, run_id);
 }
 
 // eval.val_every, or eval.every when that is 0; 0 = no validation loss.
@@ -151,7 +139,7 @@ static void release(struct run *r)
 static int restore(struct run *r)
 {
     const struct param_table *t = &r->model.table;
-    char path[1024];
+    char path[IO_PATH_MAX];
     train_checkpoint_path(r->cfg, r->res->run_id, path);
     if (r->o->resume && !r->o->force && access(path, F_OK) == 0) {
         struct checkpoint_expect expect = {r->res->run_id, r->cfg->steps};
@@ -290,7 +278,7 @@ static int save_checkpoint(struct run *r)
     char *path = r->res->checkpoint;
     train_checkpoint_path(r->cfg, r->res->run_id, path);
     if (!dist_is_writer()) return 0;   // the replicas hold the same state
-    if (make_dirs(path) < 0) return -1;
+    if (io_make_parent_folders(path) < 0) return -1;
     int64_t bytes = 0;
     if (checkpoint_save(path, &r->model.table, &r->state, r->config_text, r->res->run_id, &bytes) < 0)
         return -1;
@@ -301,7 +289,7 @@ static int save_checkpoint(struct run *r)
 // and recording it would otherwise leave that checkpoints row missing for good.
 static int record_resumed_checkpoint(struct run *r)
 {
-    char path[1024];
+    char path[IO_PATH_MAX];
     struct stat st;
     train_checkpoint_path(r->cfg, r->res->run_id, path);
     if (stat(path, &st) != 0) return err("cannot read checkpoint '%s': %s", path, strerror(errno));
@@ -321,9 +309,9 @@ static int refuse_busy(struct run *r, const struct run_owner *owner)
 // --resume asked to continue it), -1 refused (another owner, or a done run without --force).
 static int claim_run(struct run *r)
 {
-    char checkpoint[1024], folder[1024], status[16] = "";
+    char checkpoint[IO_PATH_MAX], folder[IO_PATH_MAX], status[16] = "";
     train_checkpoint_path(r->cfg, r->res->run_id, checkpoint);
-    if (make_dirs(checkpoint) < 0) return -1;
+    if (io_make_parent_folders(checkpoint) < 0) return -1;
     snprintf(folder, sizeof folder, "%s/%s", r->cfg->ckpt_dir, r->res->run_id);
     struct run_owner owner = {"", 0};
     int held = run_lock_take(&r->lock, folder, &owner);
@@ -412,7 +400,7 @@ static int evaluate_now(struct run *r)
 {
     const struct config *cfg = r->cfg;
     if (!r->db) return 0;
-    char featnet_dir[1024];
+    char featnet_dir[IO_PATH_MAX];
     struct eval_request q = {.run_id = r->res->run_id, .step = r->state.step, .n = cfg->eval_n,
                              .steps = cfg->eval_steps, .seed = cfg->seed, .featnet_dir = featnet_dir};
     eval_featnet_dir(r->o->db_path, featnet_dir);
@@ -453,7 +441,7 @@ static int validate_now(struct run *r)
 // between steps (at most to the threads its activations are sized for).
 static void follow_thread_file(struct run *r)
 {
-    char path[1200];
+    char path[IO_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s/threads", r->cfg->ckpt_dir, r->res->run_id);
     FILE *f = fopen(path, "r");
     if (!f) return;

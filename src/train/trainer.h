@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "io/path.h"
 
 struct train_options {
     const char *db_path;      // results database
@@ -29,13 +30,13 @@ struct train_result {
     int already_done;         // resume found the run finished
     int busy;                 // refused: another live process owns the run
     int stopped_by;           // the signal that stopped the run (0: none)
-    char checkpoint[1024];
-    char grid[1024];          // sample grid written at the end ("" if none)
+    char checkpoint[IO_PATH_MAX];
+    char grid[IO_PATH_MAX];          // sample grid written at the end ("" if none)
 };
 
 int train_run(const struct config *cfg, const struct train_options *o, struct train_result *res);
 
 // Checkpoint path of a run: <ckpt.dir>/<run id>/latest.safetensors (capacity 1024).
-void train_checkpoint_path(const struct config *cfg, const char *run_id, char *path);
+void train_checkpoint_path(const struct config *cfg, const char *run_id, char *path);   // path: IO_PATH_MAX bytes
 
 #endif
