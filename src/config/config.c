@@ -27,6 +27,8 @@ enum key_flag {
     KEY_RESULTS = 1,  // part of the run id: changing it changes what training computes
     KEY_MIN_OPEN = 2, // the lower bound itself is excluded
     KEY_MAX_OPEN = 4, // the upper bound itself is excluded
+    KEY_OMIT_DEFAULT = 8, // in the canonical text and the run id only when away from its default:
+                          // a key added later leaves the ids and checkpoints of earlier runs as they were
 };
 
 struct config_key {
@@ -54,6 +56,7 @@ static const char *const data_names[] = {"fashion-mnist", "npy", NULL};
 static const char *const router_names[] = {PROMOE_ROUTERS(ROUTER_NAME_ROW) NULL}; // config/routers.h
 static const char *const pool_scope_names[] = {"global", "rank", NULL};   // enum pool_scope
 static const char *const activation_names[] = {"default", "softmax", "sigmoid", "identity", NULL};
+static const char *const precision_names[] = {"fp32", "bf16", NULL};   // enum precision
 
 // clang-format off
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
@@ -77,6 +80,7 @@ enum {
     RESULTS = KEY_RESULTS,
     RESULTS_MIN_OPEN = KEY_RESULTS | KEY_MIN_OPEN,
     RESULTS_MAX_OPEN = KEY_RESULTS | KEY_MAX_OPEN,
+    RESULTS_OMIT_DEFAULT = KEY_RESULTS | KEY_OMIT_DEFAULT,
     OPERATIONAL = 0,
 };
 
@@ -169,6 +173,9 @@ static const struct config_key keys[] = {
     BOOL_KEY("train.ema_warmup", ema_warmup, "false", RESULTS,
              "EMA decay min(ema_decay, (1 + n) / (10 + n)) at update n, for short runs"),
     UINT64_KEY("train.seed", seed, "0", RESULTS, "seed of every random stream"),
+    ENUM_KEY("train.precision", precision, "fp32", precision_names, RESULTS_OMIT_DEFAULT,
+             "matrix products: fp32, or bf16 operands with fp32 accumulation (weights, optimizer, EMA, "
+             "losses and reductions stay fp32; needs AVX512-BF16)"),
     INT_KEY("train.threads", threads, "0", 0, 1024, OPERATIONAL, "worker threads (0 = all cores)"),
     BOOL_KEY("train.deterministic", deterministic, "false", OPERATIONAL,
              "sum gradients over ranks in rank order (bit-identical repeats, any MPI algorithm)"),
@@ -847,6 +854,16 @@ static void sorted_keys(const struct config_key *out[KEY_COUNT])
     qsort(out, KEY_COUNT, sizeof out[0], compare_names);
 }
 
+// A KEY_OMIT_DEFAULT key at its default value (its text as the default's: enum, int and bool keys).
+static int omitted(const struct config *cfg, const struct config_key *key)
+{
+    if (!(key->flags & KEY_OMIT_DEFAULT)) return 0;
+    char value[LINE_CAPACITY];
+    struct text t = {value, sizeof value, 0};
+    add_value(&t, cfg, key);
+    return strcmp(value, key->default_text) == 0;
+}
+
 int config_canonical(const struct config *cfg, char *buf, size_t size)
 {
     const struct config_key *sorted[KEY_COUNT];
@@ -854,6 +871,7 @@ int config_canonical(const struct config *cfg, char *buf, size_t size)
     if (buf && size) buf[0] = '\0';
     sorted_keys(sorted);
     for (size_t i = 0; i < KEY_COUNT; i++) {
+        if (omitted(cfg, sorted[i])) continue;
         text_add(&t, "%s: ", sorted[i]->name);
         add_value(&t, cfg, sorted[i]);
         text_add(&t, "\n");
@@ -880,7 +898,7 @@ void config_run_id(const struct config *cfg, char out[17])
     digest_or_bug(ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL));
     sorted_keys(sorted);
     for (size_t i = 0; i < KEY_COUNT; i++) {
-        if (!(sorted[i]->flags & KEY_RESULTS)) continue;
+        if (!(sorted[i]->flags & KEY_RESULTS) || omitted(cfg, sorted[i])) continue;
         struct text t = {line, sizeof line, 0};
         text_add(&t, "%s: ", sorted[i]->name);
         add_value(&t, cfg, sorted[i]);

@@ -21,6 +21,7 @@ enum { ROUTER_COUNT = 0 PROMOE_ROUTERS(PROMOE_ROUTER_COUNT_ROW) };
 enum moe_activation { ACTIVATION_DEFAULT, ACTIVATION_SOFTMAX, ACTIVATION_SIGMOID, ACTIVATION_IDENTITY };
 
 enum pool_scope { POOL_GLOBAL, POOL_RANK };
+enum precision { PRECISION_FP32, PRECISION_BF16 };   // train.precision
 enum { CONFIG_STRING_MAX = 512 };
 
 struct config {
@@ -88,6 +89,7 @@ struct config {
     int ema_warmup;        // train.ema_warmup: decay min(ema_decay, (1 + n) / (10 + n))
     uint64_t seed;         // train.seed
     int deterministic;     // train.deterministic: fixed-order gradient sum over ranks
+    int precision;         // train.precision: enum precision of the matrix products (sampling too)
     int threads;           // train.threads: 0 = all cores (does not affect results)
 
     // log.*, ckpt.* (do not affect results)
@@ -136,11 +138,12 @@ int config_value_text(const struct config *cfg, const char *name, char *buf, siz
 int config_validate(const struct config *cfg);
 
 // Canonical text: every key, sorted by name, one "key: value" line, values in a fixed format
-// (doubles with %.17g). Returns the number of bytes written (as snprintf).
+// (doubles with %.17g); keys added after the first runs (train.precision) only when away from
+// their default. Returns the number of bytes written (as snprintf).
 int config_canonical(const struct config *cfg, char *buf, size_t size);
 
 // Run id: the first 16 hex digits of SHA-256 over the canonical text restricted to the keys that
-// affect results (threads, log.*, ckpt.*, sample.* excluded). out must hold 17 bytes.
+// affect results (threads, log.*, ckpt.*, sample.* excluded; train.precision only when not fp32). out must hold 17 bytes.
 void config_run_id(const struct config *cfg, char out[17]);
 
 // SHA-256 of bytes as 64 lowercase hex digits; out must hold 65 bytes.
