@@ -422,11 +422,13 @@ static void test_run_id(void)
     CHECK(strcmp(base, again) == 0, "run id not stable: %s vs %s", base, again);
     static const char *const changing[] = {"train.lr=2e-4",  "model.depth=4",
                                            "train.seed=1",   "data.flip=false",
-                                           "objective=ddpm", "data.path=/elsewhere"};
+                                           "objective=ddpm", "data.path=/elsewhere",
+                                           "train.precision=bf16"};
     static const char *const neutral[] = {
         "train.threads=8", "log.every=10",          "ckpt.every=100",
         "ckpt.dir=x",      "sample.steps=10",       "sample.cfg=3",
-        "sample.n=0",      "sample.cfg_channels=1", "train.lr=0.0001"};
+        "sample.n=0",      "sample.cfg_channels=1", "train.lr=0.0001",
+        "train.precision=fp32"};
     for (size_t i = 0; i < sizeof changing / sizeof changing[0]; i++) {
         run_id_of(changing[i], other);
         CHECK(strcmp(base, other) != 0, "--set '%s' did not change the run id", changing[i]);
@@ -443,6 +445,30 @@ static void test_run_id(void)
     config_run_id(&nested, base);
     config_run_id(&dotted, other);
     CHECK(strcmp(base, other) == 0, "nested and dotted files give different run ids");
+}
+
+// train.precision came after the first runs: at its default (fp32) it is in neither the canonical
+// text nor the run id, so those runs keep their ids and checkpoints; bf16 is in both.
+static void test_precision(void)
+{
+    struct config cfg;
+    static char text[16384];
+    config_defaults(&cfg);
+    CHECK(cfg.precision == PRECISION_FP32, "default precision %d", cfg.precision);
+    config_canonical(&cfg, text, sizeof text);
+    CHECK(!contains(text, "train.precision"), "fp32 in the canonical text:\n%s", text);
+    CHECK(config_set(&cfg, "train.precision=bf16") == 0 && cfg.precision == PRECISION_BF16, "%s", err_message());
+    config_canonical(&cfg, text, sizeof text);
+    CHECK(contains(text, "train.precision: bf16\n"), "bf16 missing from the canonical text");
+    struct config back;
+    config_defaults(&back);
+    CHECK(config_load_text(&back, text, "canonical") == 0 && back.precision == PRECISION_BF16,
+          "bf16 lost on a round trip");
+    CHECK(config_set(&cfg, "train.precision=fp16") < 0, "fp16 accepted");
+    const char *msg = err_message();
+    CHECK(contains(msg, "train.precision") && contains(msg, "'fp16'") && contains(msg, "fp32") &&
+              contains(msg, "bf16"),
+          "message does not name the key, the value and the choices: %s", msg);
 }
 
 static void test_sha256(void)
@@ -471,7 +497,7 @@ static void test_print_list(void)
     CHECK(contains(listing, "(0, inf)") && contains(listing, "[0, 1)"), "open bounds");
     int rows = 0;
     for (const char *p = listing; (p = strchr(p, '\n')); p++) rows++;
-    CHECK(rows == 70, "%d rows (header + 69 keys)", rows);
+    CHECK(rows == 71, "%d rows (header + 70 keys)", rows);
     free(listing);
 }
 
@@ -486,6 +512,7 @@ int main(void)
     test_validate();
     test_canonical();
     test_run_id();
+    test_precision();
     test_sha256();
     test_print_list();
     return test_summary("test_config");
