@@ -129,6 +129,14 @@ static void test_thread_independence(void)
     gemm_bf16_serial(TRANS, NO_TRANS, m, n, k, 1, a, m, b, n, 0, c[2], n);
     CHECK(memcmp(c[0], c[1], sizeof(float) * nc) == 0, "1 and 2 threads differ");
     CHECK(memcmp(c[0], c[2], sizeof(float) * nc) == 0, "threaded and serial differ");
+    // the threaded entry called from inside a parallel region: each thread alone on its own buffers
+    float *inside = calloc(4 * nc, sizeof(float));
+    omp_set_num_threads(2);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < 4; i++) gemm_bf16(TRANS, NO_TRANS, m, n, k, 1, a, m, b, n, 0, inside + i * nc, n);
+    for (int i = 0; i < 4; i++)
+        CHECK(memcmp(c[0], inside + i * nc, sizeof(float) * nc) == 0, "product %d inside a parallel region differs", i);
+    free(inside);
     free(a);
     free(b);
     for (int i = 0; i < 3; i++) free(c[i]);

@@ -215,6 +215,14 @@ static void scale_only(const struct product *p)
         }
 }
 
+// The calling thread's number in the innermost active parallel region (0 outside any): the owner
+// of its buffers also where it calls from inside a nested, inactive region.
+static int team_thread(void)
+{
+    int level = omp_get_active_level();
+    return level > 0 ? omp_get_ancestor_thread_num(level) : 0;
+}
+
 static struct pack_buffers *buffers_of(int thread)
 {
     if (thread >= reserved) BUG("bf16 product on thread %d, buffers reserved for %d", thread, reserved);
@@ -235,7 +243,7 @@ static void block_serial(const struct product *p, struct pack_buffers *own, int 
 // few to keep every thread busy.
 static void block_parallel(const struct product *p, uint16_t *shared_b, int jc, int nc, int k0, int kc)
 {
-    struct pack_buffers *own = buffers_of(omp_get_thread_num());
+    struct pack_buffers *own = buffers_of(team_thread());
 #pragma omp for schedule(static)
     for (int s = 0; s < ceil_div(nc, NR); s++)
         pack_b_sliver(shared_b + (size_t)s * sliver_size(NR, kc), p, jc + s * NR, k0, kc);
@@ -264,7 +272,7 @@ void gemm_bf16_serial(int trans_a, int trans_b, int m, int n, int k, float alpha
         scale_only(&p);
         return;
     }
-    struct pack_buffers *own = buffers_of(omp_get_thread_num());
+    struct pack_buffers *own = buffers_of(team_thread());
     for (int jc = 0; jc < n; jc += NC)
         for (int k0 = 0; k0 < k; k0 += KC) block_serial(&p, own, jc, min_int(NC, n - jc), k0, min_int(KC, k - k0));
 }
@@ -276,6 +284,10 @@ void gemm_bf16(int trans_a, int trans_b, int m, int n, int k, float alpha, const
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         scale_only(&p);
+        return;
+    }
+    if (omp_in_parallel()) {   // its team's threads are busy: the caller's thread alone, own buffers
+        gemm_bf16_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     int threads = min_int(omp_get_max_threads(), reserved);

@@ -18,7 +18,8 @@ int gemm_bf16_supported(void);
 // Returns -1 with a message when the processor lacks AVX512-BF16 or memory runs out.
 int gemm_bf16_reserve(int threads);
 
-// Uses the OpenMP threads (at most those reserved); call outside parallel regions.
+// Uses the OpenMP threads (at most those reserved); inside a parallel region, the calling thread
+// alone (as gemm_bf16_serial).
 void gemm_bf16(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                const float *b, int ldb, float beta, float *c, int ldc);
 // Single-threaded, on the calling thread's buffers: for calls inside an OpenMP parallel region.
