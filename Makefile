@@ -92,7 +92,7 @@ test: build/.deps build/promoe $(TESTS)
 	@bash scripts/include-graph.sh build/obj
 	@bash tests/run.sh $(TESTS)
 
-build/bench: tests/bench/bench.c build/libpromoe.a
+build/bench: tests/bench/bench.c tests/bench/peak.h build/libpromoe.a
 	$(CC) $(CFLAGS) -o $@ $< build/libpromoe.a $(LDLIBS)
 
 bench: build/.deps build/bench

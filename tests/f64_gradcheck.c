@@ -13,7 +13,7 @@ struct linear_ctx { real *out, *in, *w, *b; int n, n_in, n_out; };
 static void linear_fwd(void *p)
 {
     struct linear_ctx *c = p;
-    linear_forward(c->out, c->in, c->w, c->b, c->n, c->n_in, c->n_out);
+    linear_forward(MATMUL_FP32, c->out, c->in, c->w, c->b, c->n, c->n_in, c->n_out);
 }
 
 static void test_linear(void)
@@ -25,7 +25,7 @@ static void test_linear(void)
     struct fd_case c = {"linear", linear_fwd, &ctx, out, r, 30, NULL, NULL};
     memset(dw, 0, sizeof dw); memset(db, 0, sizeof db);
     loss_of(&c);
-    linear_backward(din, dw, db, r, in, w, n, ni, no, 0);
+    linear_backward(MATMUL_FP32, din, dw, db, r, in, w, n, ni, no, 0);
     check_variable(&c, "in", in, din, 35);
     check_variable(&c, "weight", w, dw, 42);
     check_variable(&c, "bias", b, db, 6);
@@ -119,7 +119,7 @@ struct att_ctx { real *out, *probs, *qkv; };
 static void att_fwd(void *p)
 {
     struct att_ctx *c = p;
-    attention_forward(c->out, c->probs, c->qkv, NULL, HB, HT, HD, HH);
+    attention_forward(MATMUL_FP32, c->out, c->probs, c->qkv, NULL, HB, HT, HD, HH);
 }
 
 static void test_attention(void)
@@ -131,7 +131,7 @@ static void test_attention(void)
     struct att_ctx ctx = {out, probs, qkv};
     struct fd_case c = {"attention", att_fwd, &ctx, out, r, N * HD, NULL, NULL};
     loss_of(&c);
-    attention_backward(dqkv, r, probs, qkv, scratch, HB, HT, HD, HH);
+    attention_backward(MATMUL_FP32, dqkv, r, probs, qkv, scratch, HB, HT, HD, HH);
     check_variable(&c, "qkv", qkv, dqkv, N * 3 * HD);
     free(scratch);
 }

@@ -369,7 +369,7 @@ static void test_canonical(void)
         CHECK(!previous || strcmp(previous, line) < 0, "not sorted at '%.20s'", line);
         previous = line;
     }
-    CHECK(lines == 72, "%d canonical lines", lines);
+    CHECK(lines == 73, "%d canonical lines", lines);
 
     char small[10];
     CHECK(config_canonical(&cfg, small, sizeof small) == n && strlen(small) == 9,
@@ -429,12 +429,14 @@ static void test_run_id(void)
                                            "objective=ddpm", "data.path=/elsewhere",
                                            "data.latents.scale=0.18215",
                                            "data.latents.moments=logvar",
-                                           "data.latents.sample=mean"};
+                                           "data.latents.sample=mean",
+                                           "train.precision=bf16"};
     static const char *const neutral[] = {
         "train.threads=8", "log.every=10",          "ckpt.every=100",
         "ckpt.dir=x",      "sample.steps=10",       "sample.cfg=3",
         "sample.n=0",      "sample.cfg_channels=1", "train.lr=0.0001",
-        "data.latents.scale=1", "data.latents.moments=none"};
+        "data.latents.scale=1", "data.latents.moments=none",
+        "train.precision=fp32"};
     for (size_t i = 0; i < sizeof changing / sizeof changing[0]; i++) {
         run_id_of(changing[i], other);
         CHECK(strcmp(base, other) != 0, "--set '%s' did not change the run id", changing[i]);
@@ -451,6 +453,30 @@ static void test_run_id(void)
     config_run_id(&nested, base);
     config_run_id(&dotted, other);
     CHECK(strcmp(base, other) == 0, "nested and dotted files give different run ids");
+}
+
+// train.precision came after the first runs: at its default (fp32) it is not in the run id (the
+// defaults' id is pinned in test_run_id), so those runs keep their ids and checkpoints; bf16 is.
+static void test_precision(void)
+{
+    struct config cfg;
+    static char text[16384];
+    config_defaults(&cfg);
+    CHECK(cfg.precision == PRECISION_FP32, "default precision %d", cfg.precision);
+    config_canonical(&cfg, text, sizeof text);
+    CHECK(contains(text, "train.precision: fp32\n"), "fp32 missing from the canonical text:\n%s", text);
+    CHECK(config_set(&cfg, "train.precision=bf16") == 0 && cfg.precision == PRECISION_BF16, "%s", err_message());
+    config_canonical(&cfg, text, sizeof text);
+    CHECK(contains(text, "train.precision: bf16\n"), "bf16 missing from the canonical text");
+    struct config back;
+    config_defaults(&back);
+    CHECK(config_load_text(&back, text, "canonical") == 0 && back.precision == PRECISION_BF16,
+          "bf16 lost on a round trip");
+    CHECK(config_set(&cfg, "train.precision=fp16") < 0, "fp16 accepted");
+    const char *msg = err_message();
+    CHECK(contains(msg, "train.precision") && contains(msg, "'fp16'") && contains(msg, "fp32") &&
+              contains(msg, "bf16"),
+          "message does not name the key, the value and the choices: %s", msg);
 }
 
 static void test_sha256(void)
@@ -479,7 +505,7 @@ static void test_print_list(void)
     CHECK(contains(listing, "(0, inf)") && contains(listing, "[0, 1)"), "open bounds");
     int rows = 0;
     for (const char *p = listing; (p = strchr(p, '\n')); p++) rows++;
-    CHECK(rows == 73, "%d rows (header + 72 keys)", rows);
+    CHECK(rows == 74, "%d rows (header + 73 keys)", rows);
     free(listing);
 }
 
@@ -494,6 +520,7 @@ int main(void)
     test_validate();
     test_canonical();
     test_run_id();
+    test_precision();
     test_sha256();
     test_print_list();
     return test_summary("test_config");

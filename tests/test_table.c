@@ -242,7 +242,7 @@ static void test_shipped(void)
     CHECK(!strcmp(spec.sweep[SCALE_MINI], "protocol-search-mini") && !strcmp(search, spec.sweep[SCALE_MINI]),
           "protocol search: spec sweep '%s', file sweep '%s'", spec.sweep[SCALE_MINI], search);
     CHECK(spec.n_rows == 6, "protocol search: 6 candidates, found %d", spec.n_rows);
-    CHECK(glob("sweeps/*/*.yaml", 0, NULL, &sweeps) == 0 && sweeps.gl_pathc == 28, "28 sweep files (15 paper, 13 mini), found %zu",
+    CHECK(glob("sweeps/*/*.yaml", 0, NULL, &sweeps) == 0 && sweeps.gl_pathc == 29, "29 sweep files (15 paper, 14 mini), found %zu",
           sweeps.gl_pathc);
     for (size_t i = 0; i < sweeps.gl_pathc; i++) check_sweep(sweeps.gl_pathv[i]);
     globfree(&specs);

@@ -13,6 +13,7 @@
 #include "check.h"
 #include "runs.h"
 #include "core/error.h"
+#include "core/gemm_bf16.h"
 #include "data/npy.h"
 #include "model/safetensors.h"
 #include "train/trainer.h"
@@ -41,11 +42,15 @@ static int train(const struct config *cfg, const char *db_name, int resume, int 
     return rc;
 }
 
+// The fp32 run of test_determinism, the reference of test_bf16.
+static char first[8192];
+static struct train_result r1;
+
 static void test_determinism(void)
 {
-    static char first[8192], second[8192], one_thread[8192], resumed[8192];
+    static char second[8192], one_thread[8192], resumed[8192];
     struct config cfg;
-    struct train_result r1, r2, r3, r4;
+    struct train_result r2, r3, r4;
     tiny_config(&cfg, "a");
     CHECK(train(&cfg, "a.db", 0, 0, &r1) == 0, "first run");
     run_losses(tmp_dir, "a.db", r1.run_id, first, sizeof first);
@@ -93,6 +98,52 @@ static void test_determinism(void)
     run_losses(tmp_dir, "e.db", r5.run_id, widened, sizeof widened);
     CHECK(strcmp(first, widened) == 0, "widened run differs:\n%s---\n%s", first, widened);
     CHECK(same_tensors(r1.checkpoint, r5.checkpoint), "widened run gives different weights");
+}
+
+// The last logged loss in a run_losses text ("step value" lines).
+static double last_loss(const char *losses)
+{
+    const char *end = losses + strlen(losses), *line = end;
+    while (line > losses && line[-1] == '\n') line--;
+    while (line > losses && line[-1] != '\n') line--;
+    long step;
+    double value;
+    return sscanf(line, "%ld %lf", &step, &value) == 2 ? value : NAN;
+}
+
+// train.precision bf16: two runs and a one-thread run give the same losses and weights (the bf16
+// products split rows and columns over threads, never k); the weights differ from fp32's (the
+// products are bf16) while the final loss stays within 2% of it.
+static void test_bf16(void)
+{
+    if (!gemm_bf16_supported()) {
+        printf("test_train: bf16 runs skipped: this processor has no AVX512-BF16\n");
+        return;
+    }
+    static char losses[3][8192];
+    struct config cfg;
+    struct train_result r[3];
+    for (int i = 0; i < 3; i++) {
+        char tag[8];
+        snprintf(tag, sizeof tag, "bf%d", i);
+        tiny_config(&cfg, tag);
+        cfg.precision = PRECISION_BF16;
+        if (i == 2) cfg.threads = 1;
+        snprintf(tag, sizeof tag, "bf%d.db", i);
+        struct train_result one;
+        CHECK(train(&cfg, tag, 0, 0, &one) == 0, "bf16 run %d", i);
+        omp_set_num_threads(2);
+        run_losses(tmp_dir, tag, one.run_id, losses[i], sizeof losses[i]);
+        r[i] = one;
+    }
+    CHECK(strcmp(losses[0], losses[1]) == 0 && losses[0][0], "bf16, same seed, different losses");
+    CHECK(same_tensors(r[0].checkpoint, r[1].checkpoint), "bf16, same seed, different weights");
+    CHECK(strcmp(losses[0], losses[2]) == 0, "bf16, 1 and 2 threads differ:\n%s---\n%s", losses[0], losses[2]);
+    CHECK(same_tensors(r[0].checkpoint, r[2].checkpoint), "bf16, 1 and 2 threads give different weights");
+    CHECK(strcmp(r[0].run_id, r1.run_id) != 0, "bf16 and fp32 share the run id %s", r1.run_id);
+    CHECK(strcmp(losses[0], first) != 0, "bf16 losses equal fp32's: products not in bf16?");
+    double bf16 = last_loss(losses[0]), fp32 = last_loss(first);
+    CHECK(fabs(bf16 - fp32) <= 0.02 * fp32, "final loss bf16 %.6f, fp32 %.6f", bf16, fp32);
 }
 
 // Mean loss of the last `window` logged steps over the first `window`.
@@ -201,6 +252,7 @@ int main(void)
     if (!mkdtemp(tmp_dir)) return 1;
     omp_set_num_threads(2);
     test_determinism();
+    test_bf16();
     test_loss_decreases("rf", 0.75);
     test_loss_decreases("ddpm", 0.75);
     test_divergence();

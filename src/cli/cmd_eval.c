@@ -1,4 +1,4 @@
-// promoe eval RUN [--cfg 1.0,1.5] [--n N] [--steps N] [--seed S] [--db PATH] [--batch B]
+// promoe eval RUN [--cfg 1.0,1.5] [--n N] [--steps N] [--seed S] [--db PATH] [--batch B] [--precision P]
 // Samples from the latest checkpoint of a run (EMA weights) and stores the mini-scale sample
 // quality (fd, is, precision, recall, class_acc per cfg scale) in the `evals` table; prints a small table.
 #include <stdio.h>
@@ -14,12 +14,13 @@
 #include "store/evals.h"
 
 static const char *const eval_usage =
-    "promoe eval RUN [--cfg 1.0,1.5] [--n N] [--steps N] [--seed S] [--db PATH] [--batch B]";
+    "promoe eval RUN [--cfg 1.0,1.5] [--n N] [--steps N] [--seed S] [--db PATH] [--batch B]\n"
+    "                   [--precision fp32|bf16]";
 
 enum { DEFAULT_EVAL_BATCH = 64 };
 
 struct eval_args {
-    const char *run, *cfg_list, *db_path;
+    const char *run, *cfg_list, *db_path, *precision;   // precision: NULL = the run's
     long long n, steps, seed, batch;
 };
 
@@ -36,6 +37,7 @@ static int parse(int argc, char **argv, struct eval_args *a)
         CLI_OPT_INT("--batch", &a->batch, 1, EVAL_BATCH_MAX),
         CLI_OPT_STRING("--cfg", &a->cfg_list),
         CLI_OPT_STRING("--db", &a->db_path),
+        CLI_OPT_STRING("--precision", &a->precision),
     };
     const struct cli_command_line line = {eval_usage, CLI_TABLE(options), &a->run, 1, 1, NULL};
     return cli_parse(argc, argv, &line);
@@ -61,7 +63,7 @@ static int evaluate(struct store *db, const struct eval_args *a)
     struct config cfg;
     struct dit m;
     real *weights = NULL;
-    if (cli_load_model(path, (int)a->batch, &cfg, &m, &weights) < 0) return free(weights), -1;
+    if (cli_load_model(path, (int)a->batch, a->precision, &cfg, &m, &weights) < 0) return free(weights), -1;
     struct eval_request r = {.run_id = run_id, .step = step, .seed = a->seed >= 0 ? (uint64_t)a->seed : cfg.seed};
     r.n = a->n > 0 ? (int)a->n : cfg.eval_n;
     r.steps = a->steps > 0 ? (int)a->steps : cfg.eval_steps;
@@ -79,7 +81,7 @@ static int evaluate(struct store *db, const struct eval_args *a)
 
 int cmd_eval(int argc, char **argv)
 {
-    struct eval_args a = {NULL, NULL, CLI_DEFAULT_DB, 0, 0, -1, DEFAULT_EVAL_BATCH};   // seed -1: the run's own
+    struct eval_args a = {.db_path = CLI_DEFAULT_DB, .seed = -1, .batch = DEFAULT_EVAL_BATCH};   // seed -1: the run's own
     int status = parse(argc, argv, &a);
     if (status) return status < 0 ? 0 : status;
     struct store *db;

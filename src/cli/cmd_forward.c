@@ -74,7 +74,7 @@ static int run_forward(const char *checkpoint, struct forward_inputs *in, const 
     struct dit m;
     real *weights = NULL;
     memset(&m, 0, sizeof m);   // a load that fails before dit_create leaves nothing to destroy
-    int B = (int)in->x.shape[0], rc = cli_load_model(checkpoint, B, &cfg, &m, &weights);
+    int B = (int)in->x.shape[0], rc = cli_load_model(checkpoint, B, NULL, &cfg, &m, &weights);
     if (!rc) rc = check_model_inputs(&m, in, px, pt, py);
     real *x = NULL, *t = NULL;
     int *y = NULL;

@@ -1,4 +1,4 @@
-// promoe sample CHECKPOINT [--n N] [--cfg S] [--steps N] [--seed S] [--batch B] --out FILE
+// promoe sample CHECKPOINT [--n N] [--cfg S] [--steps N] [--seed S] [--batch B] [--precision P] --out FILE
 // FILE.png: a grid with one row per class; FILE.npy: float32 [n, C, S, S] in [-1, 1];
 // FILE.npz: the guided-diffusion evaluator's layout (arr_0 uint8 [n, S, S, C], arr_1 labels).
 #include <stdint.h>
@@ -14,7 +14,8 @@
 #include "diffusion/sampler.h"
 
 static const char *const sample_usage =
-    "promoe sample CHECKPOINT [--n N] [--cfg S] [--steps N] [--seed S] [--batch B] --out FILE.{png,npy,npz}";
+    "promoe sample CHECKPOINT [--n N] [--cfg S] [--steps N] [--seed S] [--batch B] [--precision fp32|bf16]\n"
+    "              --out FILE.{png,npy,npz}";
 
 enum { DEFAULT_SAMPLE_BATCH = 64 };
 
@@ -68,7 +69,7 @@ enum { SAMPLE_N_MAX = 1000000, SAMPLE_BATCH_MAX = 65536, SAMPLE_STEPS_MAX = 1000
 
 int cmd_sample(int argc, char **argv)
 {
-    const char *checkpoint = NULL, *out = NULL;
+    const char *checkpoint = NULL, *out = NULL, *precision = NULL;
     long long n = 100, steps = -1, seed = 0, batch = DEFAULT_SAMPLE_BATCH;
     double cfg_scale = -1;
     const struct cli_option options[] = {
@@ -78,6 +79,7 @@ int cmd_sample(int argc, char **argv)
         CLI_OPT_INT("--batch", &batch, 1, SAMPLE_BATCH_MAX),
         CLI_OPT_DOUBLE("--cfg", &cfg_scale, 0, SAMPLE_CFG_MAX),
         CLI_OPT_STRING("--out", &out),
+        CLI_OPT_STRING("--precision", &precision),
     };
     const struct cli_command_line line = {sample_usage, CLI_TABLE(options), &checkpoint, 1, 1, NULL};
     int status = cli_parse(argc, argv, &line);
@@ -86,7 +88,7 @@ int cmd_sample(int argc, char **argv)
     struct config cfg;
     struct dit m;
     real *weights = NULL;
-    if (cli_load_model(checkpoint, (int)batch, &cfg, &m, &weights) < 0) return EXIT_FAILED;
+    if (cli_load_model(checkpoint, (int)batch, precision, &cfg, &m, &weights) < 0) return EXIT_FAILED;
     struct sample_options o = {(int)n, steps > 0 ? (int)steps : cfg.sample_steps,
                                cfg_scale >= 0 ? cfg_scale : cfg.sample_cfg, cfg.sample_cfg_channels,
                                (uint64_t)seed, NULL};

@@ -145,7 +145,7 @@ int cmd_svd(int argc, char **argv)
     struct dit m;
     real *weights = NULL;
     int rc = cli_open_run(a.db, a.run, 1, &run);
-    if (!rc) rc = cli_load_model(run.checkpoint, 1, &cfg, &m, &weights);
+    if (!rc) rc = cli_load_model(run.checkpoint, 1, NULL, &cfg, &m, &weights);
     if (!rc) {
         rc = analyse(&m, &run, &a);
         dit_destroy(&m);

@@ -172,7 +172,7 @@ int cmd_tokens(int argc, char **argv)
     struct dit m;
     real *weights = NULL;
     int rc = cli_open_run(a.db, a.run, 1, &run);
-    if (!rc) rc = cli_load_model(run.checkpoint, TOKENS_BATCH, &cfg, &m, &weights);
+    if (!rc) rc = cli_load_model(run.checkpoint, TOKENS_BATCH, NULL, &cfg, &m, &weights);
     if (!rc) {
         rc = time_in_range(&cfg, a.t);
         if (!rc) rc = run_probe(&m, &cfg, &run, &a);

@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "model/checkpoint.h"
 
-int cli_load_model(const char *path, int max_batch, struct config *cfg, struct dit *m, real **weights)
+int cli_load_model(const char *path, int max_batch, const char *precision, struct config *cfg, struct dit *m, real **weights)
 {
     char *text = NULL, origin[1100];
     if (checkpoint_read_config(path, &text) < 0) return -1;
@@ -18,6 +18,7 @@ int cli_load_model(const char *path, int max_batch, struct config *cfg, struct d
     int rc = config_load_text(cfg, text, origin);
     free(text);
     if (rc < 0 || config_validate(cfg) < 0) return -1;
+    if (precision && config_set_key(cfg, "train.precision", precision) < 0) return err_context("--precision");
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     blas_set_threads(omp_get_max_threads());
     if (dit_create(m, cfg, max_batch) < 0) return -1;

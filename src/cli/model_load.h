@@ -1,11 +1,12 @@
 // Loads a checkpoint's config, builds the network for max_batch and binds its EMA weights
-// (*weights is allocated; the caller frees it and destroys the model).
+// (*weights is allocated; the caller frees it and destroys the model). The products run in the
+// run's train.precision, or in `precision` ("fp32" or "bf16", from --precision) when not NULL.
 #ifndef PROMOE_CLI_MODEL_LOAD_H
 #define PROMOE_CLI_MODEL_LOAD_H
 
 #include "config/config.h"
 #include "model/dit.h"
 
-int cli_load_model(const char *path, int max_batch, struct config *cfg, struct dit *m, real **weights);
+int cli_load_model(const char *path, int max_batch, const char *precision, struct config *cfg, struct dit *m, real **weights);
 
 #endif

@@ -58,6 +58,7 @@ static const char *const latents_sample_names[] = {"posterior", "mean", NULL}; /
 static const char *const router_names[] = {PROMOE_ROUTERS(ROUTER_NAME_ROW) NULL}; // config/routers.h
 static const char *const pool_scope_names[] = {"global", "rank", NULL};   // enum pool_scope
 static const char *const activation_names[] = {"default", "softmax", "sigmoid", "identity", NULL};
+static const char *const precision_names[] = {"fp32", "bf16", NULL};   // enum precision
 
 // clang-format off
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
@@ -182,6 +183,9 @@ static const struct config_key keys[] = {
     BOOL_KEY("train.ema_warmup", ema_warmup, "false", RESULTS,
              "EMA decay min(ema_decay, (1 + n) / (10 + n)) at update n, for short runs"),
     UINT64_KEY("train.seed", seed, "0", RESULTS, "seed of every random stream"),
+    ENUM_KEY("train.precision", precision, "fp32", precision_names, ADDED,
+             "matrix products: fp32, or bf16 operands with fp32 accumulation (weights, optimizer, EMA, "
+             "losses and reductions stay fp32; needs AVX512-BF16)"),
     INT_KEY("train.threads", threads, "0", 0, 1024, OPERATIONAL, "worker threads (0 = all cores)"),
     BOOL_KEY("train.deterministic", deterministic, "false", OPERATIONAL,
              "sum gradients over ranks in rank order (bit-identical repeats, any MPI algorithm)"),

@@ -24,6 +24,7 @@ enum pool_scope { POOL_GLOBAL, POOL_RANK };
 // data.latents.moments: what the channel axis of a latents file holds (src/data/latents.h)
 enum latents_moments { MOMENTS_NONE, MOMENTS_LOGVAR, MOMENTS_STD };
 enum latents_sample { LATENTS_POSTERIOR, LATENTS_MEAN };   // data.latents.sample
+enum precision { PRECISION_FP32, PRECISION_BF16 };   // train.precision
 enum { CONFIG_STRING_MAX = 512 };
 
 struct config {
@@ -94,6 +95,7 @@ struct config {
     int ema_warmup;        // train.ema_warmup: decay min(ema_decay, (1 + n) / (10 + n))
     uint64_t seed;         // train.seed
     int deterministic;     // train.deterministic: fixed-order gradient sum over ranks
+    int precision;         // train.precision: enum precision of the matrix products (sampling too)
     int threads;           // train.threads: 0 = all cores (does not affect results)
 
     // log.*, ckpt.* (do not affect results)
@@ -146,7 +148,8 @@ const char *config_key_name(size_t i);
 int config_validate(const struct config *cfg);
 
 // Canonical text: every key, sorted by name, one "key: value" line, values in a fixed format
-// (doubles with %.17g). Returns the number of bytes written (as snprintf).
+// (doubles with %.17g); keys added after the first runs (train.precision) only when away from
+// their default. Returns the number of bytes written (as snprintf).
 int config_canonical(const struct config *cfg, char *buf, size_t size);
 
 // Run id: the first 16 hex digits of SHA-256 over the canonical text restricted to the keys that

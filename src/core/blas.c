@@ -2,6 +2,8 @@
 // to a single thread so that products inside OpenMP loops never nest thread teams.
 #include "core/blas.h"
 
+#include "core/gemm_bf16.h"
+
 #include <blis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,52 @@ void gemm_serial(int trans_a, int trans_b, int m, int n, int k, real alpha, cons
 }
 
 void blas_set_threads(int n) { bli_thread_set_num_threads(n); }
+
+#ifdef PROMOE_F64
+void gemm_as(enum matmul_precision precision, int trans_a, int trans_b, int m, int n, int k, real alpha,
+             const real *a, int lda, const real *b, int ldb, real beta, real *c, int ldc)
+{
+    (void)precision;
+    gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm_serial_as(enum matmul_precision precision, int trans_a, int trans_b, int m, int n, int k,
+                    real alpha, const real *a, int lda, const real *b, int ldb, real beta, real *c, int ldc)
+{
+    (void)precision;
+    gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+int blas_reserve_precision(enum matmul_precision precision, int threads)
+{
+    (void)precision;
+    (void)threads;
+    return 0;
+}
+#else
+void gemm_as(enum matmul_precision precision, int trans_a, int trans_b, int m, int n, int k, real alpha,
+             const real *a, int lda, const real *b, int ldb, real beta, real *c, int ldc)
+{
+    if (precision == MATMUL_BF16)
+        gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm_serial_as(enum matmul_precision precision, int trans_a, int trans_b, int m, int n, int k,
+                    real alpha, const real *a, int lda, const real *b, int ldb, real beta, real *c, int ldc)
+{
+    if (precision == MATMUL_BF16)
+        gemm_bf16_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+int blas_reserve_precision(enum matmul_precision precision, int threads)
+{
+    return precision == MATMUL_BF16 ? gemm_bf16_reserve(threads) : 0;
+}
+#endif
 
 // BLIS 0.9 picks its kernels from the CPU model and falls back to the slow generic reference
 // kernels on processors newer than itself (Zen 5 measured at 20x slower). Unless the user chose

@@ -219,6 +219,7 @@ int dit_create(struct dit *m, const struct config *cfg, int max_batch)
     shape_from_config(&m->shape, cfg);
     m->max_batch = max_batch;
     m->max_threads = omp_get_max_threads() > omp_get_num_procs() ? omp_get_max_threads() : omp_get_num_procs();
+    m->precision = cfg->precision == PRECISION_BF16 ? MATMUL_BF16 : MATMUL_FP32;
     int depth = m->shape.depth;
     m->w.blocks = calloc(depth, sizeof *m->w.blocks);
     m->g.blocks = calloc(depth, sizeof *m->g.blocks);
@@ -232,6 +233,8 @@ int dit_create(struct dit *m, const struct config *cfg, int max_batch)
         if (moe_is_layer(cfg, i) && !(m->moe[i] = calloc(1, sizeof **m->moe))) return err("out of memory");
     if (build_table(m, &m->table, &m->shape) < 0) return -1;
     if (max_batch == 0) return 0;
+    if (blas_reserve_precision(m->precision, m->max_threads) < 0)
+        return err_context("train.precision 'bf16' (use 'fp32' here)");
     layout_acts(m);
     if (arena_allocate(&m->arena) < 0) return -1;
     layout_acts(m);
@@ -261,9 +264,9 @@ static void condition_forward(struct dit *m, int B)
     const struct dit_tensors *w = &m->w;
     int D = m->shape.hidden;
     timestep_features(x->t_freq, x->t, B);
-    linear_forward(x->t_hidden, x->t_freq, w->t_w1, w->t_b1, B, TIMESTEP_FREQ_DIM, D);
+    linear_forward(m->precision, x->t_hidden, x->t_freq, w->t_w1, w->t_b1, B, TIMESTEP_FREQ_DIM, D);
     silu_forward(x->t_act, x->t_hidden, (size_t)B * D);
-    linear_forward(x->c, x->t_act, w->t_w2, w->t_b2, B, D, D);
+    linear_forward(m->precision, x->c, x->t_act, w->t_w2, w->t_b2, B, D, D);
     for (int b = 0; b < B; b++) {
         const real *row = w->y_table + (size_t)x->labels[b] * D;
         for (int d = 0; d < D; d++) x->c[(size_t)b * D + d] += row[d];
@@ -278,7 +281,7 @@ static void embed_forward(struct dit *m, const real *images, int B)
     struct dit_acts *x = &m->acts;
     int T = s->tokens, D = s->hidden, F = s->channels * s->patch * s->patch;
     patchify(x->patches, images, B, s->channels, s->size, s->patch);
-    linear_forward(x->resid, x->patches, m->w.x_w, m->w.x_b, B * T, F, D);
+    linear_forward(m->precision, x->resid, x->patches, m->w.x_w, m->w.x_b, B * T, F, D);
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < B * T; n++)
         for (int d = 0; d < D; d++) x->resid[(size_t)n * D + d] += m->w.pos[(size_t)(n % T) * D + d];
@@ -290,13 +293,13 @@ static void block_forward(struct dit *m, int i, const real *in, real *out, int B
     const struct dit_block_tensors *w = &m->w.blocks[i];
     struct dit_block_acts *a = &m->acts.blocks[i];
     int T = s->tokens, D = s->hidden, N = B * T, ada = 6 * D;
-    linear_forward(a->ada, m->acts.silu_c, w->ada_w, w->ada_b, B, D, 6 * D);
+    linear_forward(m->precision, a->ada, m->acts.silu_c, w->ada_w, w->ada_b, B, D, 6 * D);
     ln_modulate_forward(a->mod1, a->ln1_mean, a->ln1_rstd, in, a->ada, a->ada + D, ada, B, T, D);
     // The biases of qkv, proj, fc1 and fc2 are added by the passes that read the products (attention,
     // gated residual, GELU) rather than copied into the outputs first: one memory pass less each.
-    linear_forward(a->qkv, a->mod1, w->qkv_w, NULL, N, D, 3 * D);
-    attention_forward(a->att, a->probs, a->qkv, w->qkv_b, B, T, D, s->heads);
-    linear_forward(a->proj, a->att, w->proj_w, NULL, N, D, D);
+    linear_forward(m->precision, a->qkv, a->mod1, w->qkv_w, NULL, N, D, 3 * D);
+    attention_forward(m->precision, a->att, a->probs, a->qkv, w->qkv_b, B, T, D, s->heads);
+    linear_forward(m->precision, a->proj, a->att, w->proj_w, NULL, N, D, D);
     gated_residual_forward(a->x_mid, in, a->ada + 2 * D, a->proj, w->proj_b, ada, B, T, D);
     ln_modulate_forward(a->mod2, a->ln2_mean, a->ln2_rstd, a->x_mid, a->ada + 3 * D, a->ada + 4 * D,
                         ada, B, T, D);
@@ -306,9 +309,9 @@ static void block_forward(struct dit *m, int i, const real *in, real *out, int B
         m->moe[i]->step = m->step;
         moe_forward(m->moe[i], a->mlp, a->mod2, m->acts.labels, B, T);
     } else {
-        linear_forward(a->fc1, a->mod2, w->fc1_w, NULL, N, D, s->mlp_hidden);
+        linear_forward(m->precision, a->fc1, a->mod2, w->fc1_w, NULL, N, D, s->mlp_hidden);
         gelu_bias_forward(m->acts.mlp_post, a->fc1, w->fc1_b, N, s->mlp_hidden);
-        linear_forward(a->mlp, m->acts.mlp_post, w->fc2_w, NULL, N, s->mlp_hidden, D);
+        linear_forward(m->precision, a->mlp, m->acts.mlp_post, w->fc2_w, NULL, N, s->mlp_hidden, D);
     }
     gated_residual_forward(out, a->x_mid, a->ada + 5 * D, a->mlp, m->moe[i] ? NULL : w->fc2_b, ada, B, T, D);
 }
@@ -318,10 +321,10 @@ static void final_forward(struct dit *m, const real *in, int B)
     const struct dit_shape *s = &m->shape;
     struct dit_acts *x = &m->acts;
     int T = s->tokens, D = s->hidden, O = s->patch * s->patch * s->out_channels;
-    linear_forward(x->final_ada, x->silu_c, m->w.final_ada_w, m->w.final_ada_b, B, D, 2 * D);
+    linear_forward(m->precision, x->final_ada, x->silu_c, m->w.final_ada_w, m->w.final_ada_b, B, D, 2 * D);
     ln_modulate_forward(x->final_mod, x->lnf_mean, x->lnf_rstd, in, x->final_ada, x->final_ada + D,
                         2 * D, B, T, D);
-    linear_forward(x->out_tokens, x->final_mod, m->w.final_w, m->w.final_b, B * T, D, O);
+    linear_forward(m->precision, x->out_tokens, x->final_mod, m->w.final_w, m->w.final_b, B * T, D, O);
     unpatchify(x->out, x->out_tokens, B, s->out_channels, s->size, s->patch);
 }
 
@@ -364,13 +367,13 @@ static void final_backward(struct dit *m, const real *d_out, const real *in, int
     struct dit_acts *x = &m->acts;
     int T = s->tokens, D = s->hidden, O = s->patch * s->patch * s->out_channels;
     unpatchify_backward(x->d_tokens, d_out, B, s->out_channels, s->size, s->patch);
-    linear_backward(x->d_mod, m->g.final_w, m->g.final_b, x->d_tokens, x->final_mod, m->w.final_w,
+    linear_backward(m->precision, x->d_mod, m->g.final_w, m->g.final_b, x->d_tokens, x->final_mod, m->w.final_w,
                     B * T, D, O, 0);
     memset(x->d_x, 0, sizeof(real) * B * T * D);
     memset(x->d_final_ada, 0, sizeof(real) * B * 2 * D);
     ln_modulate_backward(x->d_x, x->d_final_ada, x->d_final_ada + D, x->d_mod, in, x->lnf_mean,
                          x->lnf_rstd, x->final_ada + D, 2 * D, B, T, D);
-    linear_backward(x->d_silu_c, m->g.final_ada_w, m->g.final_ada_b, x->d_final_ada, x->silu_c,
+    linear_backward(m->precision, x->d_silu_c, m->g.final_ada_w, m->g.final_ada_b, x->d_final_ada, x->silu_c,
                     m->w.final_ada_w, B, D, 2 * D, 0);
 }
 
@@ -391,23 +394,23 @@ static void block_backward(struct dit *m, int i, const real *in, int B)
         moe_backward(m->moe[i], x->d_mod, x->d_branch, a->mod2, B, T);
     } else {
         gelu_bias_recompute(x->mlp_post, x->gelu_deriv, a->fc1, w->fc1_b, N, F);
-        linear_backward(x->d_fc1, g->fc2_w, g->fc2_b, x->d_branch, x->mlp_post, w->fc2_w, N, F, D, 0);
+        linear_backward(m->precision, x->d_fc1, g->fc2_w, g->fc2_b, x->d_branch, x->mlp_post, w->fc2_w, N, F, D, 0);
         gelu_apply_deriv(x->d_fc1, x->gelu_deriv, (size_t)N * F);
-        linear_backward(x->d_mod, g->fc1_w, g->fc1_b, x->d_fc1, a->mod2, w->fc1_w, N, D, F, 0);
+        linear_backward(m->precision, x->d_mod, g->fc1_w, g->fc1_b, x->d_fc1, a->mod2, w->fc1_w, N, D, F, 0);
     }
     ln_modulate_backward(x->d_x, x->d_ada + 3 * D, x->d_ada + 4 * D, x->d_mod, a->x_mid, a->ln2_mean,
                          a->ln2_rstd, a->ada + 4 * D, ada, B, T, D);
     memset(x->d_branch, 0, sizeof(real) * N * D);
     gated_residual_backward(x->d_branch, x->d_ada + 2 * D, x->d_x, a->ada + 2 * D, a->proj, w->proj_b,
                             ada, B, T, D);
-    linear_backward(x->d_att, g->proj_w, g->proj_b, x->d_branch, a->att, w->proj_w, N, D, D, 0);
+    linear_backward(m->precision, x->d_att, g->proj_w, g->proj_b, x->d_branch, a->att, w->proj_w, N, D, D, 0);
     if (omp_get_max_threads() > m->max_threads)
         BUG("%d threads, activations sized for %d", omp_get_max_threads(), m->max_threads);
-    attention_backward(x->d_qkv, x->d_att, a->probs, a->qkv, x->attention_scratch, B, T, D, s->heads);
-    linear_backward(x->d_mod, g->qkv_w, g->qkv_b, x->d_qkv, a->mod1, w->qkv_w, N, D, 3 * D, 0);
+    attention_backward(m->precision, x->d_qkv, x->d_att, a->probs, a->qkv, x->attention_scratch, B, T, D, s->heads);
+    linear_backward(m->precision, x->d_mod, g->qkv_w, g->qkv_b, x->d_qkv, a->mod1, w->qkv_w, N, D, 3 * D, 0);
     ln_modulate_backward(x->d_x, x->d_ada, x->d_ada + D, x->d_mod, in, a->ln1_mean, a->ln1_rstd,
                          a->ada + D, ada, B, T, D);
-    linear_backward(x->d_silu_c, g->ada_w, g->ada_b, x->d_ada, x->silu_c, w->ada_w, B, D, ada, 1);
+    linear_backward(m->precision, x->d_silu_c, g->ada_w, g->ada_b, x->d_ada, x->silu_c, w->ada_w, B, D, ada, 1);
 }
 
 static void condition_backward(struct dit *m, int B)
@@ -416,9 +419,9 @@ static void condition_backward(struct dit *m, int B)
     int D = m->shape.hidden;
     silu_backward(x->d_c, x->d_silu_c, x->c, (size_t)B * D);
     label_lookup_backward(m->g.y_table, x->d_c, x->labels, B, D);
-    linear_backward(x->d_t_act, m->g.t_w2, m->g.t_b2, x->d_c, x->t_act, m->w.t_w2, B, D, D, 0);
+    linear_backward(m->precision, x->d_t_act, m->g.t_w2, m->g.t_b2, x->d_c, x->t_act, m->w.t_w2, B, D, D, 0);
     silu_backward(x->d_t_hidden, x->d_t_act, x->t_hidden, (size_t)B * D);
-    linear_backward(NULL, m->g.t_w1, m->g.t_b1, x->d_t_hidden, x->t_freq, m->w.t_w1, B,
+    linear_backward(m->precision, NULL, m->g.t_w1, m->g.t_b1, x->d_t_hidden, x->t_freq, m->w.t_w1, B,
                     TIMESTEP_FREQ_DIM, D, 0);
 }
 
@@ -434,7 +437,7 @@ void dit_backward(struct dit *m, const real *d_out, int B)
         block_backward(m, i, x->resid + i * ND, B);
     }
     // The position table is fixed: the embedding gradient stops at the patch projection.
-    linear_backward(NULL, m->g.x_w, m->g.x_b, x->d_x, x->patches, m->w.x_w, B * T, F, D, 0);
+    linear_backward(m->precision, NULL, m->g.x_w, m->g.x_b, x->d_x, x->patches, m->w.x_w, B * T, F, D, 0);
     condition_backward(m, B);
 }
 

@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "core/arena.h"
+#include "core/blas.h"
 #include "nn/params.h"
 #include "model/plr.h"
 #include "moe/moe.h"
@@ -79,6 +80,7 @@ struct dit {
     struct dit_acts acts;
     int max_batch;
     int max_threads;          // OpenMP threads the activations are sized for (thread scratch)
+    enum matmul_precision precision;   // of the products (cfg.precision; routers stay fp32)
     struct moe_layer **moe;   // [depth]: the block's MoE layer, NULL for a dense MLP
     int training;             // routers train (capacity, aux losses) or infer
     int update_buffers;       // training forwards update router buffers (centroids, thresholds)
@@ -90,7 +92,9 @@ struct dit {
 // Shape from a config (validated). Fills the parameter table; allocates the arena for max_batch
 // (0: no activations, for counting parameters). Per-thread scratch is sized for max_threads: the
 // larger of omp_get_max_threads() at this call and the processors available, so that a run may
-// take more threads later (up to max_threads) without a new model.
+// take more threads later (up to max_threads) without a new model. A bf16 model (train.precision)
+// reserves the packing buffers of its products here; on a processor without AVX512-BF16 it fails
+// with a message saying so.
 int dit_create(struct dit *m, const struct config *cfg, int max_batch);
 void dit_destroy(struct dit *m);
 void dit_bind_weights(struct dit *m, real *weights);

@@ -85,7 +85,7 @@ void plr_forward(struct plr_heads *h, const real *block_out, const real *target,
         if (!plr_has_head(h, i)) continue;
         real *pred = h->blocks[i].pred;
         const real *x = block_out + (size_t)i * N * h->hidden;
-        linear_forward(pred, x, h->blocks[i].w, h->blocks[i].b, N, h->hidden, F);
+        linear_forward(MATMUL_FP32, pred, x, h->blocks[i].w, h->blocks[i].b, N, h->hidden, F);
         double sum = 0;
         for (size_t k = 0; k < (size_t)N * F; k++) sum += (double)(pred[k] - h->target[k]) * (pred[k] - h->target[k]);
         h->loss += h->weight * sum / ((double)N * F * h->layers);
@@ -98,6 +98,6 @@ void plr_backward(struct plr_heads *h, int block, real *d_x, const real *block_o
     const real *pred = h->blocks[block].pred;
     real scale = (real)(2 * h->weight / ((double)N * F * h->layers));
     for (size_t k = 0; k < (size_t)N * F; k++) h->d_pred[k] = scale * (pred[k] - h->target[k]);
-    linear_backward(d_x, h->blocks[block].g_w, h->blocks[block].g_b, h->d_pred, block_out, h->blocks[block].w, N,
+    linear_backward(MATMUL_FP32, d_x, h->blocks[block].g_w, h->blocks[block].g_b, h->d_pred, block_out, h->blocks[block].w, N,
                     h->hidden, F, 1);
 }

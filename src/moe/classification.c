@@ -250,7 +250,7 @@ static void cls_plan(struct router_context *L, const real *x, const int *routed,
     struct classification *r = L->router_state;
     int E = L->spec.routed;
     token_mean(r->x_mean, x, B, T, L->D);
-    linear_forward(r->z, r->x_mean, r->w, r->b, B, L->D, E);
+    linear_forward(MATMUL_FP32, r->z, r->x_mean, r->w, r->b, B, L->D, E);
     scores_activate(r->s, r->z, B, E, L->spec.activation);
     for (int b = 0; b < B; b++) {
         // argmax of Sbar, ties to the lower index; the activations are monotone
@@ -274,7 +274,7 @@ static void cls_backward(struct router_context *L, const real *x, const int *rou
         for (int s = p->offset[e]; s < p->offset[e + 1]; s++) r->d_s[(size_t)(p->token[s] / T) * E + e] += p->d_gate[s];
     scores_activate_backward(r->d_z, r->d_s, r->s, B, E, L->spec.activation);
     if (L->training) cls_loss_backward(L, r->d_z, routed, B);
-    linear_backward(r->d_x_mean, r->g_w, r->g_b, r->d_z, r->x_mean, r->w, B, D, E, 0);
+    linear_backward(MATMUL_FP32, r->d_x_mean, r->g_w, r->g_b, r->d_z, r->x_mean, r->w, B, D, E, 0);
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < B * T; n++) {
         const real *dm = r->d_x_mean + (size_t)(n / T) * D;

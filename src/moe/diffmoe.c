@@ -131,9 +131,9 @@ static void predictor_forward(struct diffmoe *r, int D, int E)
 {
     int n = r->n_pool;
     if (n == 0) return;
-    linear_forward(r->h_pre, r->pool_x, r->w0, r->b0, n, D, D);
+    linear_forward(MATMUL_FP32, r->h_pre, r->pool_x, r->w0, r->b0, n, D, D);
     silu_forward(r->h_post, r->h_pre, (size_t)n * D);
-    linear_forward(r->pred, r->h_post, r->w2, r->b2, n, D, E);
+    linear_forward(MATMUL_FP32, r->pred, r->h_post, r->w2, r->b2, n, D, E);
     for (size_t i = 0; i < (size_t)n * E; i++) r->prob[i] = 1 / (1 + r_exp(-r->pred[i]));
 }
 
@@ -286,9 +286,9 @@ static void predictor_backward(struct diffmoe *r, int D, int E, double weight, d
     if (n == 0 || weight == 0) return;
     real scale = (real)(weight * share / ((double)r->n_all * E));
     for (size_t i = 0; i < (size_t)n * E; i++) r->d_pred[i] = scale * (r->prob[i] - r->taken[i]);
-    linear_backward(r->d_h_post, r->g_w2, r->g_b2, r->d_pred, r->h_post, r->w2, n, D, E, 0);
+    linear_backward(MATMUL_FP32, r->d_h_post, r->g_w2, r->g_b2, r->d_pred, r->h_post, r->w2, n, D, E, 0);
     silu_backward(r->d_h_pre, r->d_h_post, r->h_pre, (size_t)n * D);
-    linear_backward(NULL, r->g_w0, r->g_b0, r->d_h_pre, r->pool_x, r->w0, n, D, D, 0);
+    linear_backward(MATMUL_FP32, NULL, r->g_w0, r->g_b0, r->d_h_pre, r->pool_x, r->w0, n, D, D, 0);
 }
 
 static void dm_backward(struct router_context *L, const real *x, const int *routed, int B, int T, real *d_x)

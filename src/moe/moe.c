@@ -214,20 +214,27 @@ static void build_plan(struct moe_layer *L, const real *x, const int *labels, in
     plan_finalize(p);
 }
 
+// The experts' products follow train.precision (the routers' stay fp32: small products whose
+// scores decide discrete assignments).
+static enum matmul_precision precision_of(const struct moe_layer *L)
+{
+    return L->cfg->precision == PRECISION_BF16 ? MATMUL_BF16 : MATMUL_FP32;
+}
+
 // The linears of an expert: on all threads, or serial inside the experts' parallel loop (its
 // element-wise passes are then nested regions, which run on the calling thread).
-typedef void linear_forward_fn(real *, const real *, const real *, const real *, int, int, int);
-typedef void linear_backward_fn(real *, real *, real *, const real *, const real *, const real *, int, int,
+typedef void linear_forward_fn(enum matmul_precision, real *, const real *, const real *, const real *, int, int, int);
+typedef void linear_backward_fn(enum matmul_precision, real *, real *, real *, const real *, const real *, const real *, int, int,
                                 int, int);
 
 // pre [n, h] is the up product without its bias, which the GELU pass adds (no copy before the product).
-static void run_expert(const struct expert_tensors *w, real *pre, real *post, real *out, const real *in,
+static void run_expert(enum matmul_precision precision, const struct expert_tensors *w, real *pre, real *post, real *out, const real *in,
                        int n, int D, int h, int serial)
 {
     linear_forward_fn *linear = serial ? linear_forward_serial : linear_forward;
-    linear(pre, in, w->up_w, NULL, n, D, h);
+    linear(precision, pre, in, w->up_w, NULL, n, D, h);
     gelu_bias_forward(post, pre, w->up_b, n, h);
-    linear(out, post, w->down_w, w->down_b, n, h, D);
+    linear(precision, out, post, w->down_w, w->down_b, n, h, D);
 }
 
 // Experts by decreasing token count, so that dynamic scheduling over threads balances well.
@@ -266,7 +273,7 @@ static void routed_expert_forward(struct moe_layer *L, int e, int serial)
     const struct routing_plan *p = &L->plan;
     int D = L->D, h = L->spec.hidden, first = p->offset[e], n = p->offset[e + 1] - first;
     if (n > 0)
-        run_expert(&L->w[e], L->pre + (size_t)first * h, L->post + (size_t)first * h,
+        run_expert(precision_of(L), &L->w[e], L->pre + (size_t)first * h, L->post + (size_t)first * h,
                    L->expert_out + (size_t)first * D, L->gathered + (size_t)first * D, n, D, h, serial);
 }
 
@@ -288,7 +295,7 @@ void moe_forward(struct moe_layer *L, real *y, const real *x, const int *labels,
     if (L->spec.shared == 0) memset(y, 0, sizeof(real) * N * D);
     real *scratch = L->d_x_slots;   // free during the forward
     for (int s = 0; s < L->spec.shared; s++)
-        run_expert(&L->shared_w[s], L->shared_pre + (size_t)s * N * h, L->shared_post, s == 0 ? y : scratch,
+        run_expert(precision_of(L), &L->shared_w[s], L->shared_pre + (size_t)s * N * h, L->shared_post, s == 0 ? y : scratch,
                    x, N, D, h, 0);
     for (int s = 1; s < L->spec.shared; s++)
         for (size_t i = 0; i < (size_t)N * D; i++) y[i] += scratch[i];   // (S > 1 only; order fixed)
@@ -308,15 +315,15 @@ struct expert_scratch {
     real *post, *deriv, *d_post;
 };
 
-static void expert_backward(const struct expert_tensors *w, struct expert_tensors *g, real *d_in,
+static void expert_backward(enum matmul_precision precision, const struct expert_tensors *w, struct expert_tensors *g, real *d_in,
                             struct expert_scratch x, const real *d_out, const real *in, const real *pre,
                             int n, int D, int h, int accumulate, int serial)
 {
     linear_backward_fn *linear = serial ? linear_backward_serial : linear_backward;
     gelu_bias_recompute(x.post, x.deriv, pre, w->up_b, n, h);
-    linear(x.d_post, g->down_w, g->down_b, d_out, x.post, w->down_w, n, h, D, 0);
+    linear(precision, x.d_post, g->down_w, g->down_b, d_out, x.post, w->down_w, n, h, D, 0);
     gelu_apply_deriv(x.d_post, x.deriv, (size_t)n * h);
-    linear(d_in, g->up_w, g->up_b, x.d_post, in, w->up_w, n, D, h, accumulate);
+    linear(precision, d_in, g->up_w, g->up_b, x.d_post, in, w->up_w, n, D, h, accumulate);
 }
 
 // Routed or unconditional expert e: d_x_slots of its slots from d_slots; parameter gradients.
@@ -327,7 +334,7 @@ static void routed_expert_backward(struct moe_layer *L, int e, int serial)
     if (n == 0) return;
     size_t fh = (size_t)first * h, fd = (size_t)first * D;
     struct expert_scratch scratch = {L->post + fh, L->deriv + fh, L->d_post + fh};
-    expert_backward(&L->w[e], &L->g[e], L->d_x_slots + fd, scratch, L->d_slots + fd, L->gathered + fd,
+    expert_backward(precision_of(L), &L->w[e], &L->g[e], L->d_x_slots + fd, scratch, L->d_slots + fd, L->gathered + fd,
                     L->pre + fh, n, D, h, 0, serial);
 }
 
@@ -337,7 +344,7 @@ void moe_backward(struct moe_layer *L, real *d_x, const real *d_y, const real *x
     struct routing_plan *p = &L->plan;
     memset(d_x, 0, sizeof(real) * N * D);
     for (int s = 0; s < L->spec.shared; s++)
-        expert_backward(&L->shared_w[s], &L->shared_g[s], d_x,
+        expert_backward(precision_of(L), &L->shared_w[s], &L->shared_g[s], d_x,
                         (struct expert_scratch){L->shared_post, L->shared_deriv, L->d_shared_post}, d_y, x,
                         L->shared_pre + (size_t)s * N * h, N, D, h, 1, 0);
 #pragma omp parallel for schedule(static)

@@ -38,7 +38,7 @@ static void add_head_bias(real *q, const real *bias, int T, int D, int hd, int l
         }
 }
 
-void attention_forward(real *out, real *probs, real *qkv, const real *bias, int B, int T, int D, int H)
+void attention_forward(enum matmul_precision precision, real *out, real *probs, real *qkv, const real *bias, int B, int T, int D, int H)
 {
     int hd = D / H, ld = 3 * D;
     real scale = 1 / r_sqrt((real)hd);
@@ -48,9 +48,9 @@ void attention_forward(real *out, real *probs, real *qkv, const real *bias, int 
         real *q = qkv + (size_t)b * T * ld + h * hd, *k = q + D, *v = q + 2 * D;
         if (bias) add_head_bias(q, bias + h * hd, T, D, hd, ld);
         real *p = probs + (size_t)bh * T * T;
-        gemm_serial(NO_TRANS, TRANS, T, T, hd, scale, q, ld, k, ld, 0, p, T);
+        gemm_serial_as(precision, NO_TRANS, TRANS, T, T, hd, scale, q, ld, k, ld, 0, p, T);
         softmax_rows(p, T, T);
-        gemm_serial(NO_TRANS, NO_TRANS, T, hd, T, 1, p, T, v, ld, 0, out + (size_t)b * T * D + h * hd, D);
+        gemm_serial_as(precision, NO_TRANS, NO_TRANS, T, hd, T, 1, p, T, v, ld, 0, out + (size_t)b * T * D + h * hd, D);
     }
 }
 
@@ -67,7 +67,7 @@ static void softmax_backward_rows(real *dp, const real *p, int T, real scale)
     }
 }
 
-void attention_backward(real *d_qkv, const real *d_out, const real *probs, const real *qkv,
+void attention_backward(enum matmul_precision precision, real *d_qkv, const real *d_out, const real *probs, const real *qkv,
                         real *scratch, int B, int T, int D, int H)
 {
     int hd = D / H, ld = 3 * D;
@@ -81,10 +81,10 @@ void attention_backward(real *d_qkv, const real *d_out, const real *probs, const
         const real *p = probs + (size_t)bh * T * T;
         const real *dout = d_out + (size_t)b * T * D + h * hd;
         real *dp = scratch + (size_t)omp_get_thread_num() * T * T;
-        gemm_serial(TRANS, NO_TRANS, T, hd, T, 1, p, T, dout, D, 0, dv, ld);
-        gemm_serial(NO_TRANS, TRANS, T, T, hd, 1, dout, D, v, ld, 0, dp, T);
+        gemm_serial_as(precision, TRANS, NO_TRANS, T, hd, T, 1, p, T, dout, D, 0, dv, ld);
+        gemm_serial_as(precision, NO_TRANS, TRANS, T, T, hd, 1, dout, D, v, ld, 0, dp, T);
         softmax_backward_rows(dp, p, T, scale);
-        gemm_serial(NO_TRANS, NO_TRANS, T, hd, T, 1, dp, T, k, ld, 0, dq, ld);
-        gemm_serial(TRANS, NO_TRANS, T, hd, T, 1, dp, T, q, ld, 0, dk, ld);
+        gemm_serial_as(precision, NO_TRANS, NO_TRANS, T, hd, T, 1, dp, T, k, ld, 0, dq, ld);
+        gemm_serial_as(precision, TRANS, NO_TRANS, T, hd, T, 1, dp, T, q, ld, 0, dk, ld);
     }
 }

@@ -6,14 +6,14 @@
 
 #include "core/blas.h"
 
-void linear_forward(real *out, const real *in, const real *weight, const real *bias, int n, int n_in,
+void linear_forward(enum matmul_precision precision, real *out, const real *in, const real *weight, const real *bias, int n, int n_in,
                     int n_out)
 {
     if (bias) {
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < n; i++) memcpy(out + (size_t)i * n_out, bias, sizeof(real) * n_out);
     }
-    gemm(NO_TRANS, TRANS, n, n_out, n_in, 1, in, n_in, weight, n_in, bias ? 1 : 0, out, n_out);
+    gemm_as(precision, NO_TRANS, TRANS, n, n_out, n_in, 1, in, n_in, weight, n_in, bias ? 1 : 0, out, n_out);
 }
 
 enum { COLUMN_CHUNK = 64 };
@@ -34,29 +34,29 @@ void column_sums_add(real *d_bias, const real *m, int rows, int cols)
     }
 }
 
-void linear_backward(real *d_in, real *d_weight, real *d_bias, const real *d_out, const real *in,
+void linear_backward(enum matmul_precision precision, real *d_in, real *d_weight, real *d_bias, const real *d_out, const real *in,
                      const real *weight, int n, int n_in, int n_out, int accumulate_d_in)
 {
-    gemm(TRANS, NO_TRANS, n_out, n_in, n, 1, d_out, n_out, in, n_in, 1, d_weight, n_in);
+    gemm_as(precision, TRANS, NO_TRANS, n_out, n_in, n, 1, d_out, n_out, in, n_in, 1, d_weight, n_in);
     if (d_bias) column_sums_add(d_bias, d_out, n, n_out);
-    if (d_in) gemm(NO_TRANS, NO_TRANS, n, n_in, n_out, 1, d_out, n_out, weight, n_in,
+    if (d_in) gemm_as(precision, NO_TRANS, NO_TRANS, n, n_in, n_out, 1, d_out, n_out, weight, n_in,
                      accumulate_d_in ? 1 : 0, d_in, n_in);
 }
 
-void linear_forward_serial(real *out, const real *in, const real *weight, const real *bias, int n,
+void linear_forward_serial(enum matmul_precision precision, real *out, const real *in, const real *weight, const real *bias, int n,
                            int n_in, int n_out)
 {
     if (bias)
         for (int i = 0; i < n; i++) memcpy(out + (size_t)i * n_out, bias, sizeof(real) * n_out);
-    gemm_serial(NO_TRANS, TRANS, n, n_out, n_in, 1, in, n_in, weight, n_in, bias ? 1 : 0, out, n_out);
+    gemm_serial_as(precision, NO_TRANS, TRANS, n, n_out, n_in, 1, in, n_in, weight, n_in, bias ? 1 : 0, out, n_out);
 }
 
-void linear_backward_serial(real *d_in, real *d_weight, real *d_bias, const real *d_out, const real *in,
+void linear_backward_serial(enum matmul_precision precision, real *d_in, real *d_weight, real *d_bias, const real *d_out, const real *in,
                             const real *weight, int n, int n_in, int n_out, int accumulate_d_in)
 {
-    gemm_serial(TRANS, NO_TRANS, n_out, n_in, n, 1, d_out, n_out, in, n_in, 1, d_weight, n_in);
+    gemm_serial_as(precision, TRANS, NO_TRANS, n_out, n_in, n, 1, d_out, n_out, in, n_in, 1, d_weight, n_in);
     if (d_bias) column_sums_add(d_bias, d_out, n, n_out);   // nested region: runs on this thread
     if (d_in)
-        gemm_serial(NO_TRANS, NO_TRANS, n, n_in, n_out, 1, d_out, n_out, weight, n_in,
+        gemm_serial_as(precision, NO_TRANS, NO_TRANS, n, n_in, n_out, 1, d_out, n_out, weight, n_in,
                     accumulate_d_in ? 1 : 0, d_in, n_in);
 }

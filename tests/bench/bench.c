@@ -8,7 +8,10 @@
 // each one sees, attention's q k^T and p v); a training step counts 3 forwards (backward = 2x).
 // Each case prints a line for people and a `bench impl=promoe key=value ...` line for run.sh.
 // `--save DIR` writes each case's initial weights as DIR/<case>.safetensors (the PyTorch bench
-// loads them, so both sides route the same tokens to the same experts).
+// loads them, so both sides route the same tokens to the same experts). `--precision bf16` runs the
+// model's products in bf16 (train.precision), and the per-product rates on our bf16 kernels.
+// `--peak` prints the machine's fp32 FMA and bf16 dot-product peaks from a probe (peak.h);
+// `--blis-arch` the BLIS_ARCH_TYPE our BLIS runs with, so PyTorch can be given the same kernels.
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +28,7 @@
 #include "model/dit.h"
 #include "nn/embed.h"
 #include "optim/adamw.h"
+#include "peak.h"
 
 #define GEMM_MIN_SECONDS 0.2
 #define CONFIG_TEXT_MAX (1 << 16)
@@ -38,11 +42,17 @@ struct bench_case {
     "data.path=x", "data.labels=y", "data.channels=4", "data.image_size=32", "data.num_classes=1000"
 #define PROMOE_MOE "model.moe.experts=E14A1S1U1", "model.moe.router=prototype", "model.moe.conditional=true"
 
+// The precision of the timed products (--precision): the model's and the per-product rates'.
+static enum matmul_precision product_precision = MATMUL_FP32;
+
 static const struct bench_case cases[] = {
     {"mini-dense", "mini dense (28x28x1 p4 D192 depth 6, batch 128)", {"train.batch_size=128", NULL}},
     {"mini-promoe", "mini ProMoE E14A1S1U1 (batch 128)", {"train.batch_size=128", PROMOE_MOE, NULL}},
     {"dit-s2", "DiT-S/2 dense (32x32x4, batch 32)", {"train.batch_size=32", S2_SHAPE, NULL}},
     {"promoe-s", "ProMoE-S E14A1S1U1 (32x32x4, batch 32)", {"train.batch_size=32", S2_SHAPE, PROMOE_MOE, NULL}},
+    // a check that the bench runs (run.sh leaves it out unless BENCH_CASES names it)
+    {"tiny", "tiny dense (28x28x1 p7 D64 depth 2, batch 8)",
+     {"train.batch_size=8", "model.hidden=64", "model.depth=2", "model.heads=2", "model.patch=7", NULL}},
 };
 enum { N_CASES = sizeof cases / sizeof *cases };
 
@@ -84,12 +94,12 @@ static void gemm_shape_run(const struct gemm_shape *g, const real *a, const real
     int lda = g->trans_a ? g->m : g->k, ldb = g->trans_b ? g->k : g->n;
     size_t nc = (size_t)g->m * g->n;
     if (!g->parallel) {
-        gemm(g->trans_a, g->trans_b, g->m, g->n, g->k, 1, a, lda, b, ldb, 0, c, g->n);
+        gemm_as(product_precision, g->trans_a, g->trans_b, g->m, g->n, g->k, 1, a, lda, b, ldb, 0, c, g->n);
         return;
     }
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < g->parallel; i++)
-        gemm_serial(g->trans_a, g->trans_b, g->m, g->n, g->k, 1, a, lda, b, ldb, 0,
+        gemm_serial_as(product_precision, g->trans_a, g->trans_b, g->m, g->n, g->k, 1, a, lda, b, ldb, 0,
                     c + (size_t)omp_get_thread_num() * nc, g->n);
 }
 
@@ -179,8 +189,8 @@ static void blis_rates(const struct dit *m, int B, double rate[2])
         for (int p = 0; p < 3; p++) {
             struct gemm_shape g = p == 0 ? shapes[i] : backward_shape(&shapes[i], p - 1);
             double r = gemm_shape_rate(&g);
-            printf("  %-12s %-8s BLIS %6.1f GFLOP/s on %c%c m %5d n %5d k %5d, %4.1f%% of a forward's FLOPs",
-                   g.name, pass[p], r, g.trans_a ? 'T' : 'N', g.trans_b ? 'T' : 'N', g.m, g.n, g.k,
+            printf("  %-12s %-8s %s %6.1f GFLOP/s on %c%c m %5d n %5d k %5d, %4.1f%% of a forward's FLOPs",
+                   g.name, pass[p], product_precision == MATMUL_BF16 ? "bf16" : "BLIS", r, g.trans_a ? 'T' : 'N', g.trans_b ? 'T' : 'N', g.m, g.n, g.k,
                    100 * g.flops / flops);
             if (g.parallel) printf(" (%d independent products, one thread each)", g.parallel);
             printf("\n");
@@ -265,6 +275,7 @@ static int run_case(const struct bench_case *bc, int steps, const char *save_dir
     config_defaults(&cfg);
     for (int i = 0; bc->overrides[i]; i++)
         if (config_set(&cfg, bc->overrides[i]) < 0) return -1;
+    cfg.precision = product_precision == MATMUL_BF16 ? PRECISION_BF16 : PRECISION_FP32;
     if (config_validate(&cfg) < 0) return -1;
     struct dit m;
     int B = cfg.batch_size;
@@ -303,9 +314,10 @@ static int run_case(const struct bench_case *bc, int steps, const char *save_dir
                "%6.1f GFLOP/s (%3.0f%% of BLIS %5.1f)  peak RSS %.0f MB\n", bc->name, B / train_s, train_gf,
                100 * train_gf / blis[1], blis[1], B / sample_s, sample_gf, 100 * sample_gf / blis[0], blis[0],
                rss);
-        printf("bench impl=promoe case=%s threads=%d batch=%d forward_gflop=%.4f train_img_s=%.3f "
+        printf("bench impl=promoe case=%s precision=%s threads=%d batch=%d forward_gflop=%.4f train_img_s=%.3f "
                "train_gflops=%.3f sample_img_s=%.3f sample_gflops=%.3f blis_gflops=%.3f blis_train_gflops=%.3f "
-               "train_blis_frac=%.4f sample_blis_frac=%.4f rss_mb=%.1f\n", bc->id, threads, B, flops / 1e9,
+               "train_blis_frac=%.4f sample_blis_frac=%.4f rss_mb=%.1f\n", bc->id,
+               product_precision == MATMUL_BF16 ? "bf16" : "fp32", threads, B, flops / 1e9,
                B / train_s, train_gf, B / sample_s, sample_gf, blis[0], blis[1], train_gf / blis[1],
                sample_gf / blis[0], rss);
         fflush(stdout);
@@ -317,9 +329,20 @@ static int run_case(const struct bench_case *bc, int steps, const char *save_dir
 }
 
 static const char *const usage =
-    "usage: bench [--steps N] [--case ID] [--save DIR] [--list]\n"
-    "  cases: mini-dense mini-promoe dit-s2 promoe-s (default: all, in one process; run.sh runs one\n"
+    "usage: bench [--steps N] [--case ID] [--save DIR] [--precision fp32|bf16] [--list] [--peak] [--blis-arch]\n"
+    "  cases: mini-dense mini-promoe dit-s2 promoe-s tiny (default: all, in one process; run.sh runs one\n"
     "  per process so that the peak RSS is the case's own)";
+
+// --peak: one line for people, one `bench impl=probe` line for run.sh.
+static int print_peaks(void)
+{
+    double fma = peak_gflops(0), bf16 = peak_gflops(1);
+    printf("probe: %d threads, fp32 FMA peak %.1f GFLOP/s, bf16 dot-product peak %.1f GFLOP/s%s\n",
+           omp_get_max_threads(), fma, bf16, bf16 > 0 ? "" : " (no AVX512-BF16)");
+    printf("bench impl=probe threads=%d fma_peak_gflops=%.3f bf16_peak_gflops=%.3f\n", omp_get_max_threads(),
+           fma, bf16);
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -329,6 +352,14 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--case") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--save") && i + 1 < argc) save_dir = argv[++i];
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc && !strcmp(argv[i + 1], "fp32")) i++;
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc && !strcmp(argv[i + 1], "bf16"))
+            i++, product_precision = MATMUL_BF16;
+        else if (!strcmp(argv[i], "--peak")) return print_peaks();
+        else if (!strcmp(argv[i], "--blis-arch")) {
+            printf("%s\n", getenv("BLIS_ARCH_TYPE") ? getenv("BLIS_ARCH_TYPE") : "");
+            return 0;
+        }
         else if (!strcmp(argv[i], "--list")) {
             for (int c = 0; c < N_CASES; c++) printf("%s\t%s\n", cases[c].id, cases[c].name);
             return 0;
@@ -339,8 +370,13 @@ int main(int argc, char **argv)
     }
     if (steps < 1) steps = 1;
     blas_set_threads(omp_get_max_threads());
-    printf("promoe bench: %d threads, %d timed steps per case; FLOPs = 2 x multiply-adds of every matrix "
-           "product, training step = 3 forwards, sampling step = 2 forwards (CFG)\n", omp_get_max_threads(), steps);
+    if (blas_reserve_precision(product_precision, omp_get_max_threads()) < 0) {
+        fprintf(stderr, "bench: --precision bf16: %s\n", err_message());
+        return 1;
+    }
+    printf("promoe bench: %s products, %d threads, %d timed steps per case; FLOPs = 2 x multiply-adds of every matrix "
+           "product, training step = 3 forwards, sampling step = 2 forwards (CFG)\n",
+           product_precision == MATMUL_BF16 ? "bf16" : "fp32", omp_get_max_threads(), steps);
     int found = 0;
     for (int i = 0; i < N_CASES; i++) {
         if (only && strcmp(only, cases[i].id)) continue;

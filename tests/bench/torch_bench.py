@@ -6,6 +6,8 @@ eps - x0, t = 1000 sigma), forward, MSE on the first C output channels plus the 
 backward, global gradient norm, AdamW (lr 1e-4, no weight decay), EMA (0.9999).
 Sampling step: a conditional and a null-label forward of the whole batch without autograd, guidance
 (scale 1.5), an Euler update: what src/diffusion/sampler.c does for rectified flow.
+--precision bf16: forwards (and the loss) under torch.autocast("cpu", dtype=torch.bfloat16), PyTorch's
+mixed precision: bf16 matrix products, fp32 weights, optimizer state and EMA, as promoe's bf16.
 Run by tests/bench/run.sh with tcmalloc preloaded and OMP_NUM_THREADS / BLIS_NUM_THREADS set; prints
 a `bench impl=torch key=value ...` line (same keys as build/bench's; GFLOP/s uses forward_gflop as
 given by build/bench, since both run the same model).
@@ -35,7 +37,11 @@ def make_batch(x0, generator):
     return (1 - s) * x0 + s * eps, eps - x0, 1000 * sigma
 
 
-def train_seconds(model, ema, opt, x0, labels, steps, generator):
+def autocast(precision):
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def train_seconds(model, ema, opt, x0, labels, steps, generator, precision):
     C = model.channels
     params = [p for p in model.parameters() if p.requires_grad]
     ema_params = [ema[id(p)] for p in params]
@@ -45,11 +51,12 @@ def train_seconds(model, ema, opt, x0, labels, steps, generator):
         if step == 1:
             start = time.perf_counter()
         xt, target, t = make_batch(x0, generator)
-        out = model(xt, t, labels)
-        loss = torch.mean((out[:, :C] - target) ** 2)
-        aux = model.aux_loss()
-        if aux is not None:
-            loss = loss + aux
+        with autocast(precision):
+            out = model(xt, t, labels)
+            loss = torch.mean((out[:, :C].float() - target) ** 2)
+            aux = model.aux_loss()
+            if aux is not None:
+                loss = loss + aux.float()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, float("inf"))   # the global norm, as ours logs it
@@ -60,17 +67,17 @@ def train_seconds(model, ema, opt, x0, labels, steps, generator):
     return (time.perf_counter() - start) / steps
 
 
-def sample_seconds(model, x, t, labels, null_labels, steps):
+def sample_seconds(model, x, t, labels, null_labels, steps, precision):
     C = model.channels
     model.eval()
     start = 0.0
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision):
         x = x.clone()
         for step in range(steps + 1):
             if step == 1:
                 start = time.perf_counter()
-            cond = model(x, t, labels)[:, :C]
-            uncond = model(x, t, null_labels)[:, :C]
+            cond = model(x, t, labels)[:, :C].float()
+            uncond = model(x, t, null_labels)[:, :C].float()
             x = x - (1.0 / 50) * (uncond + 1.5 * (cond - uncond))
     return (time.perf_counter() - start) / steps
 
@@ -81,6 +88,8 @@ def main():
     ap.add_argument("--checkpoint", required=True, help="the case's weights, written by build/bench --save")
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: forwards under torch.autocast (bf16 products, fp32 weights)")
     ap.add_argument("--forward-gflop", type=float, default=0.0, help="model GFLOP of one forward (from build/bench)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -96,17 +105,17 @@ def main():
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.999),
                             eps=1e-8, weight_decay=0.0, foreach=True)
     ema = {id(p): p.detach().clone() for p in model.parameters() if p.requires_grad}
-    train_s = train_seconds(model, ema, opt, x0, labels, args.steps, generator)
+    train_s = train_seconds(model, ema, opt, x0, labels, args.steps, generator, args.precision)
     xt, _, t = make_batch(x0, generator)
-    sample_s = sample_seconds(model, xt, t, class_labels, null_labels, args.steps)
+    sample_s = sample_seconds(model, xt, t, class_labels, null_labels, args.steps, args.precision)
     rss = peak_rss_mb()
     f = args.forward_gflop
     print("%-44s train %7.1f img/s %6.1f GFLOP/s  sample+cfg %7.1f img/s %6.1f GFLOP/s  peak RSS %.0f MB "
-          "(%.0f MB before the model)" % ("PyTorch " + args.case, B / train_s, 3 * f / train_s,
+          "(%.0f MB before the model)" % ("PyTorch %s %s" % (args.precision, args.case), B / train_s, 3 * f / train_s,
                                           B / sample_s, 2 * f / sample_s, rss, base_rss))
-    print("bench impl=torch case=%s threads=%d batch=%d forward_gflop=%.4f train_img_s=%.3f train_gflops=%.3f "
+    print("bench impl=torch case=%s precision=%s threads=%d batch=%d forward_gflop=%.4f train_img_s=%.3f train_gflops=%.3f "
           "sample_img_s=%.3f sample_gflops=%.3f rss_mb=%.1f rss_base_mb=%.1f torch=%s"
-          % (args.case, args.threads, B, f, B / train_s, 3 * f / train_s, B / sample_s, 2 * f / sample_s, rss,
+          % (args.case, args.precision, args.threads, B, f, B / train_s, 3 * f / train_s, B / sample_s, 2 * f / sample_s, rss,
              base_rss, torch.__version__))
     return 0
 
