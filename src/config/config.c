@@ -27,6 +27,8 @@ enum key_flag {
     KEY_RESULTS = 1,  // part of the run id: changing it changes what training computes
     KEY_MIN_OPEN = 2, // the lower bound itself is excluded
     KEY_MAX_OPEN = 4, // the upper bound itself is excluded
+    KEY_ID_IF_SET = 8, // in the run id only when it differs from its default: keys added after
+                       // runs were recorded, so that those runs keep their ids
 };
 
 struct config_key {
@@ -52,7 +54,7 @@ static const char *const lr_schedule_names[] = {"constant", "cosine", NULL}; // 
 static const char *const data_names[] = {"fashion-mnist", "npy", NULL};
 #define ROUTER_NAME_ROW(name) #name,
 static const char *const router_names[] = {PROMOE_ROUTERS(ROUTER_NAME_ROW) NULL}; // config/routers.h
-static const char *const pool_scope_names[] = {"global", "rank", NULL};   // enum pool_scope
+static const char *const pool_scope_names[] = {"global", "rank", "samples", NULL};   // enum pool_scope
 static const char *const activation_names[] = {"default", "softmax", "sigmoid", "identity", NULL};
 
 // clang-format off
@@ -77,6 +79,7 @@ enum {
     RESULTS = KEY_RESULTS,
     RESULTS_MIN_OPEN = KEY_RESULTS | KEY_MIN_OPEN,
     RESULTS_MAX_OPEN = KEY_RESULTS | KEY_MAX_OPEN,
+    RESULTS_IF_SET = KEY_RESULTS | KEY_ID_IF_SET,
     OPERATIONAL = 0,
 };
 
@@ -110,7 +113,10 @@ static const struct config_key keys[] = {
     DOUBLE_KEY("model.moe.capacity", moe_capacity, "1.0", 0, 64, RESULTS_MIN_OPEN,
                "capacity factor of expert choice and DiffMoE"),
     ENUM_KEY("model.moe.pool_scope", moe_pool_scope, "global", pool_scope_names, RESULTS,
-             "batch-level router quantities over ranks: global (whole batch) or rank (own slice)"),
+             "batch-level router quantities: global (whole batch over ranks), rank (own slice) or "
+             "samples (groups of model.moe.pool_samples samples, as per-device pools)"),
+    INT_KEY("model.moe.pool_samples", moe_pool_samples, "0", 0, 1e6, RESULTS_IF_SET,
+            "samples per pool with pool_scope samples (must divide train.batch_size); 0 otherwise"),
     DOUBLE_KEY("model.moe.threshold_momentum", moe_threshold_momentum, "0.95", 0, 1, RESULTS,
                "momentum of the EMA inference thresholds (DiffMoE, Expert Race)"),
     STRING_KEY("model.moe.superclasses", moe_superclasses, "", NULL, RESULTS,
@@ -871,6 +877,19 @@ static void hex(const unsigned char *bytes, size_t n, char *out)
     for (size_t i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", bytes[i]);
 }
 
+// A KEY_ID_IF_SET key left at its default: the run id leaves it out.
+static int at_default_unhashed(const struct config *cfg, const struct config_key *key)
+{
+    if (!(key->flags & KEY_ID_IF_SET)) return 0;
+    struct config defaults;
+    char value[LINE_CAPACITY], default_value[LINE_CAPACITY];
+    config_defaults(&defaults);
+    struct text a = {value, sizeof value, 0}, b = {default_value, sizeof default_value, 0};
+    add_value(&a, cfg, key);
+    add_value(&b, &defaults, key);
+    return strcmp(value, default_value) == 0;
+}
+
 void config_run_id(const struct config *cfg, char out[17])
 {
     const struct config_key *sorted[KEY_COUNT];
@@ -880,7 +899,7 @@ void config_run_id(const struct config *cfg, char out[17])
     digest_or_bug(ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL));
     sorted_keys(sorted);
     for (size_t i = 0; i < KEY_COUNT; i++) {
-        if (!(sorted[i]->flags & KEY_RESULTS)) continue;
+        if (!(sorted[i]->flags & KEY_RESULTS) || at_default_unhashed(cfg, sorted[i])) continue;
         struct text t = {line, sizeof line, 0};
         text_add(&t, "%s: ", sorted[i]->name);
         add_value(&t, cfg, sorted[i]);

@@ -20,7 +20,7 @@ enum { ROUTER_COUNT = 0 PROMOE_ROUTERS(PROMOE_ROUTER_COUNT_ROW) };
 // identity for prototypes and Expert Race).
 enum moe_activation { ACTIVATION_DEFAULT, ACTIVATION_SOFTMAX, ACTIVATION_SIGMOID, ACTIVATION_IDENTITY };
 
-enum pool_scope { POOL_GLOBAL, POOL_RANK };
+enum pool_scope { POOL_GLOBAL, POOL_RANK, POOL_SAMPLES };
 enum { CONFIG_STRING_MAX = 512 };
 
 struct config {
@@ -44,6 +44,7 @@ struct config {
     double moe_alpha;      // model.moe.alpha: prototype score scale
     double moe_capacity;   // model.moe.capacity: expert-choice / DiffMoE capacity factor
     int moe_pool_scope;    // model.moe.pool_scope: enum pool_scope, data-parallel scope of pools
+    int moe_pool_samples;  // model.moe.pool_samples: samples per pool with scope samples
     double moe_threshold_momentum;  // model.moe.threshold_momentum: EMA of inference thresholds
     char moe_superclasses[CONFIG_STRING_MAX];  // model.moe.superclasses: class -> superclass file
 

@@ -195,11 +195,14 @@ static void km_plan(struct router_context *L, const real *x, const int *routed, 
     struct kmeans *r = L->router_state;
     int N = B * T, E = L->spec.routed, D = L->D;
     int may_update = L->training && L->update_buffers;   // frozen at inference and in gradient checks
-    if (may_update && r->initialised[0] == 0) initialise(L, x, routed, N, T);
+    // Pool groups (moe/pool.h): the first group's tokens alone draw and update the centroids, as
+    // replicas with per-rank pools keep rank 0's.
+    int pool_tokens = pool_group_samples(L, B) * T;
+    if (may_update && r->initialised[0] == 0) initialise(L, x, routed, pool_tokens, T);
     assign(r, x, routed, N, T, E, D);
     for (int n = 0; n < N; n++)
         if (r->assigned[n] >= 0) plan_add(&L->plan, r->assigned[n], n, KMEANS_GATE);
-    if (may_update && r->initialised[0] != 0) update_centroids(L, x, N, E, D);
+    if (may_update && r->initialised[0] != 0) update_centroids(L, x, pool_tokens, E, D);
     if (may_update) {   // a pool per rank: replicas keep rank 0's centroids
         pool_share_buffer(L, r->centroids, (size_t)E * D);
         pool_share_buffer(L, r->initialised, 1);

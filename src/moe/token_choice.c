@@ -67,7 +67,7 @@ static void tc_plan(struct router_context *L, const real *x, const int *routed, 
             plan_add(&L->plan, e, n, r->s[(size_t)n * E + e]);
         }
     if (L->training)
-        L->aux[AUX_BALANCE] = balance_loss(r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
+        L->aux[AUX_BALANCE] = balance_loss(r->s, r->topk, r->routed_token, N, pool_group_samples(L, B) * T, E, k, L->spec.activation,
                                            L->cfg->balance_weight, pool_is_global(L));
 }
 
@@ -78,7 +78,7 @@ static void tc_backward(struct router_context *L, const real *x, const int *rout
     int N = B * T, E = L->spec.routed, k = L->spec.active;
     (void)routed;
     plan_gate_gradients(p, r->d_s, N, E);
-    balance_loss_backward(r->d_s, r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
+    balance_loss_backward(r->d_s, r->s, r->topk, r->routed_token, N, pool_group_samples(L, B) * T, E, k, L->spec.activation,
                           L->cfg->balance_weight, pool_is_global(L));
     scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);
     gemm(TRANS, NO_TRANS, E, L->D, N, 1, r->d_z, E, x, L->D, 1, r->g, L->D);
