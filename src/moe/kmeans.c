@@ -135,13 +135,14 @@ static void initialise(struct router_context *L, const real *x, const int *route
     r->initialised[0] = 1;
 }
 
-// assigned[n] = argmin_e ||x_n - c_e||^2 (ties to the lower index), -1 for unrouted tokens.
-static void assign(struct kmeans *r, const real *x, const int *routed, int N, int T, int E, int D)
+// assigned[n] = argmin_e ||x_n - c_e||^2 (ties to the lower index), -1 for unrouted tokens; x [N, D].
+static void assign(const struct kmeans *r, int *assigned, const real *x, const int *routed, int N, int T, int E,
+                   int D)
 {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         if (!routed[n / T]) {
-            r->assigned[n] = -1;
+            assigned[n] = -1;
             continue;
         }
         const real *xn = x + (size_t)n * D;
@@ -159,7 +160,7 @@ static void assign(struct kmeans *r, const real *x, const int *routed, int N, in
                 best_distance = distance;
             }
         }
-        r->assigned[n] = best;
+        assigned[n] = best;
     }
 }
 
@@ -190,18 +191,38 @@ static void update_centroids(struct router_context *L, const real *x, int N, int
             r->centroids[(size_t)e * D + d] = (real)(r->sums[(size_t)e * D + d] / r->count[e]);
 }
 
+// The first training forward: each pool group (moe/pool.h) draws centroids from its own tokens and
+// assigns them with those, as each rank of per-rank pools does before replicas take rank 0's; so
+// the groups run last to first and the first group's centroids (and flag) remain. One group: the
+// draw from the whole batch.
+static void initialise_groups(struct router_context *L, const real *x, const int *routed, int B, int T)
+{
+    struct kmeans *r = L->router_state;
+    int E = L->spec.routed, D = L->D, P = pool_group_samples(L, B), last = pool_group_count(L, B) - 1;
+    for (int g = last; g >= 0; g--) {
+        int first = g * P, samples = B - first < P ? B - first : P;
+        size_t token = (size_t)first * T;
+        if (g < last) {   // undo the later group's draw: a group that cannot draw keeps zero centroids
+            memset(r->centroids, 0, sizeof(real) * E * D);
+            r->initialised[0] = 0;
+        }
+        initialise(L, x + token * D, routed + first, samples * T, T);
+        assign(r, r->assigned + token, x + token * D, routed + first, samples * T, T, E, D);
+    }
+}
+
 static void km_plan(struct router_context *L, const real *x, const int *routed, int B, int T)
 {
     struct kmeans *r = L->router_state;
     int N = B * T, E = L->spec.routed, D = L->D;
     int may_update = L->training && L->update_buffers;   // frozen at inference and in gradient checks
-    // Pool groups (moe/pool.h): the first group's tokens alone draw and update the centroids, as
-    // replicas with per-rank pools keep rank 0's.
     int pool_tokens = pool_group_samples(L, B) * T;
-    if (may_update && r->initialised[0] == 0) initialise(L, x, routed, pool_tokens, T);
-    assign(r, x, routed, N, T, E, D);
+    if (may_update && r->initialised[0] == 0) initialise_groups(L, x, routed, B, T);
+    else assign(r, r->assigned, x, routed, N, T, E, D);
     for (int n = 0; n < N; n++)
         if (r->assigned[n] >= 0) plan_add(&L->plan, r->assigned[n], n, KMEANS_GATE);
+    // Pool groups (moe/pool.h): the first group's tokens alone update the centroids, as replicas
+    // with per-rank pools keep rank 0's.
     if (may_update && r->initialised[0] != 0) update_centroids(L, x, pool_tokens, E, D);
     if (may_update) {   // a pool per rank: replicas keep rank 0's centroids
         pool_share_buffer(L, r->centroids, (size_t)E * D);
