@@ -384,9 +384,22 @@ static void dm_backward(struct router_context *L, const real *x, const int *rout
     if (r->trained) predictor_backward(r, D, E, L->cfg->capacity_weight, pool_token_gradient_scale(L));
 }
 
+// Shared experts: the official DiffMoE layout's shared expert is a GELU MLP of width 8D, twice the
+// routed experts' width, and the layer gives shared and routed experts one width; refused rather
+// than silently different.
+static int dm_check(const struct moe_spec *spec, const struct config *cfg)
+{
+    if (spec->shared > 0)
+        return err("model.moe.experts '%s' has %d shared experts, but router diffmoe follows DiffMoE, whose "
+                   "shared expert is a GELU MLP of width 8D while its routed experts are 4D; this harness "
+                   "gives every expert one width (model.moe.hidden); use S0",
+                   cfg->moe_experts, spec->shared);
+    return 0;
+}
+
 const struct router_ops router_diffmoe = {
     .default_activation = ACTIVATION_SOFTMAX,
-    .check = NULL,
+    .check = dm_check,
     .aux = AUX_BIT(AUX_CAPACITY),
     .add_params = dm_add_params,
     .bind = dm_bind,

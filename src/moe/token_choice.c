@@ -85,9 +85,20 @@ static void tc_backward(struct router_context *L, const real *x, const int *rout
     gemm(NO_TRANS, NO_TRANS, N, L->D, E, 1, r->d_z, E, r->w, L->D, 1, d_x, L->D);
 }
 
+// Shared experts: the official TC-DiT layout's shared expert is a SwiGLU MLP, which the layer
+// does not build (its shared experts are GELU MLPs); refused rather than silently different.
+static int tc_check(const struct moe_spec *spec, const struct config *cfg)
+{
+    if (spec->shared > 0)
+        return err("model.moe.experts '%s' has %d shared experts, but router token_choice follows TC-DiT, whose "
+                   "shared expert is a SwiGLU MLP that this harness does not build; use S0",
+                   cfg->moe_experts, spec->shared);
+    return 0;
+}
+
 const struct router_ops router_token_choice = {
     .default_activation = ACTIVATION_SOFTMAX,
-    .check = NULL,
+    .check = tc_check,
     .aux = AUX_BIT(AUX_BALANCE),
     .add_params = tc_add_params,
     .bind = tc_bind,
