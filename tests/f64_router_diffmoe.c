@@ -210,5 +210,10 @@ int main(void)
     const char *cond_sigmoid[] = {"model.moe.experts=E5A1S0U1", "model.moe.conditional=true",
                                   "model.moe.activation=sigmoid"};
     check_capacity_loss("diffmoe conditional sigmoid + capacity loss", cond_sigmoid, 3, 1.0);
+    // Pools of one sample each (moe/pool.h): selection per pool, the BCE a mean over the pools.
+    const char *pools[] = {"model.moe.experts=E5A1S0U1", "model.moe.conditional=true", "model.moe.pool_scope=samples",
+                           "model.moe.pool_samples=1"};
+    gradcheck_diffmoe("diffmoe conditional, pools of 1 sample", pools, 4);
+    check_capacity_loss("diffmoe conditional + capacity loss, pools of 1 sample", pools, 4, 1.0);
     return test_summary("f64_router_diffmoe");
 }

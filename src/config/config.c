@@ -55,6 +55,8 @@ static const char *const data_names[] = {"fashion-mnist", "npy", NULL};
 #define ROUTER_NAME_ROW(name) #name,
 static const char *const router_names[] = {PROMOE_ROUTERS(ROUTER_NAME_ROW) NULL}; // config/routers.h
 static const char *const pool_scope_names[] = {"global", "rank", "samples", NULL};   // enum pool_scope
+static const char *const sim_off_diagonal_names[] = {"pairs", "all", NULL};   // enum sim_off_diagonal
+static const char *const sim_divide_names[] = {"tokens", "experts", NULL};     // enum sim_divide
 static const char *const activation_names[] = {"default", "softmax", "sigmoid", "identity", NULL};
 
 // clang-format off
@@ -119,6 +121,9 @@ static const struct config_key keys[] = {
             "samples per pool with pool_scope samples (must divide train.batch_size); 0 otherwise"),
     DOUBLE_KEY("model.moe.threshold_momentum", moe_threshold_momentum, "0.95", 0, 1, RESULTS,
                "momentum of the EMA inference thresholds (DiffMoE, Expert Race)"),
+    DOUBLE_KEY("model.moe.race_momentum", moe_race_momentum, "-1", -1, 1, RESULTS_IF_SET,
+               "momentum of Expert Race's EMA inference threshold (ROUTERS.md 3.4: 0.99); "
+               "-1 = model.moe.threshold_momentum"),
     STRING_KEY("model.moe.superclasses", moe_superclasses, "", NULL, RESULTS,
                "class -> superclass map of the classification router (one 'class superclass' per line)"),
     DOUBLE_KEY("loss.rcl.weight", rcl_weight, "1.0", 0, INFINITY, RESULTS,
@@ -129,6 +134,10 @@ static const struct config_key keys[] = {
                "load-balancing loss weight (DiT-MoE uses 0.01)"),
     DOUBLE_KEY("loss.router_sim.weight", router_sim_weight, "0", 0, INFINITY, RESULTS,
                "router similarity loss weight (Expert Race)"),
+    ENUM_KEY("loss.router_sim.off_diagonal", router_sim_off_diagonal, "pairs", sim_off_diagonal_names,
+             RESULTS_IF_SET, "router similarity W_ij (i != j) over the co-selections of expert pairs, or all of M'"),
+    ENUM_KEY("loss.router_sim.divide", router_sim_divide, "tokens", sim_divide_names, RESULTS_IF_SET,
+             "router similarity sum divided by the pool's routed tokens or by the number of experts"),
     DOUBLE_KEY("loss.cls.weight", cls_weight, "1.0", 0, INFINITY, RESULTS,
                "classification router cross-entropy weight"),
     DOUBLE_KEY("loss.plr.weight", plr_weight, "0", 0, INFINITY, RESULTS,

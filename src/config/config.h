@@ -21,6 +21,8 @@ enum { ROUTER_COUNT = 0 PROMOE_ROUTERS(PROMOE_ROUTER_COUNT_ROW) };
 enum moe_activation { ACTIVATION_DEFAULT, ACTIVATION_SOFTMAX, ACTIVATION_SIGMOID, ACTIVATION_IDENTITY };
 
 enum pool_scope { POOL_GLOBAL, POOL_RANK, POOL_SAMPLES };
+enum sim_off_diagonal { SIM_OFF_DIAGONAL_PAIRS, SIM_OFF_DIAGONAL_ALL };   // loss.router_sim.off_diagonal
+enum sim_divide { SIM_DIVIDE_TOKENS, SIM_DIVIDE_EXPERTS };                 // loss.router_sim.divide
 enum { CONFIG_STRING_MAX = 512 };
 
 struct config {
@@ -46,6 +48,7 @@ struct config {
     int moe_pool_scope;    // model.moe.pool_scope: enum pool_scope, data-parallel scope of pools
     int moe_pool_samples;  // model.moe.pool_samples: samples per pool with scope samples
     double moe_threshold_momentum;  // model.moe.threshold_momentum: EMA of inference thresholds
+    double moe_race_momentum;  // model.moe.race_momentum: Expert Race threshold EMA, -1 = the above
     char moe_superclasses[CONFIG_STRING_MAX];  // model.moe.superclasses: class -> superclass file
 
     // loss.* (auxiliary losses, each summed over MoE layers with its weight)
@@ -53,6 +56,8 @@ struct config {
     double rcl_tau;        // loss.rcl.tau
     double balance_weight; // loss.balance.weight: Switch load-balancing loss
     double router_sim_weight;  // loss.router_sim.weight: Expert Race router similarity
+    int router_sim_off_diagonal;   // loss.router_sim.off_diagonal: enum sim_off_diagonal
+    int router_sim_divide;         // loss.router_sim.divide: enum sim_divide
     double cls_weight;     // loss.cls.weight: classification router cross-entropy
     double capacity_weight;    // loss.capacity.weight: DiffMoE capacity predictor BCE
     double plr_weight;     // loss.plr.weight: per-layer regularisation heads on MoE blocks (Expert Race)

@@ -177,7 +177,7 @@ static void threshold_update(const struct router_context *L, struct expert_race 
     double value = tau_b;
     if (pool_ranks(L) == 1) raced = pool_mean_where_present(&value, raced) > 0;
     if (!raced) return;
-    double momentum = L->spec.threshold_momentum;
+    double momentum = L->cfg->moe_race_momentum >= 0 ? L->cfg->moe_race_momentum : L->spec.threshold_momentum;
     if (*r->tau_set > (real)THRESHOLD_SET_LEVEL)
         *r->tau = (real)(momentum * (double)*r->tau + (1 - momentum) * value);
     else
@@ -198,7 +198,8 @@ static void threshold_select(struct expert_race *r, int N, int E)
 // ---- router similarity loss (3.4 [R], Eq. 9-11 reconstructed) ----
 
 // W [E, E] from the selection mask M of tokens [start, end): M' = M^T M; W_ii = E M'_ii / sum_j M'_jj,
-// W_ij = (E^2 - E) M'_ij / sum_{a != b} M'_ab (0 when no two experts are ever co-selected).
+// W_ij = (E^2 - E) M'_ij / sum_{a != b} M'_ab (0 when no two experts are ever co-selected), or
+// over sum_ab M'_ab with loss.router_sim.off_diagonal all (the two reimplementations, 3.4 [R]).
 // M' sums over the pool's tokens: over every rank with a global pool (integer counts below 2^24,
 // so the float sum is exact and the same on every rank).
 static void sim_weights(const struct router_context *L, struct expert_race *r, int start, int end, int E)
@@ -217,6 +218,8 @@ static void sim_weights(const struct router_context *L, struct expert_race *r, i
             if (i == j) diagonal += w[(size_t)i * E + j];
             else off_diagonal += w[(size_t)i * E + j];
         }
+    // loss.router_sim.off_diagonal all: the co-selections over the whole of M', diagonal included
+    if (L->cfg->router_sim_off_diagonal == SIM_OFF_DIAGONAL_ALL) off_diagonal += diagonal;
     for (int i = 0; i < E; i++)
         for (int j = 0; j < E; j++) {
             real *entry = &w[(size_t)i * E + j];
@@ -255,8 +258,10 @@ static double sim_loss_group(const struct router_context *L, struct expert_race 
          r->prob_w + (size_t)start * E, E);
     double sum = 0, share = pool_token_gradient_scale(L);
     for (size_t i = (size_t)start * E; i < (size_t)end * E; i++) sum += (double)r->prob[i] * r->prob_w[i];
-    r->sim_grad_scale[g] = 2 * weight * share / n_routed;
-    return weight * share * sum / n_routed;
+    // loss.router_sim.divide experts: (1/E) instead of (1/n), as one reimplementation writes it
+    double divisor = L->cfg->router_sim_divide == SIM_DIVIDE_EXPERTS ? (double)E : (double)n_routed;
+    r->sim_grad_scale[g] = 2 * weight * share / divisor;
+    return weight * share * sum / divisor;
 }
 
 // The similarity loss of every pool group with weight / groups (their mean). One group counts the
@@ -354,9 +359,20 @@ static void race_backward(struct router_context *L, const real *x, const int *ro
     gemm(NO_TRANS, NO_TRANS, N, L->D, E, 1, r->d_z, E, r->w, L->D, 1, d_x, L->D);
 }
 
+// model.moe.race_momentum: -1 (the shared model.moe.threshold_momentum) or a momentum in [0, 1].
+static int race_check(const struct moe_spec *spec, const struct config *cfg)
+{
+    (void)spec;
+    double m = cfg->moe_race_momentum;
+    if (m < 0 && m != -1)
+        return err("model.moe.race_momentum %g: expected -1 (use model.moe.threshold_momentum) or a momentum in "
+                   "[0, 1]", m);
+    return 0;
+}
+
 const struct router_ops router_expert_race = {
     .default_activation = ACTIVATION_IDENTITY,
-    .check = NULL,
+    .check = race_check,
     .aux = AUX_BIT(AUX_ROUTER_SIM),
     .add_params = race_add_params,
     .bind = race_bind,
