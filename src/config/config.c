@@ -57,6 +57,8 @@ static const char *const router_names[] = {PROMOE_ROUTERS(ROUTER_NAME_ROW) NULL}
 static const char *const pool_scope_names[] = {"global", "rank", "samples", NULL};   // enum pool_scope
 static const char *const sim_off_diagonal_names[] = {"pairs", "all", NULL};   // enum sim_off_diagonal
 static const char *const sim_divide_names[] = {"tokens", "experts", NULL};     // enum sim_divide
+static const char *const kmeans_distance_names[] = {"euclidean", "cosine", NULL};   // enum kmeans_distance
+static const char *const kmeans_gate_names[] = {"one", "softmax", NULL};            // enum kmeans_gate
 static const char *const activation_names[] = {"default", "softmax", "sigmoid", "identity", NULL};
 
 // clang-format off
@@ -124,6 +126,12 @@ static const struct config_key keys[] = {
     DOUBLE_KEY("model.moe.race_momentum", moe_race_momentum, "-1", -1, 1, RESULTS_IF_SET,
                "momentum of Expert Race's EMA inference threshold (ROUTERS.md 3.4: 0.99); "
                "-1 = model.moe.threshold_momentum"),
+    ENUM_KEY("model.moe.kmeans.distance", moe_kmeans_distance, "euclidean", kmeans_distance_names,
+             RESULTS_IF_SET, "k-means assignment: squared Euclidean distance, or cosine distance 1 - cos"),
+    ENUM_KEY("model.moe.kmeans.gate", moe_kmeans_gate, "one", kmeans_gate_names, RESULTS_IF_SET,
+             "k-means gate: 1, or softmax(-d^2) over the centroids at the chosen one"),
+    DOUBLE_KEY("model.moe.kmeans.momentum", moe_kmeans_momentum, "0", 0, 1, RESULTS_IF_SET | KEY_MAX_OPEN,
+               "k-means update c <- m c + (1 - m) mean of its tokens; 0 = replace by the mean"),
     STRING_KEY("model.moe.superclasses", moe_superclasses, "", NULL, RESULTS,
                "class -> superclass map of the classification router (one 'class superclass' per line)"),
     DOUBLE_KEY("loss.rcl.weight", rcl_weight, "1.0", 0, INFINITY, RESULTS,

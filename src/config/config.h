@@ -22,6 +22,8 @@ enum moe_activation { ACTIVATION_DEFAULT, ACTIVATION_SOFTMAX, ACTIVATION_SIGMOID
 
 enum pool_scope { POOL_GLOBAL, POOL_RANK, POOL_SAMPLES };
 enum sim_off_diagonal { SIM_OFF_DIAGONAL_PAIRS, SIM_OFF_DIAGONAL_ALL };   // loss.router_sim.off_diagonal
+enum kmeans_distance { KMEANS_EUCLIDEAN, KMEANS_COSINE };    // model.moe.kmeans.distance
+enum kmeans_gate { KMEANS_GATE_ONE, KMEANS_GATE_SOFTMAX };    // model.moe.kmeans.gate
 enum sim_divide { SIM_DIVIDE_TOKENS, SIM_DIVIDE_EXPERTS };                 // loss.router_sim.divide
 enum { CONFIG_STRING_MAX = 512 };
 
@@ -49,6 +51,9 @@ struct config {
     int moe_pool_samples;  // model.moe.pool_samples: samples per pool with scope samples
     double moe_threshold_momentum;  // model.moe.threshold_momentum: EMA of inference thresholds
     double moe_race_momentum;  // model.moe.race_momentum: Expert Race threshold EMA, -1 = the above
+    int moe_kmeans_distance;   // model.moe.kmeans.distance: enum kmeans_distance
+    int moe_kmeans_gate;       // model.moe.kmeans.gate: enum kmeans_gate
+    double moe_kmeans_momentum;    // model.moe.kmeans.momentum: centroid update momentum
     char moe_superclasses[CONFIG_STRING_MAX];  // model.moe.superclasses: class -> superclass file
 
     // loss.* (auxiliary losses, each summed over MoE layers with its weight)
