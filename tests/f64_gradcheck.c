@@ -176,6 +176,14 @@ int main(void)
     const char *proto_softmax[] = {"model.moe.experts=E5A1S2U0", "model.moe.router=prototype",
                                    "model.moe.activation=softmax", "model.moe.first=0", "model.moe.every=1"};
     gradcheck_dit("dit prototype softmax 2 shared", proto_softmax, 5);
+    // Pools of one sample each (moe/pool.h): the balance loss and RCL as means over the pools.
+    const char *tc_pools[] = {"model.moe.experts=E4A2S0U0", "model.moe.router=token_choice", "loss.balance.weight=0.5",
+                              "model.moe.pool_scope=samples", "model.moe.pool_samples=1"};
+    gradcheck_dit("dit token_choice+balance, pools of 1 sample", tc_pools, 5);
+    const char *proto_pools[] = {"model.moe.experts=E6A1S1U1", "model.moe.router=prototype",
+                                 "model.moe.conditional=true", "loss.rcl.weight=0.7", "loss.balance.weight=0.3",
+                                 "model.moe.pool_scope=samples", "model.moe.pool_samples=1"};
+    gradcheck_dit("dit prototype+rcl+balance, pools of 1 sample", proto_pools, 7);
     const char *plr[] = {"model.moe.experts=E4A1S0U0", "model.moe.router=token_choice", "loss.plr.weight=0.05"};
     gradcheck_dit("dit per-layer regularisation head", plr, 3);
     return test_summary("f64_gradcheck");

@@ -50,6 +50,10 @@ int main(void)
     // Conditional routing, softmax gates, cross-entropy on: the null-label sample bypasses the router.
     const char *softmax_ce[] = {"model.moe.experts=E4A1S1U1", "model.moe.conditional=true", "loss.cls.weight=0.7"};
     check_config("classification softmax + ce", map_two, softmax_ce, 3);
+    // Pools of one sample each (moe/pool.h): the cross-entropy is the mean of the pools'.
+    const char *pools[] = {"model.moe.experts=E4A1S1U1", "model.moe.conditional=true", "loss.cls.weight=0.7",
+                           "model.moe.pool_scope=samples", "model.moe.pool_samples=1"};
+    check_config("classification softmax + ce, pools of 1 sample", map_two, pools, 5);
     // The gate path alone (no cross-entropy).
     const char *gate_only[] = {"model.moe.experts=E4A1S1U1", "model.moe.conditional=true", "loss.cls.weight=0"};
     check_config("classification softmax gate only", map_two, gate_only, 3);

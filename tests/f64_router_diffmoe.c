@@ -204,11 +204,16 @@ int main(void)
     gradcheck_diffmoe("diffmoe softmax E4", softmax, 1);
     const char *sigmoid[] = {"model.moe.experts=E4A1S0U0", "model.moe.activation=sigmoid", "model.moe.capacity=2"};
     gradcheck_diffmoe("diffmoe sigmoid capacity 2", sigmoid, 3);
-    const char *cond[] = {"model.moe.experts=E6A1S1U1", "model.moe.conditional=true"};
-    gradcheck_diffmoe("diffmoe conditional shared", cond, 2);
+    const char *cond[] = {"model.moe.experts=E5A1S0U1", "model.moe.conditional=true"};
+    gradcheck_diffmoe("diffmoe conditional", cond, 2);
     check_capacity_loss("diffmoe + capacity loss", softmax, 1, 0.7);
-    const char *cond_sigmoid[] = {"model.moe.experts=E6A1S1U1", "model.moe.conditional=true",
+    const char *cond_sigmoid[] = {"model.moe.experts=E5A1S0U1", "model.moe.conditional=true",
                                   "model.moe.activation=sigmoid"};
     check_capacity_loss("diffmoe conditional sigmoid + capacity loss", cond_sigmoid, 3, 1.0);
+    // Pools of one sample each (moe/pool.h): selection per pool, the BCE a mean over the pools.
+    const char *pools[] = {"model.moe.experts=E5A1S0U1", "model.moe.conditional=true", "model.moe.pool_scope=samples",
+                           "model.moe.pool_samples=1"};
+    gradcheck_diffmoe("diffmoe conditional, pools of 1 sample", pools, 4);
+    check_capacity_loss("diffmoe conditional + capacity loss, pools of 1 sample", pools, 4, 1.0);
     return test_summary("f64_router_diffmoe");
 }

@@ -31,6 +31,15 @@ static void test_gradients(void)
     gradcheck_dit("expert_race softmax every block + sim", softmax, 6);
     const char *race_only[] = {"model.moe.experts=E4A1S1U0", "model.moe.router=expert_race"};
     gradcheck_dit("expert_race without sim", race_only, 2);
+    // The similarity loss's other normalisations, and pools of one sample each (moe/pool.h).
+    const char *all_divide_experts[] = {"model.moe.experts=E5A2S0U0", "model.moe.router=expert_race",
+                                        "loss.router_sim.weight=0.5", "loss.router_sim.off_diagonal=all",
+                                        "loss.router_sim.divide=experts"};
+    gradcheck_dit("expert_race sim over all of M', divided by E", all_divide_experts, 5);
+    const char *pools[] = {"model.moe.experts=E6A1S1U1", "model.moe.router=expert_race",
+                           "model.moe.conditional=true", "loss.router_sim.weight=0.3",
+                           "model.moe.pool_scope=samples", "model.moe.pool_samples=1"};
+    gradcheck_dit("expert_race conditional + sim, pools of 1 sample", pools, 6);
 }
 
 // ---- the similarity loss's value ----
@@ -111,24 +120,36 @@ static double sim_reference(struct layer *f, double weight)
                 m += M[(size_t)n * E + i] * M[(size_t)n * E + j];
                 pp += P[(size_t)n * E + i] * P[(size_t)n * E + j];
             }
-            double wij = i == j ? E * m / diag : off > 0 ? ((double)E * E - E) * m / off : 0;
+            double off_norm = f->cfg.router_sim_off_diagonal == SIM_OFF_DIAGONAL_ALL ? off + diag : off;
+            double wij = i == j ? E * m / diag : off_norm > 0 ? ((double)E * E - E) * m / off_norm : 0;
             loss += wij * pp;
         }
     free(P); free(M);
-    return weight * loss / N;
+    return weight * loss / (f->cfg.router_sim_divide == SIM_DIVIDE_EXPERTS ? E : N);
 }
 
+// Both normalisations of each kind (loss.router_sim.off_diagonal, loss.router_sim.divide); the
+// four values differ, so each option is seen to act.
 static void test_sim_value(void)
 {
-    struct layer f;
-    int labels[4] = {0, 1, 2, 3};
-    layer_open(&f, "E7A2S1U0", 0.25, 4, 6);
-    fill_normal(f.x, (size_t)4 * 6 * 16, 1);
-    moe_forward(&f.L, f.y, f.x, labels, 4, 6);
-    double ref = sim_reference(&f, 0.25);
-    CHECK(fabs(f.L.aux[AUX_ROUTER_SIM] - ref) <= SIM_TOLERANCE * fabs(ref) && ref > 0,
-          "router_sim %.15g, formula %.15g", f.L.aux[AUX_ROUTER_SIM], ref);
-    layer_close(&f);
+    double seen[4];
+    for (int c = 0; c < 4; c++) {
+        struct layer f;
+        int labels[4] = {0, 1, 2, 3};
+        layer_open(&f, "E7A2S1U0", 0.25, 4, 6);
+        f.cfg.router_sim_off_diagonal = c & 1 ? SIM_OFF_DIAGONAL_ALL : SIM_OFF_DIAGONAL_PAIRS;
+        f.cfg.router_sim_divide = c & 2 ? SIM_DIVIDE_EXPERTS : SIM_DIVIDE_TOKENS;
+        rng_init(&test_rng, 2025, 1, RNG_TEST, 4);   // the same tokens for every case
+        fill_normal(f.x, (size_t)4 * 6 * 16, 1);
+        moe_forward(&f.L, f.y, f.x, labels, 4, 6);
+        double ref = sim_reference(&f, 0.25);
+        seen[c] = f.L.aux[AUX_ROUTER_SIM];
+        CHECK(fabs(seen[c] - ref) <= SIM_TOLERANCE * fabs(ref) && ref > 0,
+              "router_sim (off_diagonal %d, divide %d) %.15g, formula %.15g", c & 1, c >> 1, seen[c], ref);
+        layer_close(&f);
+    }
+    CHECK(seen[0] != seen[1] && seen[0] != seen[2] && seen[1] != seen[3], "router_sim options change nothing: %g %g %g",
+          seen[0], seen[1], seen[2]);
 }
 
 // No two experts ever chosen by the same token: the off-diagonal weights must be 0, not 0/0.

@@ -276,7 +276,7 @@ static void test_set(void)
     expect_set_error("objective=flow",
                      "--set 'objective=flow': expected one of rf|ddpm, got 'flow'");
     expect_set_error("model.moe.pool_scope=node",
-                     "--set 'model.moe.pool_scope=node': expected one of global|rank, got 'node'");
+                     "--set 'model.moe.pool_scope=node': expected one of global|rank|samples, got 'node'");
     expect_set_error("model=3", "--set 'model=3': 'model' is a section, not a key");
     expect_set_error("=3", "--set '=3': unknown key");
 }
@@ -369,7 +369,7 @@ static void test_canonical(void)
         CHECK(!previous || strcmp(previous, line) < 0, "not sorted at '%.20s'", line);
         previous = line;
     }
-    CHECK(lines == 73, "%d canonical lines", lines);
+    CHECK(lines == 80, "%d canonical lines", lines);
 
     char small[10];
     CHECK(config_canonical(&cfg, small, sizeof small) == n && strlen(small) == 9,
@@ -446,6 +446,21 @@ static void test_run_id(void)
         CHECK(strcmp(base, other) == 0, "--set '%s' changed the run id", neutral[i]);
     }
 
+    // The defaults' id as computed before model.moe.pool_samples existed: a key that enters the id
+    // only when set leaves every earlier run's id as it was.
+    CHECK(strcmp(base, "2dbd5bbc05b348b0") == 0, "default run id %s, recorded runs have 2dbd5bbc05b348b0", base);
+    run_id_of("model.moe.pool_samples=0", other);
+    CHECK(strcmp(base, other) == 0, "model.moe.pool_samples at its default changed the run id");
+    struct config pooled;
+    config_defaults(&pooled);
+    CHECK(config_set(&pooled, "model.moe.pool_scope=samples") == 0 &&
+              config_set(&pooled, "model.moe.pool_samples=64") == 0, "%s", err_message());
+    config_run_id(&pooled, other);
+    char scope_only[17];
+    run_id_of("model.moe.pool_scope=samples", scope_only);
+    CHECK(strcmp(other, scope_only) != 0 && strcmp(other, base) != 0,
+          "model.moe.pool_samples 64 did not change the run id");
+
     struct config nested, dotted;
     config_defaults(&nested), config_defaults(&dotted);
     config_load_file(&nested, FIXTURE("nested.yaml"));
@@ -505,7 +520,7 @@ static void test_print_list(void)
     CHECK(contains(listing, "(0, inf)") && contains(listing, "[0, 1)"), "open bounds");
     int rows = 0;
     for (const char *p = listing; (p = strchr(p, '\n')); p++) rows++;
-    CHECK(rows == 74, "%d rows (header + 73 keys)", rows);
+    CHECK(rows == 81, "%d rows (header + 80 keys)", rows);
     free(listing);
 }
 

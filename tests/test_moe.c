@@ -224,6 +224,18 @@ static void test_spec_parser(void)
     tiny(&cfg, (const char *[]){"model.moe.experts=E14A1S1U1", NULL});
     CHECK(moe_spec_from_config(&cfg, &s) < 0 && strstr(err_message(), "model.moe.conditional"),
           "unconditional experts without conditional routing: %s", err_message());
+    // Baseline routers refuse shared experts whose official layout the layer does not build.
+    const char *refused[][2] = {{"token_choice", "SwiGLU"}, {"expert_choice", "SwiGLU"}, {"diffmoe", "8D"}};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        char router[64];
+        snprintf(router, sizeof router, "model.moe.router=%s", refused[i][0]);
+        tiny(&cfg, (const char *[]){"model.moe.experts=E5A1S1U0", router, NULL});
+        CHECK(moe_spec_from_config(&cfg, &s) < 0 && strstr(err_message(), refused[i][1]) &&
+                  strstr(err_message(), "E5A1S1U0") && strstr(err_message(), refused[i][0]),
+              "%s with a shared expert: '%s'", refused[i][0], err_message());
+        tiny(&cfg, (const char *[]){"model.moe.experts=E4A1S0U0", router, NULL});
+        CHECK(moe_spec_from_config(&cfg, &s) == 0, "%s without shared experts: %s", refused[i][0], err_message());
+    }
 }
 
 // Every row of config/routers.h is a value of model.moe.router with a complete registry entry,

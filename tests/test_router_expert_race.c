@@ -172,12 +172,14 @@ static void check_race(struct layer *f, const real *x, int N, int k)
     CHECK(uneven > 0, "every token got exactly k experts: the race looks like per-token top-k");
 }
 
-static void test_race_and_threshold(void)
+// race_momentum: a model.moe.race_momentum setting, or NULL (the shared threshold momentum 0.9);
+// momentum: the EMA momentum that follows.
+static void test_race_and_threshold(const char *race_momentum, double momentum)
 {
     enum { B = 4, T = 16, N = B * T };
     struct layer f;
-    const char *sets[] = {"model.moe.experts=E9A2S1U0", "model.moe.threshold_momentum=0.9"};
-    CHECK(layer_open(&f, sets, 2, B, T) == 0, "layer: %s", err_message());
+    const char *sets[] = {"model.moe.experts=E9A2S1U0", "model.moe.threshold_momentum=0.9", race_momentum};
+    CHECK(layer_open(&f, sets, race_momentum ? 3 : 2, B, T) == 0, "layer: %s", err_message());
     static real x1[N * D], x2[N * D];
     int labels[B] = {0, 1, 2, 3};
     random_tokens(x1, N * D);
@@ -194,7 +196,7 @@ static void test_race_and_threshold(void)
 
     forward(&f, x2, labels, B, 1, 1);
     check_race(&f, x2, N, 2);
-    real tau_b2 = min_gate(&f), expected = (real)(0.9 * (double)tau_b1 + 0.1 * (double)tau_b2);
+    real tau_b2 = min_gate(&f), expected = (real)(momentum * (double)tau_b1 + (1 - momentum) * (double)tau_b2);
     CHECK(tau_b2 != tau_b1 && *f.tau == expected, "EMA: tau %.9g, expected %.9g (tau_b %.7f then %.7f)",
           *f.tau, expected, tau_b1, tau_b2);
     forward(&f, x1, labels, B, 1, 0);
@@ -202,6 +204,15 @@ static void test_race_and_threshold(void)
     forward(&f, x1, labels, B, 0, 1);
     CHECK(*f.tau == expected, "an inference forward moved tau");
     layer_close(&f);
+}
+
+// model.moe.race_momentum takes -1 (the shared key) or [0, 1]; -0.5 is refused with its key named.
+static void test_race_momentum_refused(void)
+{
+    struct layer f;
+    const char *sets[] = {"model.moe.experts=E9A2S1U0", "model.moe.race_momentum=-0.5"};
+    CHECK(layer_open(&f, sets, 2, 4, 16) < 0 && strstr(err_message(), "model.moe.race_momentum -0.5"),
+          "race_momentum -0.5: '%s'", err_message());
 }
 
 // Exact ties go to the lower (token, expert) index: two identical tokens whose experts 0 and 1
@@ -437,7 +448,9 @@ int main(void)
     rng_init(&test_rng, 77, 0, RNG_TEST, 0);
     omp_set_num_threads(2);
     test_tensors();
-    test_race_and_threshold();
+    test_race_and_threshold(NULL, 0.9);
+    test_race_and_threshold("model.moe.race_momentum=0.99", 0.99);
+    test_race_momentum_refused();
     test_ties();
     test_inference();
     test_conditional();

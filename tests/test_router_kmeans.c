@@ -401,6 +401,52 @@ static void test_no_gradient(void)
 }
 
 // Configurations the router refuses: a load-balancing weight (no scores), top-k above 1.
+static double cosine_of(const real *a, const real *b, int D)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (int d = 0; d < D; d++) ab += (double)a[d] * b[d], aa += (double)a[d] * a[d], bb += (double)b[d] * b[d];
+    return ab / (sqrt(aa) * sqrt(bb));
+}
+
+// model.moe.kmeans.distance and .gate on frozen centroids: each token goes to the centroid of the
+// least d^2 (squared Euclidean distance, or (1 - cos)^2: the largest cosine), with gate 1 or
+// softmax(-d^2) at that centroid (within 1e-5, and below 1 for some token, so not one-hot).
+static void test_distance_and_gate_options(void)
+{
+    for (int c = 0; c < 4; c++) {
+        int cosine = c & 1, softmax = c >> 1;
+        struct fixture f;
+        CHECK(fixture_open(&f, "E5A1S1U0", 0, 8, 2, 6) == 0, "fixture: %s", err_message());
+        f.cfg.moe_kmeans_distance = cosine ? KMEANS_COSINE : KMEANS_EUCLIDEAN;
+        f.cfg.moe_kmeans_gate = softmax ? KMEANS_GATE_SOFTMAX : KMEANS_GATE_ONE;
+        for (int i = 0; i < f.E * f.D; i++) f.centroids[i] = (real)(0.7 * rng_normal(&test_rng));
+        *f.flag = 1;
+        int labels[2] = {0, 1}, bad = 0, below_one = 0;
+        forward(&f, labels, 0, 0, 0);
+        const struct routing_plan *p = &f.L.plan;
+        for (int e = 0; e < f.E; e++)
+            for (int s = p->offset[e]; s < p->offset[e + 1]; s++) {
+                const real *xn = f.x + (size_t)p->token[s] * f.D;
+                double d2[8], sum = 0;
+                int best = 0;
+                for (int j = 0; j < f.E; j++) {
+                    const real *cj = f.centroids + (size_t)j * f.D;
+                    d2[j] = cosine ? pow(1 - cosine_of(xn, cj, f.D), 2) : squared_distance(xn, cj, f.D);
+                    best = d2[j] < d2[best] ? j : best;
+                }
+                for (int j = 0; j < f.E; j++) sum += exp(d2[best] - d2[j]);
+                double gate = softmax ? 1 / sum : 1;
+                bad += best != e || fabs(p->gate[s] - gate) > 1e-5;
+                below_one += p->gate[s] < 0.999;
+            }
+        CHECK(bad == 0 && p->n_slots == f.N, "distance %s, gate %s: %d of %d slots differ", cosine ? "cosine" : "euclidean",
+              softmax ? "softmax" : "one", bad, p->n_slots);
+        CHECK(softmax ? below_one > 0 : below_one == 0, "gate %s: %d gates below 1", softmax ? "softmax" : "one",
+              below_one);
+        fixture_close(&f);
+    }
+}
+
 static void test_refusals(void)
 {
     struct fixture f;
@@ -559,6 +605,7 @@ int main(void)
     test_unconditional_clustering();
     test_determinism();
     test_no_gradient();
+    test_distance_and_gate_options();
     test_refusals();
     test_mini_configs();
     test_training_determinism();

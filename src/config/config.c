@@ -56,7 +56,11 @@ static const char *const moments_names[] = {"none", "logvar", "std", NULL}; // e
 static const char *const latents_sample_names[] = {"posterior", "mean", NULL}; // enum latents_sample
 #define ROUTER_NAME_ROW(name) #name,
 static const char *const router_names[] = {PROMOE_ROUTERS(ROUTER_NAME_ROW) NULL}; // config/routers.h
-static const char *const pool_scope_names[] = {"global", "rank", NULL};   // enum pool_scope
+static const char *const pool_scope_names[] = {"global", "rank", "samples", NULL};   // enum pool_scope
+static const char *const sim_off_diagonal_names[] = {"pairs", "all", NULL};   // enum sim_off_diagonal
+static const char *const sim_divide_names[] = {"tokens", "experts", NULL};     // enum sim_divide
+static const char *const kmeans_distance_names[] = {"euclidean", "cosine", NULL};   // enum kmeans_distance
+static const char *const kmeans_gate_names[] = {"one", "softmax", NULL};            // enum kmeans_gate
 static const char *const activation_names[] = {"default", "softmax", "sigmoid", "identity", NULL};
 static const char *const precision_names[] = {"fp32", "bf16", NULL};   // enum precision
 
@@ -117,9 +121,21 @@ static const struct config_key keys[] = {
     DOUBLE_KEY("model.moe.capacity", moe_capacity, "1.0", 0, 64, RESULTS_MIN_OPEN,
                "capacity factor of expert choice and DiffMoE"),
     ENUM_KEY("model.moe.pool_scope", moe_pool_scope, "global", pool_scope_names, RESULTS,
-             "batch-level router quantities over ranks: global (whole batch) or rank (own slice)"),
+             "batch-level router quantities: global (whole batch over ranks), rank (own slice) or "
+             "samples (groups of model.moe.pool_samples samples, as per-device pools)"),
+    INT_KEY("model.moe.pool_samples", moe_pool_samples, "0", 0, 1e6, ADDED,
+            "samples per pool with pool_scope samples (must divide train.batch_size); 0 otherwise"),
     DOUBLE_KEY("model.moe.threshold_momentum", moe_threshold_momentum, "0.95", 0, 1, RESULTS,
                "momentum of the EMA inference thresholds (DiffMoE, Expert Race)"),
+    DOUBLE_KEY("model.moe.race_momentum", moe_race_momentum, "-1", -1, 1, ADDED,
+               "momentum of Expert Race's EMA inference threshold (ROUTERS.md 3.4: 0.99); "
+               "-1 = model.moe.threshold_momentum"),
+    ENUM_KEY("model.moe.kmeans.distance", moe_kmeans_distance, "euclidean", kmeans_distance_names,
+             ADDED, "k-means assignment: squared Euclidean distance, or cosine distance 1 - cos"),
+    ENUM_KEY("model.moe.kmeans.gate", moe_kmeans_gate, "one", kmeans_gate_names, ADDED,
+             "k-means gate: 1, or softmax(-d^2) over the centroids at the chosen one"),
+    DOUBLE_KEY("model.moe.kmeans.momentum", moe_kmeans_momentum, "0", 0, 1, ADDED | KEY_MAX_OPEN,
+               "k-means update c <- m c + (1 - m) mean of its tokens; 0 = replace by the mean"),
     STRING_KEY("model.moe.superclasses", moe_superclasses, "", NULL, RESULTS,
                "class -> superclass map of the classification router (one 'class superclass' per line)"),
     DOUBLE_KEY("loss.rcl.weight", rcl_weight, "1.0", 0, INFINITY, RESULTS,
@@ -130,6 +146,10 @@ static const struct config_key keys[] = {
                "load-balancing loss weight (DiT-MoE uses 0.01)"),
     DOUBLE_KEY("loss.router_sim.weight", router_sim_weight, "0", 0, INFINITY, RESULTS,
                "router similarity loss weight (Expert Race)"),
+    ENUM_KEY("loss.router_sim.off_diagonal", router_sim_off_diagonal, "pairs", sim_off_diagonal_names,
+             ADDED, "router similarity W_ij (i != j) over the co-selections of expert pairs, or all of M'"),
+    ENUM_KEY("loss.router_sim.divide", router_sim_divide, "tokens", sim_divide_names, ADDED,
+             "router similarity sum divided by the pool's routed tokens or by the number of experts"),
     DOUBLE_KEY("loss.cls.weight", cls_weight, "1.0", 0, INFINITY, RESULTS,
                "classification router cross-entropy weight"),
     DOUBLE_KEY("loss.plr.weight", plr_weight, "0", 0, INFINITY, RESULTS,

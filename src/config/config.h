@@ -20,7 +20,11 @@ enum { ROUTER_COUNT = 0 PROMOE_ROUTERS(PROMOE_ROUTER_COUNT_ROW) };
 // identity for prototypes and Expert Race).
 enum moe_activation { ACTIVATION_DEFAULT, ACTIVATION_SOFTMAX, ACTIVATION_SIGMOID, ACTIVATION_IDENTITY };
 
-enum pool_scope { POOL_GLOBAL, POOL_RANK };
+enum pool_scope { POOL_GLOBAL, POOL_RANK, POOL_SAMPLES };
+enum sim_off_diagonal { SIM_OFF_DIAGONAL_PAIRS, SIM_OFF_DIAGONAL_ALL };   // loss.router_sim.off_diagonal
+enum kmeans_distance { KMEANS_EUCLIDEAN, KMEANS_COSINE };    // model.moe.kmeans.distance
+enum kmeans_gate { KMEANS_GATE_ONE, KMEANS_GATE_SOFTMAX };    // model.moe.kmeans.gate
+enum sim_divide { SIM_DIVIDE_TOKENS, SIM_DIVIDE_EXPERTS };                 // loss.router_sim.divide
 // data.latents.moments: what the channel axis of a latents file holds (src/data/latents.h)
 enum latents_moments { MOMENTS_NONE, MOMENTS_LOGVAR, MOMENTS_STD };
 enum latents_sample { LATENTS_POSTERIOR, LATENTS_MEAN };   // data.latents.sample
@@ -48,7 +52,12 @@ struct config {
     double moe_alpha;      // model.moe.alpha: prototype score scale
     double moe_capacity;   // model.moe.capacity: expert-choice / DiffMoE capacity factor
     int moe_pool_scope;    // model.moe.pool_scope: enum pool_scope, data-parallel scope of pools
+    int moe_pool_samples;  // model.moe.pool_samples: samples per pool with scope samples
     double moe_threshold_momentum;  // model.moe.threshold_momentum: EMA of inference thresholds
+    double moe_race_momentum;  // model.moe.race_momentum: Expert Race threshold EMA, -1 = the above
+    int moe_kmeans_distance;   // model.moe.kmeans.distance: enum kmeans_distance
+    int moe_kmeans_gate;       // model.moe.kmeans.gate: enum kmeans_gate
+    double moe_kmeans_momentum;    // model.moe.kmeans.momentum: centroid update momentum
     char moe_superclasses[CONFIG_STRING_MAX];  // model.moe.superclasses: class -> superclass file
 
     // loss.* (auxiliary losses, each summed over MoE layers with its weight)
@@ -56,6 +65,8 @@ struct config {
     double rcl_tau;        // loss.rcl.tau
     double balance_weight; // loss.balance.weight: Switch load-balancing loss
     double router_sim_weight;  // loss.router_sim.weight: Expert Race router similarity
+    int router_sim_off_diagonal;   // loss.router_sim.off_diagonal: enum sim_off_diagonal
+    int router_sim_divide;         // loss.router_sim.divide: enum sim_divide
     double cls_weight;     // loss.cls.weight: classification router cross-entropy
     double capacity_weight;    // loss.capacity.weight: DiffMoE capacity predictor BCE
     double plr_weight;     // loss.plr.weight: per-layer regularisation heads on MoE blocks (Expert Race)

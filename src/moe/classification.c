@@ -211,13 +211,14 @@ static void softmax_double(double *p, const real *z, int E)
     for (int e = 0; e < E; e++) p[e] /= sum;
 }
 
-// L_cls = weight * mean over target samples of CE(Sbar_b, superclass(label_b)) (ROUTERS.md 3.6).
-static double cls_loss(const struct router_context *L, const int *routed, int B)
+// L_cls = weight * mean over the target samples b0 .. b1-1 of CE(Sbar_b, superclass(label_b))
+// (ROUTERS.md 3.6).
+static double cls_loss_pool(const struct router_context *L, const int *routed, int b0, int b1, double weight)
 {
     const struct classification *r = L->router_state;
     int E = L->spec.routed, count = 0;
     double sum = 0, p[E];
-    for (int b = 0; b < B; b++) {
+    for (int b = b0; b < b1; b++) {
         if (!cls_target(L, routed, b)) continue;
         softmax_double(p, r->z + (size_t)b * E, E);
         sum -= log(p[r->superclass[L->labels[b]]]);
@@ -225,24 +226,42 @@ static double cls_loss(const struct router_context *L, const int *routed, int B)
     }
     double totals[2] = {sum, count};   // the mean over the global batch with a global pool
     pool_sum_doubles(L, totals, 2);
-    return totals[1] ? L->cfg->cls_weight * totals[0] / totals[1] : 0;
+    return totals[1] ? weight * totals[0] / totals[1] : 0;
 }
 
-// d_z [B, N_c] += dL_cls/dSbar = weight (softmax(Sbar_b) - onehot) / count.
-static void cls_loss_backward(const struct router_context *L, real *d_z, const int *routed, int B)
+// The mean of the pool groups' losses (moe/pool.h; one group but with scope samples).
+static double cls_loss(const struct router_context *L, const int *routed, int B)
+{
+    int P = pool_group_samples(L, B), groups = pool_group_count(L, B);
+    double loss = 0;
+    for (int b0 = 0; b0 < B; b0 += P)
+        loss += cls_loss_pool(L, routed, b0, b0 + P < B ? b0 + P : B, L->cfg->cls_weight / groups);
+    return loss;
+}
+
+// d_z [B, N_c] += dL_cls/dSbar = weight (softmax(Sbar_b) - onehot) / count over samples b0 .. b1-1.
+static void cls_loss_backward_pool(const struct router_context *L, real *d_z, const int *routed, int b0, int b1,
+                                   double weight)
 {
     const struct classification *r = L->router_state;
     int E = L->spec.routed, count = 0;
-    for (int b = 0; b < B; b++) count += cls_target(L, routed, b);
+    for (int b = b0; b < b1; b++) count += cls_target(L, routed, b);
     pool_sum_ints(L, &count, 1);
     // times the world size with a global pool: the trainer averages rank gradients
-    double p[E], scale = count ? L->cfg->cls_weight / count * pool_token_gradient_scale(L) : 0;
-    for (int b = 0; b < B; b++) {
+    double p[E], scale = count ? weight / count * pool_token_gradient_scale(L) : 0;
+    for (int b = b0; b < b1; b++) {
         if (!cls_target(L, routed, b)) continue;
         softmax_double(p, r->z + (size_t)b * E, E);
         p[r->superclass[L->labels[b]]] -= 1;
         for (int e = 0; e < E; e++) d_z[(size_t)b * E + e] += (real)(scale * p[e]);
     }
+}
+
+static void cls_loss_backward(const struct router_context *L, real *d_z, const int *routed, int B)
+{
+    int P = pool_group_samples(L, B), groups = pool_group_count(L, B);
+    for (int b0 = 0; b0 < B; b0 += P)
+        cls_loss_backward_pool(L, d_z, routed, b0, b0 + P < B ? b0 + P : B, L->cfg->cls_weight / groups);
 }
 
 static void cls_plan(struct router_context *L, const real *x, const int *routed, int B, int T)

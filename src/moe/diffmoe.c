@@ -48,6 +48,9 @@ struct diffmoe {
     int *gathered_routed;                 // [W B] routed flags of every pool rank's samples
     int *all_pool;                        // [W N] the pool's global token indices, ascending
     int n_all, first;                     // pool size over every rank; this rank's first position
+    // Pool groups (moe/pool.h, scope samples): groups of group_tokens consecutive tokens, each its
+    // own pool; the capacity loss is the mean of theirs. groups = 1 otherwise.
+    int groups, group_tokens;
 };
 
 static int dm_add_params(struct router_context *L, struct param_table *t, const char *prefix)
@@ -160,11 +163,11 @@ static struct scored *rank_column(struct diffmoe *r, const real *v, const int *r
 }
 
 // Each expert e takes the count[e] tokens with the largest s[:, e] of a pool of n (s [*, E] at
-// rows[i]); this rank's tokens are pool positions first .. first + n_pool - 1: taken [n_pool, E].
+// rows[i]); this rank's tokens are pool positions first .. first + n_pool - 1: marks them in taken
+// [n_pool, E] (cleared by the caller).
 static void select_by_score(struct diffmoe *r, const real *s, const int *rows, int n, int first,
                             const int *count, int E)
 {
-    memset(r->taken, 0, sizeof(real) * r->n_pool * E);
 #pragma omp parallel for schedule(static)
     for (int e = 0; e < E; e++) {
         const struct scored *ranking = rank_column(r, s, rows, n, e, E);
@@ -248,6 +251,68 @@ static void update_thresholds(struct router_context *L, struct diffmoe *r, int k
     if (pool_ranks(L) == 1) pool_average_buffer(r->tau, E);   // as the reference's per-GPU pools do
 }
 
+// The plan from taken: pool order keeps tokens ascending within an expert.
+static void plan_entries(struct router_context *L, const struct diffmoe *r, int E)
+{
+    for (int e = 0; e < E; e++)
+        for (int i = 0; i < r->n_pool; i++) {
+            int n = r->pool[i];
+            if (r->taken[(size_t)i * E + e] != 0) plan_add(&L->plan, e, n, r->s[(size_t)n * E + e]);
+        }
+}
+
+// Pool positions [*first, *last) of group g's routed tokens (the pool is ascending).
+static void group_positions(const struct diffmoe *r, int g, int *first, int *last)
+{
+    int i = 0;
+    while (i < r->n_pool && r->pool[i] / r->group_tokens < g) i++;
+    *first = i;
+    while (i < r->n_pool && r->pool[i] / r->group_tokens == g) i++;
+    *last = i;
+}
+
+// BCE-with-logits over pool positions [first, last) times E, averaged, times weight.
+static double group_capacity_loss(const struct diffmoe *r, int first, int last, int E, double weight)
+{
+    size_t from = (size_t)first * E, to = (size_t)last * E;
+    if (to == from || weight == 0) return 0;
+    double sum = 0;
+    for (size_t i = from; i < to; i++) {
+        double l = r->pred[i];
+        sum += fmax(l, 0) - l * r->taken[i] + log1p(exp(-fabs(l)));
+    }
+    return weight * sum / (double)(to - from);
+}
+
+// Training over pool groups: each group's tokens are a pool of their own (selection, capacity k,
+// the k-th largest predicted probability), thresholds move by the mean of the groups' updates
+// (as per-rank updates averaged over ranks) and the capacity loss is the mean of the groups'.
+static void train_groups(struct router_context *L, struct diffmoe *r, int E)
+{
+    double momentum = L->spec.threshold_momentum, tau_sum[E], loss = 0;
+    int updated = 0, count[E];
+    memset(tau_sum, 0, sizeof tau_sum);
+    for (int g = 0; g < r->groups; g++) {
+        int first, last;
+        group_positions(r, g, &first, &last);
+        int n = last - first, k = training_capacity(n, E, L->spec.capacity);
+        for (int e = 0; e < E; e++) count[e] = k;
+        select_by_score(r, r->s, r->pool + first, n, -first, count, E);
+        loss += group_capacity_loss(r, first, last, E, L->cfg->capacity_weight / r->groups);
+        if (k < 1) continue;   // no k-th largest in this group: no threshold update from it
+        updated++;
+        for (int e = 0; e < E; e++) {
+            real q = rank_column(r, r->prob + (size_t)first * E, NULL, n, e, E)[k - 1].value;
+            tau_sum[e] += (real)(momentum * r->tau[e] + (1 - momentum) * q);
+        }
+    }
+    r->trained = 1;
+    L->aux[AUX_CAPACITY] = loss;
+    if (!L->update_buffers || !updated) return;
+    for (int e = 0; e < E; e++) r->tau[e] = (real)(tau_sum[e] / updated);
+    pool_average_buffer(r->tau, E);
+}
+
 static void dm_plan(struct router_context *L, const real *x, const int *routed, int B, int T)
 {
     struct diffmoe *r = L->router_state;
@@ -257,6 +322,14 @@ static void dm_plan(struct router_context *L, const real *x, const int *routed, 
     gather_pool(r, x, routed, N, T, D);
     predictor_forward(r, D, E);
     int k = 0;
+    memset(r->taken, 0, sizeof(real) * r->n_pool * E);
+    r->groups = pool_group_count(L, B);
+    r->group_tokens = pool_group_samples(L, B) * T;
+    if (L->training && r->groups > 1) {
+        train_groups(L, r, E);
+        plan_entries(L, r, E);
+        return;
+    }
     if (L->training) {   // k = floor(n/E * capacity) of the whole pool, over every pool rank
         gather_training_pool(L, r, routed, B, T);
         k = training_capacity(r->n_all, E, L->spec.capacity);
@@ -266,15 +339,23 @@ static void dm_plan(struct router_context *L, const real *x, const int *routed, 
         for (int e = 0; e < E; e++) count[e] = predicted_count(r, e, E);
         select_by_score(r, r->s, r->pool, r->n_pool, 0, count, E);
     }
-    for (int e = 0; e < E; e++)   // pool order keeps tokens ascending within an expert
-        for (int i = 0; i < r->n_pool; i++) {
-            int n = r->pool[i];
-            if (r->taken[(size_t)i * E + e] != 0) plan_add(&L->plan, e, n, r->s[(size_t)n * E + e]);
-        }
+    plan_entries(L, r, E);
     r->trained = L->training;
     if (!L->training) return;
     L->aux[AUX_CAPACITY] = capacity_loss(r, E, L->cfg->capacity_weight, pool_token_gradient_scale(L));
     if (L->update_buffers) update_thresholds(L, r, k, N, E, L->spec.threshold_momentum);
+}
+
+// d_pred of the mean of the groups' BCE: weight (sigmoid(pred) - M) / (groups n_g E).
+static void group_gradients(struct diffmoe *r, int E, double weight)
+{
+    for (int g = 0; g < r->groups; g++) {
+        int first, last;
+        group_positions(r, g, &first, &last);
+        if (last == first) continue;
+        real scale = (real)(weight / r->groups / ((double)(last - first) * E));
+        for (size_t i = (size_t)first * E; i < (size_t)last * E; i++) r->d_pred[i] = scale * (r->prob[i] - r->taken[i]);
+    }
 }
 
 // The predictor's BCE backward: d_pred = weight share (sigmoid(pred) - M) / (n_all E) over this
@@ -284,8 +365,12 @@ static void predictor_backward(struct diffmoe *r, int D, int E, double weight, d
 {
     int n = r->n_pool;
     if (n == 0 || weight == 0) return;
-    real scale = (real)(weight * share / ((double)r->n_all * E));
-    for (size_t i = 0; i < (size_t)n * E; i++) r->d_pred[i] = scale * (r->prob[i] - r->taken[i]);
+    if (r->groups > 1) {
+        group_gradients(r, E, weight);
+    } else {
+        real scale = (real)(weight * share / ((double)r->n_all * E));
+        for (size_t i = 0; i < (size_t)n * E; i++) r->d_pred[i] = scale * (r->prob[i] - r->taken[i]);
+    }
     linear_backward(MATMUL_FP32, r->d_h_post, r->g_w2, r->g_b2, r->d_pred, r->h_post, r->w2, n, D, E, 0);
     silu_backward(r->d_h_pre, r->d_h_post, r->h_pre, (size_t)n * D);
     linear_backward(MATMUL_FP32, NULL, r->g_w0, r->g_b0, r->d_h_pre, r->pool_x, r->w0, n, D, D, 0);
@@ -304,10 +389,23 @@ static void dm_backward(struct router_context *L, const real *x, const int *rout
     if (r->trained) predictor_backward(r, D, E, L->cfg->capacity_weight, pool_token_gradient_scale(L));
 }
 
+// Shared experts: the official DiffMoE layout's shared expert is a GELU MLP of width 8D, twice the
+// routed experts' width, and the layer gives shared and routed experts one width; refused rather
+// than silently different.
+static int dm_check(const struct moe_spec *spec, const struct config *cfg)
+{
+    if (spec->shared > 0)
+        return err("model.moe.experts '%s' has %d shared experts, but router diffmoe follows DiffMoE, whose "
+                   "shared expert is a GELU MLP of width 8D while its routed experts are 4D; this harness "
+                   "gives every expert one width (model.moe.hidden); use S0",
+                   cfg->moe_experts, spec->shared);
+    return 0;
+}
+
 const struct router_ops router_diffmoe = {
     .expert_names = EXPERT_NAMES_FC,   // experts are timm Mlps in the official class
     .default_activation = ACTIVATION_SOFTMAX,
-    .check = NULL,
+    .check = dm_check,
     .aux = AUX_BIT(AUX_CAPACITY),
     .reads = ROUTER_READS_ACTIVATION | ROUTER_READS_CAPACITY | ROUTER_READS_THRESHOLD_MOMENTUM,
     .add_params = dm_add_params,

@@ -112,10 +112,21 @@ static void ec_backward(struct router_context *L, const real *x, const int *rout
     gemm(NO_TRANS, NO_TRANS, N, L->D, E, 1, r->d_z, E, r->w, L->D, 1, d_x, L->D);
 }
 
+// Shared experts: the official EC-DiT layout's shared expert is a SwiGLU MLP, which the layer
+// does not build (its shared experts are GELU MLPs); refused rather than silently different.
+static int ec_check(const struct moe_spec *spec, const struct config *cfg)
+{
+    if (spec->shared > 0)
+        return err("model.moe.experts '%s' has %d shared experts, but router expert_choice follows EC-DiT, whose "
+                   "shared expert is a SwiGLU MLP that this harness does not build; use S0",
+                   cfg->moe_experts, spec->shared);
+    return 0;
+}
+
 const struct router_ops router_expert_choice = {
     .expert_names = EXPERT_NAMES_FC,   // experts are timm Mlps in the official class
     .default_activation = ACTIVATION_SOFTMAX,
-    .check = NULL,
+    .check = ec_check,
     .aux = 0,
     .reads = ROUTER_READS_ACTIVATION | ROUTER_READS_CAPACITY,
     .add_params = ec_add_params,

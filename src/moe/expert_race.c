@@ -38,7 +38,8 @@ struct expert_race {
     struct race_entry *heap;      // [W N E] the race (W = pool ranks)
     real *gathered_s;             // [W N, E] every pool rank's scores (W > 1 only)
     int *gathered_routed;         // [W B] their samples' routed flags (W > 1 only)
-    double sim_grad_scale;        // dL_sim/dP = sim_grad_scale * prob_w; 0 when the loss is off
+    double *sim_grad_scale;       // [groups] dL_sim/dP = scale of the token's pool group * prob_w; 0: off
+    int groups, group_tokens;     // pool groups (moe/pool.h) of the last forward, tokens per group
 };
 
 // The entries that race: tokens g of s [n_tokens, E] whose sample g / T is routed; this rank's
@@ -47,6 +48,7 @@ struct race_field {
     const real *s;
     const int *routed;            // [n_tokens / T] per sample
     int n_tokens, T, first, n_routed;
+    int start;                    // tokens before it do not race (a pool group's first token)
 };
 
 // ---- parameters and buffers ----
@@ -94,6 +96,7 @@ static void race_layout(struct router_context *L, struct arena *a, int B, int T)
     r->routed_token = arena_ints(a, N);
     r->heap = (struct race_entry *)arena_reals(
         a, (W * N * E * sizeof(struct race_entry) + sizeof(real) - 1) / sizeof(real));
+    r->sim_grad_scale = (double *)arena_reals(a, pool_group_count(L, B) * sizeof(double) / sizeof(real));
     if (W == 1) return;
     r->gathered_s = arena_reals(a, W * N * E);
     r->gathered_routed = arena_ints(a, W * B);
@@ -127,7 +130,7 @@ static void sift_down(struct race_entry *h, size_t root, size_t size)
 // This rank's tokens alone: the race at inference (training_field gives the same with scope rank).
 static struct race_field local_field(struct expert_race *r, const int *routed, int N, int T, int n_routed)
 {
-    return (struct race_field){r->s, routed, N, T, 0, n_routed};
+    return (struct race_field){r->s, routed, N, T, 0, n_routed, 0};
 }
 
 // The training race over every pool rank's tokens, in the order one process gives the global batch
@@ -137,7 +140,7 @@ static struct race_field training_field(struct router_context *L, struct expert_
 {
     int N = B * T, W = pool_ranks(L);
     struct race_field f = {pool_gather_reals(L, r->s, (size_t)N * L->spec.routed, r->gathered_s),
-                           pool_gather_ints(L, routed, B, r->gathered_routed), W * N, T, pool_rank(L) * N, 0};
+                           pool_gather_ints(L, routed, B, r->gathered_routed), W * N, T, pool_rank(L) * N, 0, 0};
     for (int b = 0; b < W * B; b++) f.n_routed += f.routed[b] ? T : 0;
     return f;
 }
@@ -148,7 +151,7 @@ static struct race_field training_field(struct router_context *L, struct expert_
 static real race_select(struct expert_race *r, const struct race_field *f, int N, int E, int k)
 {
     size_t size = 0, winners = (size_t)f->n_routed * k, mine = (size_t)f->first * E;
-    for (int g = 0; g < f->n_tokens; g++)
+    for (int g = f->start; g < f->n_tokens; g++)
         for (int e = 0; f->routed[g / f->T] && e < E; e++) {
             r->heap[size].score = f->s[(size_t)g * E + e];
             r->heap[size++].index = g * E + e;
@@ -169,12 +172,12 @@ static real race_select(struct expert_race *r, const struct race_field *f, int N
 // Replicas must agree on tau and on its flag. A global race gives every rank the same tau_b; races
 // per rank use the mean tau_b of the ranks that raced any token, so a rank without routed tokens
 // neither keeps a stale tau nor leaves its flag unset while the others set theirs.
-static void threshold_update(const struct router_context *L, struct expert_race *r, real tau_b, int raced)
+static void threshold_update(const struct router_context *L, struct expert_race *r, double tau_b, int raced)
 {
     double value = tau_b;
     if (pool_ranks(L) == 1) raced = pool_mean_where_present(&value, raced) > 0;
     if (!raced) return;
-    double momentum = L->spec.threshold_momentum;
+    double momentum = L->cfg->moe_race_momentum >= 0 ? L->cfg->moe_race_momentum : L->spec.threshold_momentum;
     if (*r->tau_set > (real)THRESHOLD_SET_LEVEL)
         *r->tau = (real)(momentum * (double)*r->tau + (1 - momentum) * value);
     else
@@ -194,15 +197,16 @@ static void threshold_select(struct expert_race *r, int N, int E)
 
 // ---- router similarity loss (3.4 [R], Eq. 9-11 reconstructed) ----
 
-// W [E, E] from the selection mask M: M' = M^T M; W_ii = E M'_ii / sum_j M'_jj,
-// W_ij = (E^2 - E) M'_ij / sum_{a != b} M'_ab (0 when no two experts are ever co-selected).
+// W [E, E] from the selection mask M of tokens [start, end): M' = M^T M; W_ii = E M'_ii / sum_j M'_jj,
+// W_ij = (E^2 - E) M'_ij / sum_{a != b} M'_ab (0 when no two experts are ever co-selected), or
+// over sum_ab M'_ab with loss.router_sim.off_diagonal all (the two reimplementations, 3.4 [R]).
 // M' sums over the pool's tokens: over every rank with a global pool (integer counts below 2^24,
 // so the float sum is exact and the same on every rank).
-static void sim_weights(const struct router_context *L, struct expert_race *r, int N, int E)
+static void sim_weights(const struct router_context *L, struct expert_race *r, int start, int end, int E)
 {
     real *w = r->sim_w;
     memset(w, 0, sizeof(real) * E * E);
-    for (int n = 0; n < N; n++) {
+    for (int n = start; n < end; n++) {
         const int *m = r->selected + (size_t)n * E;
         for (int i = 0; i < E; i++)
             for (int j = 0; m[i] && j < E; j++) w[(size_t)i * E + j] += m[j];
@@ -214,6 +218,8 @@ static void sim_weights(const struct router_context *L, struct expert_race *r, i
             if (i == j) diagonal += w[(size_t)i * E + j];
             else off_diagonal += w[(size_t)i * E + j];
         }
+    // loss.router_sim.off_diagonal all: the co-selections over the whole of M', diagonal included
+    if (L->cfg->router_sim_off_diagonal == SIM_OFF_DIAGONAL_ALL) off_diagonal += diagonal;
     for (int i = 0; i < E; i++)
         for (int j = 0; j < E; j++) {
             real *entry = &w[(size_t)i * E + j];
@@ -222,29 +228,67 @@ static void sim_weights(const struct router_context *L, struct expert_race *r, i
         }
 }
 
-// L_sim = weight (1/n) sum_ij W_ij P'_ij with P' = P^T P, computed as weight (1/n) sum_t <P_t, (P W)_t>,
-// n the routed tokens of the pool (of every rank when global). W is symmetric, so dL/dP_t =
-// 2 weight / n (P W)_t; the backward keeps P and P W. This rank returns its tokens' share of the
-// sum, and both it and the gradient carry the pool's share factor (pool.h).
+// Tokens [*start, *end) of pool group g (moe/pool.h); the whole forward when there is one group.
+static void group_range(const struct expert_race *r, int g, int N, int *start, int *end)
+{
+    *start = g * r->group_tokens;
+    *end = N - *start < r->group_tokens ? N : *start + r->group_tokens;
+}
+
+static int routed_in(const struct expert_race *r, int start, int end)
+{
+    int n = 0;
+    for (int i = start; i < end; i++) n += r->routed_token[i];
+    return n;
+}
+
+// L_sim of pool group g = weight (1/n) sum_ij W_ij P'_ij with P' = P^T P over the group's tokens,
+// computed as weight (1/n) sum_t <P_t, (P W)_t>, n the routed tokens of the pool (of every rank
+// when global). W is symmetric, so dL/dP_t = 2 weight / n (P W)_t; the backward keeps P and P W.
+// This rank returns its tokens' share of the sum, and both it and the gradient carry the pool's
+// share factor (pool.h).
+static double sim_loss_group(const struct router_context *L, struct expert_race *r, int g, int N, int E,
+                             int n_routed, double weight)
+{
+    int start, end;
+    group_range(r, g, N, &start, &end);
+    if (n_routed == 0) return 0;
+    sim_weights(L, r, start, end, E);
+    gemm(NO_TRANS, NO_TRANS, end - start, E, E, 1, r->prob + (size_t)start * E, E, r->sim_w, E, 0,
+         r->prob_w + (size_t)start * E, E);
+    double sum = 0, share = pool_token_gradient_scale(L);
+    for (size_t i = (size_t)start * E; i < (size_t)end * E; i++) sum += (double)r->prob[i] * r->prob_w[i];
+    // loss.router_sim.divide experts: (1/E) instead of (1/n), as one reimplementation writes it
+    double divisor = L->cfg->router_sim_divide == SIM_DIVIDE_EXPERTS ? (double)E : (double)n_routed;
+    r->sim_grad_scale[g] = 2 * weight * share / divisor;
+    return weight * share * sum / divisor;
+}
+
+// The similarity loss of every pool group with weight / groups (their mean). One group counts the
+// routed tokens of the whole pool, n_routed (every rank's when global).
 static double sim_loss(const struct router_context *L, struct expert_race *r, int N, int E, int n_routed, double weight)
 {
     scores_activate(r->prob, r->z, N, E, ACTIVATION_SOFTMAX);
     for (int n = 0; n < N; n++)
         if (!r->routed_token[n]) memset(r->prob + (size_t)n * E, 0, sizeof(real) * E);
-    sim_weights(L, r, N, E);
-    gemm(NO_TRANS, NO_TRANS, N, E, E, 1, r->prob, E, r->sim_w, E, 0, r->prob_w, E);
-    double sum = 0, share = pool_token_gradient_scale(L);
-    for (size_t i = 0; i < (size_t)N * E; i++) sum += (double)r->prob[i] * r->prob_w[i];
-    r->sim_grad_scale = 2 * weight * share / n_routed;
-    return weight * share * sum / n_routed;
+    double loss = 0;
+    for (int g = 0; g < r->groups; g++) {
+        int start, end;
+        group_range(r, g, N, &start, &end);
+        int n_pool = r->groups > 1 ? routed_in(r, start, end) : n_routed;
+        loss += sim_loss_group(L, r, g, N, E, n_pool, weight / r->groups);
+    }
+    return loss;
 }
 
-// d_z [N, E] += the similarity loss's gradient through the softmax: P (g - <P, g>), g = scale P W.
+// d_z [N, E] += the similarity loss's gradient through the softmax: P (g - <P, g>), g = scale P W,
+// scale that of the token's pool group.
 static void sim_loss_backward(struct expert_race *r, int N, int E)
 {
-    real scale = (real)r->sim_grad_scale;
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
+        real scale = (real)r->sim_grad_scale[n / r->group_tokens];
+        if (scale == 0) continue;
         const real *p = r->prob + (size_t)n * E, *pw = r->prob_w + (size_t)n * E;
         real dot = 0;
         for (int e = 0; e < E; e++) dot += p[e] * scale * pw[e];
@@ -254,6 +298,23 @@ static void sim_loss_backward(struct expert_race *r, int N, int E)
 
 // ---- plan and backward ----
 
+// Training over pool groups (moe/pool.h, scope samples): each group races on its own; the
+// threshold follows the mean of the groups' race thresholds, as races per rank average theirs.
+static void race_groups(struct router_context *L, struct expert_race *r, const int *routed, int N, int T, int E,
+                        int k)
+{
+    double tau_sum = 0;
+    int raced = 0;
+    for (int g = 0; g < r->groups; g++) {
+        int start, end;
+        group_range(r, g, N, &start, &end);
+        struct race_field f = {r->s, routed, end, T, 0, routed_in(r, start, end), start};
+        real tau_b = race_select(r, &f, N, E, k);
+        if (f.n_routed > 0) tau_sum += tau_b, raced++;
+    }
+    if (L->update_buffers) threshold_update(L, r, raced ? tau_sum / raced : 0, raced > 0);
+}
+
 static void race_plan(struct router_context *L, const real *x, const int *routed, int B, int T)
 {
     struct expert_race *r = L->router_state;
@@ -262,9 +323,13 @@ static void race_plan(struct router_context *L, const real *x, const int *routed
     scores_activate(r->s, r->z, N, E, L->spec.activation);
     for (int n = 0; n < N; n++) n_routed += r->routed_token[n] = routed[n / T];
     memset(r->selected, 0, sizeof(int) * N * E);
-    r->sim_grad_scale = 0;
+    r->groups = L->training ? pool_group_count(L, B) : 1;
+    r->group_tokens = (L->training ? pool_group_samples(L, B) : B) * T;
+    for (int g = 0; g < r->groups; g++) r->sim_grad_scale[g] = 0;
     struct race_field field = local_field(r, routed, N, T, n_routed);
-    if (L->training) {
+    if (L->training && r->groups > 1) {
+        race_groups(L, r, routed, N, T, E, k);
+    } else if (L->training) {
         field = training_field(L, r, routed, B, T);
         real tau_b = race_select(r, &field, N, E, k);
         if (L->update_buffers) threshold_update(L, r, tau_b, field.n_routed > 0);
@@ -289,16 +354,27 @@ static void race_backward(struct router_context *L, const real *x, const int *ro
     (void)routed;
     plan_gate_gradients(p, r->d_s, N, E);
     scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);
-    if (r->sim_grad_scale != 0) sim_loss_backward(r, N, E);
+    if (L->cfg->router_sim_weight > 0) sim_loss_backward(r, N, E);
     gemm(TRANS, NO_TRANS, E, L->D, N, 1, r->d_z, E, x, L->D, 1, r->g, L->D);
     gemm(NO_TRANS, NO_TRANS, N, L->D, E, 1, r->d_z, E, r->w, L->D, 1, d_x, L->D);
 }
 
+// model.moe.race_momentum: -1 (the shared model.moe.threshold_momentum) or a momentum in [0, 1].
+static int race_check(const struct moe_spec *spec, const struct config *cfg)
+{
+    (void)spec;
+    double m = cfg->moe_race_momentum;
+    if (m < 0 && m != -1)
+        return err("model.moe.race_momentum %g: expected -1 (use model.moe.threshold_momentum) or a momentum in "
+                   "[0, 1]", m);
+    return 0;
+}
+
 const struct router_ops router_expert_race = {
     .default_activation = ACTIVATION_IDENTITY,
-    .check = NULL,
+    .check = race_check,
     .aux = AUX_BIT(AUX_ROUTER_SIM),
-    .reads = ROUTER_READS_ACTIVATION | ROUTER_READS_THRESHOLD_MOMENTUM,
+    .reads = ROUTER_READS_ACTIVATION | ROUTER_READS_THRESHOLD_MOMENTUM | ROUTER_READS_RACE_MOMENTUM,
     .add_params = race_add_params,
     .bind = race_bind,
     .max_slots = race_max_slots,

@@ -4,6 +4,10 @@
 // index) with gate 1; after every training forward that may update buffers each centroid becomes
 // the mean of the tokens it received (unchanged if none). No gradient, no auxiliary loss; frozen
 // at inference. Before any training the centroids are 0, so every routed token goes to expert 0.
+// Options (3.5 [R]): model.moe.kmeans.distance cosine (d = 1 - cos(x, c), assignment by the least
+// d^2); model.moe.kmeans.gate softmax (gate softmax(-d^2)[chosen], whose gradient reaches the
+// tokens; centroids, being buffers, get none); model.moe.kmeans.momentum m (c <- m c + (1-m) mean).
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +33,20 @@ struct kmeans {
     int *order;             // [N] routed token indices, partially shuffled by the initial draw
     int *count;             // [E] tokens assigned to each expert in the last forward
     double *sums;           // [E, D] sums of the assigned tokens (double: up to B*T terms)
+    real *dist;             // [N, E] d^2 of each routed token to each centroid (squared Euclidean
+                            // distance, or (1 - cos)^2)
+    real *cosine;           // [N, E] cos(x_n, c_e) (cosine distance)
+    real *prob;             // [N, E] softmax(-d^2) over the centroids (softmax gates)
+    real *x_norm;           // [N] token norms clamped at COSINE_EPS (cosine distance)
+    // The centroids each token was assigned with, for the backward (the update follows the
+    // assignment): set 0 for every token, except at the first training forward with pool groups,
+    // where group g drew its own (set g, tokens [g group_tokens, (g + 1) group_tokens)).
+    real *used;             // [groups, E, D]
+    real *used_norm;        // [groups, E] their norms clamped at COSINE_EPS (cosine distance)
+    int own_sets, group_tokens;
 };
+
+#define COSINE_EPS 1e-12
 
 static void buffer_name(char *out, size_t size, const char *prefix, const char *suffix)
 {
@@ -78,6 +95,12 @@ static void km_layout(struct router_context *L, struct arena *a, int B, int T)
     r->order = arena_ints(a, N);
     r->count = arena_ints(a, E);
     r->sums = (double *)arena_reals(a, E * D * sizeof(double) / sizeof(real));
+    r->dist = arena_reals(a, N * E);
+    r->cosine = arena_reals(a, N * E);
+    r->prob = arena_reals(a, N * E);
+    r->x_norm = arena_reals(a, N);
+    r->used = arena_reals(a, (size_t)pool_group_count(L, B) * E * D);
+    r->used_norm = arena_reals(a, (size_t)pool_group_count(L, B) * E);
 }
 
 // What virtual slot `at` holds: its own position unless a swap moved something there.
@@ -135,31 +158,74 @@ static void initialise(struct router_context *L, const real *x, const int *route
     r->initialised[0] = 1;
 }
 
-// assigned[n] = argmin_e ||x_n - c_e||^2 (ties to the lower index), -1 for unrouted tokens.
-static void assign(struct kmeans *r, const real *x, const int *routed, int N, int T, int E, int D)
+static double norm_clamped(const real *v, int D)
 {
+    double s = 0;
+    for (int d = 0; d < D; d++) s += (double)v[d] * v[d];
+    s = sqrt(s);
+    return s > COSINE_EPS ? s : COSINE_EPS;
+}
+
+// d^2 of token xn to centroid e, in double: the squared Euclidean distance, or with cosine
+// distance (1 - cos)^2, cos kept in *cosine.
+static double distance(const real *centroids, const real *c_norm, const real *xn, double x_norm, int e, int D,
+                       int cosine_distance, double *cosine)
+{
+    const real *c = centroids + (size_t)e * D;
+    double sum = 0;
+    if (!cosine_distance) {
+        for (int d = 0; d < D; d++) {
+            double diff = (double)xn[d] - (double)c[d];
+            sum += diff * diff;
+        }
+        return sum;
+    }
+    for (int d = 0; d < D; d++) sum += (double)xn[d] * c[d];
+    *cosine = sum / (x_norm * c_norm[e]);
+    return (1 - *cosine) * (1 - *cosine);
+}
+
+// prob row [E] = softmax(-dist row) in double.
+static void softmax_negative(real *prob, const real *dist, int E)
+{
+    double min = dist[0], sum = 0, p[E];
+    for (int e = 1; e < E; e++) min = dist[e] < min ? dist[e] : min;
+    for (int e = 0; e < E; e++) sum += p[e] = exp(min - (double)dist[e]);
+    for (int e = 0; e < E; e++) prob[e] = (real)(p[e] / sum);
+}
+
+// assigned[n] = argmin_e d^2(x_n, c_e) (ties to the lower index), -1 for unrouted tokens; x [N, D].
+// Rows of dist, cosine, prob and x_norm from row `row` on are this call's tokens; the centroids
+// are kept as used set `set`.
+static void assign(const struct kmeans *r, const struct config *cfg, int *assigned, const real *x, const int *routed,
+                   int N, int T, int E, int D, size_t row, int set)
+{
+    int cosine_distance = cfg->moe_kmeans_distance == KMEANS_COSINE;
+    real *used = r->used + (size_t)set * E * D, *c_norm = r->used_norm + (size_t)set * E;
+    memcpy(used, r->centroids, sizeof(real) * E * D);
+    for (int e = 0; cosine_distance && e < E; e++) c_norm[e] = (real)norm_clamped(used + (size_t)e * D, D);
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         if (!routed[n / T]) {
-            r->assigned[n] = -1;
+            assigned[n] = -1;
             continue;
         }
         const real *xn = x + (size_t)n * D;
+        size_t at = (row + n) * E;
+        double x_norm = cosine_distance ? norm_clamped(xn, D) : 0, best_distance = 0, cosine = 0;
         int best = 0;
-        double best_distance = 0;
+        if (cosine_distance) r->x_norm[row + n] = (real)x_norm;
         for (int e = 0; e < E; e++) {
-            const real *c = r->centroids + (size_t)e * D;
-            double distance = 0;
-            for (int d = 0; d < D; d++) {
-                double diff = (double)xn[d] - (double)c[d];
-                distance += diff * diff;
-            }
-            if (e == 0 || distance < best_distance) {
+            double distance_e = distance(used, c_norm, xn, x_norm, e, D, cosine_distance, &cosine);
+            r->dist[at + e] = (real)distance_e;
+            r->cosine[at + e] = (real)cosine;
+            if (e == 0 || distance_e < best_distance) {
                 best = e;
-                best_distance = distance;
+                best_distance = distance_e;
             }
         }
-        r->assigned[n] = best;
+        assigned[n] = best;
+        if (cfg->moe_kmeans_gate == KMEANS_GATE_SOFTMAX) softmax_negative(r->prob + at, r->dist + at, E);
     }
 }
 
@@ -185,9 +251,33 @@ static void update_centroids(struct router_context *L, const real *x, int N, int
     }
     pool_sum_ints(L, r->count, E);
     pool_sum_doubles(L, r->sums, (size_t)E * D);
+    double m = L->cfg->moe_kmeans_momentum;
     for (int e = 0; e < E; e++)
-        for (int d = 0; r->count[e] > 0 && d < D; d++)
-            r->centroids[(size_t)e * D + d] = (real)(r->sums[(size_t)e * D + d] / r->count[e]);
+        for (int d = 0; r->count[e] > 0 && d < D; d++) {
+            real *c = &r->centroids[(size_t)e * D + d];
+            double mean = r->sums[(size_t)e * D + d] / r->count[e];
+            *c = m == 0 ? (real)mean : (real)(m * *c + (1 - m) * mean);
+        }
+}
+
+// The first training forward: each pool group (moe/pool.h) draws centroids from its own tokens and
+// assigns them with those, as each rank of per-rank pools does before replicas take rank 0's; so
+// the groups run last to first and the first group's centroids (and flag) remain. One group: the
+// draw from the whole batch.
+static void initialise_groups(struct router_context *L, const real *x, const int *routed, int B, int T)
+{
+    struct kmeans *r = L->router_state;
+    int E = L->spec.routed, D = L->D, P = pool_group_samples(L, B), last = pool_group_count(L, B) - 1;
+    for (int g = last; g >= 0; g--) {
+        int first = g * P, samples = B - first < P ? B - first : P;
+        size_t token = (size_t)first * T;
+        if (g < last) {   // undo the later group's draw: a group that cannot draw keeps zero centroids
+            memset(r->centroids, 0, sizeof(real) * E * D);
+            r->initialised[0] = 0;
+        }
+        initialise(L, x + token * D, routed + first, samples * T, T);
+        assign(r, L->cfg, r->assigned + token, x + token * D, routed + first, samples * T, T, E, D, token, g);
+    }
 }
 
 static void km_plan(struct router_context *L, const real *x, const int *routed, int B, int T)
@@ -195,22 +285,56 @@ static void km_plan(struct router_context *L, const real *x, const int *routed, 
     struct kmeans *r = L->router_state;
     int N = B * T, E = L->spec.routed, D = L->D;
     int may_update = L->training && L->update_buffers;   // frozen at inference and in gradient checks
-    if (may_update && r->initialised[0] == 0) initialise(L, x, routed, N, T);
-    assign(r, x, routed, N, T, E, D);
-    for (int n = 0; n < N; n++)
-        if (r->assigned[n] >= 0) plan_add(&L->plan, r->assigned[n], n, KMEANS_GATE);
-    if (may_update && r->initialised[0] != 0) update_centroids(L, x, N, E, D);
+    int pool_tokens = pool_group_samples(L, B) * T;
+    r->group_tokens = pool_tokens;
+    r->own_sets = may_update && r->initialised[0] == 0 && pool_group_count(L, B) > 1;
+    if (may_update && r->initialised[0] == 0) initialise_groups(L, x, routed, B, T);
+    else assign(r, L->cfg, r->assigned, x, routed, N, T, E, D, 0, 0);
+    int softmax_gate = L->cfg->moe_kmeans_gate == KMEANS_GATE_SOFTMAX;
+    for (int n = 0; n < N; n++) {
+        int e = r->assigned[n];
+        if (e >= 0) plan_add(&L->plan, e, n, softmax_gate ? r->prob[(size_t)n * E + e] : KMEANS_GATE);
+    }
+    // Pool groups (moe/pool.h): the first group's tokens alone update the centroids, as replicas
+    // with per-rank pools keep rank 0's.
+    if (may_update && r->initialised[0] != 0) update_centroids(L, x, pool_tokens, E, D);
     if (may_update) {   // a pool per rank: replicas keep rank 0's centroids
         pool_share_buffer(L, r->centroids, (size_t)E * D);
         pool_share_buffer(L, r->initialised, 1);
     }
 }
 
-// The gate is the constant 1 and nearest-centroid selection is piecewise constant: the router
-// sends no gradient anywhere and has no auxiliary loss (ROUTERS.md 3.5).
+// With gate 1 the router sends no gradient anywhere (nearest-centroid selection is piecewise
+// constant; ROUTERS.md 3.5). With softmax gates g = p_e*, p = softmax(a), a_j = -d_j^2:
+// dL/da_j = h p_e* (delta_je* - p_j), h = dL/dg; da_j/dx = -2 (x - c_j) (Euclidean) or
+// 2 (1 - cos_j) (c_j/|c_j| - cos_j x/|x|) / |x| (cosine). Adds into d_x [B*T, D].
 static void km_backward(struct router_context *L, const real *x, const int *routed, int B, int T, real *d_x)
 {
-    (void)L, (void)x, (void)routed, (void)B, (void)T, (void)d_x;
+    const struct kmeans *r = L->router_state;
+    const struct routing_plan *p = &L->plan;
+    int E = L->spec.routed, D = L->D, cosine_distance = L->cfg->moe_kmeans_distance == KMEANS_COSINE;
+    (void)routed, (void)B, (void)T;
+    if (L->cfg->moe_kmeans_gate != KMEANS_GATE_SOFTMAX) return;
+    for (int e = 0; e < E; e++) {
+#pragma omp parallel for schedule(static)
+        for (int s = p->offset[e]; s < p->offset[e + 1]; s++) {   // top-1: one slot per token
+            int n = p->token[s], set = r->own_sets ? n / r->group_tokens : 0;
+            const real *xn = x + (size_t)n * D, *prob = r->prob + (size_t)n * E, *cosine = r->cosine + (size_t)n * E;
+            const real *used = r->used + (size_t)set * E * D, *c_norm = r->used_norm + (size_t)set * E;
+            real *dxn = d_x + (size_t)n * D;
+            for (int j = 0; j < E; j++) {
+                double d_a = (double)p->d_gate[s] * prob[e] * ((j == e) - (double)prob[j]);
+                const real *c = used + (size_t)j * D;
+                if (!cosine_distance) {
+                    for (int d = 0; d < D; d++) dxn[d] += (real)(-2 * d_a * ((double)xn[d] - c[d]));
+                    continue;
+                }
+                double scale = 2 * d_a * (1 - (double)cosine[j]) / r->x_norm[n];
+                for (int d = 0; d < D; d++)
+                    dxn[d] += (real)(scale * ((double)c[d] / c_norm[j] - cosine[j] * (double)xn[d] / r->x_norm[n]));
+            }
+        }
+    }
 }
 
 // model.moe.router kmeans: one centroid per token.
@@ -226,7 +350,7 @@ const struct router_ops router_kmeans = {
     .default_activation = ACTIVATION_SOFTMAX,
     .check = km_check,
     .aux = 0,
-    .reads = 0,
+    .reads = ROUTER_READS_KMEANS,
     .add_params = km_add_params,
     .bind = km_bind,
     .max_slots = km_max_slots,

@@ -13,6 +13,18 @@ int pool_ranks(const struct router_context *L) { return pool_is_global(L) ? comm
 
 int pool_rank(const struct router_context *L) { return pool_is_global(L) ? comm_rank() : 0; }
 
+int pool_group_samples(const struct router_context *L, int B)
+{
+    int P = L->cfg->moe_pool_scope == POOL_SAMPLES ? L->cfg->moe_pool_samples : 0;
+    return P > 0 && P < B ? P : B;
+}
+
+int pool_group_count(const struct router_context *L, int B)
+{
+    int P = pool_group_samples(L, B);
+    return P > 0 ? (B + P - 1) / P : 1;
+}
+
 void pool_sum_reals(const struct router_context *L, real *buf, size_t n)
 {
     if (pool_is_global(L)) comm_sum_reals(buf, n);

@@ -1,4 +1,4 @@
-// Data-parallel scope of the batch-level quantities routers compute (ROUTERS.md 7, item 10). With
+// Scope of the batch-level quantities routers compute (ROUTERS.md 7, item 10). With
 // model.moe.pool_scope global and more than one rank, sums over the tokens of the batch (RCL
 // centroids, k-means centroid sums and counts, the k-means initial draw) are summed over ranks, and
 // pools ranked by a global top-k (DiffMoE, Expert Race) gather every rank's scores, so that every
@@ -6,6 +6,11 @@
 // keeps its own slice, as the official per-GPU pools do. Every rank holds the same number of tokens
 // N (train/dist.h refuses an uneven split), so rank r's token n is the pool's token r N + n: the
 // order one process gives the global batch, which is what ties are broken by.
+// With scope samples one process pools over groups of model.moe.pool_samples consecutive samples,
+// as the official runs pool over each GPU's micro-batch: a group gives exactly what a batch of
+// its samples alone would give (routing, thresholds, centroids), and a pooled loss is the mean of
+// the groups' losses, as data-parallel training averages the ranks'. Buffers follow scope rank:
+// thresholds average the groups' updates, k-means keeps the first group's (rank 0's) centroids.
 #ifndef PROMOE_MOE_POOL_H
 #define PROMOE_MOE_POOL_H
 
@@ -20,6 +25,12 @@ int pool_is_global(const struct router_context *L);
 // among them (0 when not global). Known at layout time, so gathered buffers are sized there.
 int pool_ranks(const struct router_context *L);
 int pool_rank(const struct router_context *L);
+// Samples per pool group of a batch of B: model.moe.pool_samples with scope samples, else B. Groups
+// are consecutive samples; when B is not a multiple (never in training, the config refuses it)
+// the last group is shorter.
+int pool_group_samples(const struct router_context *L, int B);
+// Number of groups of a batch of B (1 unless scope samples).
+int pool_group_count(const struct router_context *L, int B);
 // In-place sums over the pool's ranks (nothing with scope rank or one rank).
 void pool_sum_reals(const struct router_context *L, real *buf, size_t n);
 void pool_sum_doubles(const struct router_context *L, double *buf, size_t n);

@@ -22,7 +22,8 @@ struct prototype {
     real *z, *s, *d_s, *d_z;     // [N, E]
     real *d_x_hat, *d_p_hat;     // [N, D], [E, D]
     int *topk, *routed_token;    // [N, k], [N]
-    struct rcl_work rcl;
+    struct rcl_work *rcl;        // [groups] one per pool group (moe/pool.h), in the arena
+    int max_groups;
 };
 
 static int proto_add_params(struct router_context *L, struct param_table *t, const char *prefix)
@@ -58,12 +59,43 @@ static void proto_layout(struct router_context *L, struct arena *a, int B, int T
     r->d_p_hat = arena_reals(a, E * D);
     r->topk = arena_ints(a, N * L->spec.active);
     r->routed_token = arena_ints(a, N);
-    r->rcl.centroid = arena_reals(a, E * D);
-    r->rcl.count = arena_ints(a, E);
-    r->rcl.active = arena_ints(a, E);
-    r->rcl.q = arena_reals(a, E * E);
-    r->rcl.p_norm = arena_reals(a, E);
-    r->rcl.m_norm = arena_reals(a, E);
+    r->max_groups = pool_group_count(L, B);
+    size_t work_bytes = (size_t)r->max_groups * sizeof(struct rcl_work);
+    r->rcl = (struct rcl_work *)arena_reals(a, (work_bytes + sizeof(real) - 1) / sizeof(real));
+    for (int g = 0; g < r->max_groups; g++) {
+        struct rcl_work w = {.centroid = arena_reals(a, E * D), .count = arena_ints(a, E),
+                             .active = arena_ints(a, E), .q = arena_reals(a, E * E),
+                             .p_norm = arena_reals(a, E), .m_norm = arena_reals(a, E)};
+        if (r->rcl) r->rcl[g] = w;   // NULL in the arena's measuring pass
+    }
+}
+
+// RCL of each pool group (moe/pool.h) with weight / groups: the mean of the groups' losses.
+static double proto_rcl(struct router_context *L, struct prototype *r, const real *x, int B, int T)
+{
+    int E = L->spec.routed, k = L->spec.active, D = L->D, N = B * T;
+    int groups = pool_group_count(L, B), pool_tokens = pool_group_samples(L, B) * T;
+    if (groups > r->max_groups) BUG("batch %d has %d pool groups, laid out for %d", B, groups, r->max_groups);
+    double loss = 0, weight = L->cfg->rcl_weight / groups;
+    for (int g = 0, first = 0; g < groups; g++, first += pool_tokens) {
+        int n = N - first < pool_tokens ? N - first : pool_tokens;
+        r->rcl[g].global = pool_is_global(L);
+        loss += rcl_forward(&r->rcl[g], x + (size_t)first * D, r->p, r->topk + (size_t)first * k,
+                            r->routed_token + first, n, D, E, k, L->cfg->rcl_tau, weight);
+    }
+    return loss;
+}
+
+static void proto_rcl_backward(struct router_context *L, struct prototype *r, real *d_x, int B, int T)
+{
+    int E = L->spec.routed, k = L->spec.active, D = L->D, N = B * T;
+    int groups = pool_group_count(L, B), pool_tokens = pool_group_samples(L, B) * T;
+    double weight = L->cfg->rcl_weight / groups;
+    for (int g = 0, first = 0; g < groups; g++, first += pool_tokens) {
+        int n = N - first < pool_tokens ? N - first : pool_tokens;
+        rcl_backward(&r->rcl[g], r->g, d_x + (size_t)first * D, r->p, r->topk + (size_t)first * k,
+                     r->routed_token + first, n, D, E, k, L->cfg->rcl_tau, weight);
+    }
 }
 
 static void proto_plan(struct router_context *L, const real *x, const int *routed, int B, int T)
@@ -85,10 +117,8 @@ static void proto_plan(struct router_context *L, const real *x, const int *route
             plan_add(&L->plan, e, n, r->s[(size_t)n * E + e]);
         }
     if (!L->training) return;
-    r->rcl.global = pool_is_global(L);
-    L->aux[AUX_RCL] = rcl_forward(&r->rcl, x, r->p, r->topk, r->routed_token, N, D, E, k, L->cfg->rcl_tau,
-                                  L->cfg->rcl_weight);
-    L->aux[AUX_BALANCE] = balance_loss(r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
+    L->aux[AUX_RCL] = proto_rcl(L, r, x, B, T);
+    L->aux[AUX_BALANCE] = balance_loss(r->s, r->topk, r->routed_token, N, pool_group_samples(L, B) * T, E, k, L->spec.activation,
                                        L->cfg->balance_weight, pool_is_global(L));
 }
 
@@ -100,7 +130,7 @@ static void proto_backward(struct router_context *L, const real *x, const int *r
     (void)routed;
     (void)x;   // the router works on the normalised tokens kept from the forward
     plan_gate_gradients(p, r->d_s, N, E);
-    balance_loss_backward(r->d_s, r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
+    balance_loss_backward(r->d_s, r->s, r->topk, r->routed_token, N, pool_group_samples(L, B) * T, E, k, L->spec.activation,
                           L->cfg->balance_weight, pool_is_global(L));
     scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);
     real alpha = (real)L->spec.alpha;
@@ -108,8 +138,7 @@ static void proto_backward(struct router_context *L, const real *x, const int *r
     gemm(TRANS, NO_TRANS, E, D, N, alpha, r->d_z, E, r->x_hat, D, 0, r->d_p_hat, D);
     normalise_rows_backward(d_x, r->d_x_hat, r->x_hat, r->x_norm, N, D);
     normalise_rows_backward(r->g, r->d_p_hat, r->p_hat, r->p_norm, E, D);
-    rcl_backward(&r->rcl, r->g, d_x, r->p, r->topk, r->routed_token, N, D, E, k, L->cfg->rcl_tau,
-                 L->cfg->rcl_weight);
+    proto_rcl_backward(L, r, d_x, B, T);
 }
 
 const struct router_ops router_prototype = {

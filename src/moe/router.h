@@ -61,6 +61,8 @@ enum router_reads {
     ROUTER_READS_CAPACITY = 1u << 2,            // model.moe.capacity
     ROUTER_READS_THRESHOLD_MOMENTUM = 1u << 3,  // model.moe.threshold_momentum
     ROUTER_READS_SUPERCLASSES = 1u << 4,        // model.moe.superclasses
+    ROUTER_READS_RACE_MOMENTUM = 1u << 5,       // model.moe.race_momentum
+    ROUTER_READS_KMEANS = 1u << 6,              // model.moe.kmeans.*
 };
 
 // What a router may read and write. struct moe_layer (moe.h) begins with these same fields, so

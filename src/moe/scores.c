@@ -112,8 +112,8 @@ static double balance_fractions(double *f, const int *topk, const int *routed_to
     return tokens;
 }
 
-double balance_loss(const real *s, const int *topk, const int *routed_token, int n, int E, int k,
-                    int activation, double weight, int global)
+static double balance_loss_pool(const real *s, const int *topk, const int *routed_token, int n, int E, int k,
+                                int activation, double weight, int global)
 {
     double f[E], P[E];
     if (weight == 0) return 0;
@@ -132,8 +132,8 @@ double balance_loss(const real *s, const int *topk, const int *routed_token, int
     return weight * loss;
 }
 
-void balance_loss_backward(real *d_s, const real *s, const int *topk, const int *routed_token, int n,
-                           int E, int k, int activation, double weight, int global)
+static void balance_loss_backward_pool(real *d_s, const real *s, const int *topk, const int *routed_token,
+                                      int n, int E, int k, int activation, double weight, int global)
 {
     double f[E];
     if (weight == 0) return;
@@ -153,5 +153,32 @@ void balance_loss_backward(real *d_s, const real *s, const int *topk, const int 
         balance_probs(pi, s + (size_t)i * E, E, activation);
         softmax_row_backward(d, d_pi, pi, E);
         for (int e = 0; e < E; e++) d_s[(size_t)i * E + e] += d[e];
+    }
+}
+
+// Each pool's loss with weight / pools: their mean (one pool: weight itself, bit for bit).
+double balance_loss(const real *s, const int *topk, const int *routed_token, int n, int pool_tokens, int E,
+                    int k, int activation, double weight, int global)
+{
+    if (n <= 0 || pool_tokens <= 0) return 0;
+    int pools = (n + pool_tokens - 1) / pool_tokens;
+    double loss = 0;
+    for (int first = 0; first < n; first += pool_tokens) {
+        int m = n - first < pool_tokens ? n - first : pool_tokens;
+        loss += balance_loss_pool(s + (size_t)first * E, topk + (size_t)first * k, routed_token + first, m, E, k,
+                                  activation, weight / pools, global);
+    }
+    return loss;
+}
+
+void balance_loss_backward(real *d_s, const real *s, const int *topk, const int *routed_token, int n,
+                           int pool_tokens, int E, int k, int activation, double weight, int global)
+{
+    if (n <= 0 || pool_tokens <= 0) return;
+    int pools = (n + pool_tokens - 1) / pool_tokens;
+    for (int first = 0; first < n; first += pool_tokens) {
+        int m = n - first < pool_tokens ? n - first : pool_tokens;
+        balance_loss_backward_pool(d_s + (size_t)first * E, s + (size_t)first * E, topk + (size_t)first * k,
+                                   routed_token + first, m, E, k, activation, weight / pools, global);
     }
 }

@@ -22,10 +22,12 @@ void topk_row(const real *s, int E, int k, int *index);
 // top-k choices are topk [n, k]: L = weight * sum_e f_e P_e with f_e = E * count_e / (N k),
 // P_e = mean over tokens of pi, pi = s for softmax scores, softmax(s) otherwise. Returns L.
 // global: f and P over every rank's tokens (moe/pool.h); all ranks must call it together.
-double balance_loss(const real *s, const int *topk, const int *routed_token, int n, int E, int k,
-                    int activation, double weight, int global);
+// Pools of pool_tokens consecutive tokens (n for one pool) each have their own f and P, and L is
+// the mean of their losses (moe/pool.h, scope samples).
+double balance_loss(const real *s, const int *topk, const int *routed_token, int n, int pool_tokens, int E,
+                    int k, int activation, double weight, int global);
 // d_s [n, E] += dL/ds of the same loss (with global, this rank's share times the world size).
 void balance_loss_backward(real *d_s, const real *s, const int *topk, const int *routed_token, int n,
-                           int E, int k, int activation, double weight, int global);
+                           int pool_tokens, int E, int k, int activation, double weight, int global);
 
 #endif

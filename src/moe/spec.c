@@ -42,6 +42,25 @@ int moe_spec_parse(const char *text, struct moe_spec *out)
 
 int moe_enabled(const struct config *cfg) { return cfg->moe_experts[0] != '\0'; }
 
+// model.moe.pool_scope samples needs model.moe.pool_samples, a divisor of the batch; other
+// scopes pool the whole batch and leave it 0.
+static int check_pool(const struct config *cfg)
+{
+    int P = cfg->moe_pool_samples;
+    if (cfg->moe_pool_scope != POOL_SAMPLES) {
+        if (P != 0)
+            return err("model.moe.pool_samples %d is only read with model.moe.pool_scope samples; set it to 0 "
+                       "or set the scope to samples", P);
+        return 0;
+    }
+    if (P < 1)
+        return err("model.moe.pool_scope samples needs model.moe.pool_samples >= 1 (samples per pool), got %d", P);
+    if (cfg->batch_size % P)
+        return err("model.moe.pool_samples %d does not divide train.batch_size %d: pools are groups of "
+                   "pool_samples consecutive samples", P, cfg->batch_size);
+    return 0;
+}
+
 int moe_spec_from_config(const struct config *cfg, struct moe_spec *out)
 {
     if (moe_spec_parse(cfg->moe_experts, out) < 0) return -1;
@@ -55,6 +74,7 @@ int moe_spec_from_config(const struct config *cfg, struct moe_spec *out)
     out->alpha = cfg->moe_alpha;
     out->capacity = cfg->moe_capacity;
     out->threshold_momentum = cfg->moe_threshold_momentum;
+    if (check_pool(cfg) < 0) return -1;
     if (out->conditional && out->uncond < 1)
         return err("model.moe.conditional needs at least one unconditional expert, but model.moe.experts "
                    "'%s' has U0", cfg->moe_experts);

@@ -67,7 +67,7 @@ static void tc_plan(struct router_context *L, const real *x, const int *routed, 
             plan_add(&L->plan, e, n, r->s[(size_t)n * E + e]);
         }
     if (L->training)
-        L->aux[AUX_BALANCE] = balance_loss(r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
+        L->aux[AUX_BALANCE] = balance_loss(r->s, r->topk, r->routed_token, N, pool_group_samples(L, B) * T, E, k, L->spec.activation,
                                            L->cfg->balance_weight, pool_is_global(L));
 }
 
@@ -78,17 +78,28 @@ static void tc_backward(struct router_context *L, const real *x, const int *rout
     int N = B * T, E = L->spec.routed, k = L->spec.active;
     (void)routed;
     plan_gate_gradients(p, r->d_s, N, E);
-    balance_loss_backward(r->d_s, r->s, r->topk, r->routed_token, N, E, k, L->spec.activation,
+    balance_loss_backward(r->d_s, r->s, r->topk, r->routed_token, N, pool_group_samples(L, B) * T, E, k, L->spec.activation,
                           L->cfg->balance_weight, pool_is_global(L));
     scores_activate_backward(r->d_z, r->d_s, r->s, N, E, L->spec.activation);
     gemm(TRANS, NO_TRANS, E, L->D, N, 1, r->d_z, E, x, L->D, 1, r->g, L->D);
     gemm(NO_TRANS, NO_TRANS, N, L->D, E, 1, r->d_z, E, r->w, L->D, 1, d_x, L->D);
 }
 
+// Shared experts: the official TC-DiT layout's shared expert is a SwiGLU MLP, which the layer
+// does not build (its shared experts are GELU MLPs); refused rather than silently different.
+static int tc_check(const struct moe_spec *spec, const struct config *cfg)
+{
+    if (spec->shared > 0)
+        return err("model.moe.experts '%s' has %d shared experts, but router token_choice follows TC-DiT, whose "
+                   "shared expert is a SwiGLU MLP that this harness does not build; use S0",
+                   cfg->moe_experts, spec->shared);
+    return 0;
+}
+
 const struct router_ops router_token_choice = {
     .expert_names = EXPERT_NAMES_FC,   // experts are timm Mlps in the official class
     .default_activation = ACTIVATION_SOFTMAX,
-    .check = NULL,
+    .check = tc_check,
     .aux = AUX_BIT(AUX_BALANCE),
     .reads = ROUTER_READS_ACTIVATION,
     .add_params = tc_add_params,
