@@ -27,8 +27,8 @@ enum key_flag {
     KEY_RESULTS = 1,  // part of the run id: changing it changes what training computes
     KEY_MIN_OPEN = 2, // the lower bound itself is excluded
     KEY_MAX_OPEN = 4, // the upper bound itself is excluded
-    KEY_ADDED = 8,    // a results key added after run ids were fixed: in the id only when away from
-                      // its default, so that every earlier run keeps its id (and its checkpoints resume)
+    KEY_ADDED = 8,    // a results key added after run ids were fixed: in the canonical text and the id
+                      // only when away from its default, so every earlier run keeps its id and checkpoint
 };
 
 struct config_key {
@@ -887,52 +887,65 @@ static void sorted_keys(const struct config_key *out[KEY_COUNT])
     qsort(out, KEY_COUNT, sizeof out[0], compare_names);
 }
 
-int config_canonical(const struct config *cfg, char *buf, size_t size)
+// 1 when key holds the same value in a and b (as canonical text).
+static int same_value(const struct config *a, const struct config *b, const struct config_key *key)
+{
+    char va[LINE_CAPACITY], vb[LINE_CAPACITY];
+    struct text ta = {va, sizeof va, 0}, tb = {vb, sizeof vb, 0};
+    add_value(&ta, a, key);
+    add_value(&tb, b, key);
+    return ta.len == tb.len && memcmp(va, vb, ta.len) == 0;
+}
+
+// The keys of the canonical text and the run id, sorted by name (results_only: the run id's).
+// A KEY_ADDED key at its default is left out of both, so a run recorded before the key existed
+// keeps its canonical text, its run id and its checkpoint bytes.
+static size_t canonical_keys(const struct config *cfg, int results_only, const struct config_key *out[KEY_COUNT])
 {
     const struct config_key *sorted[KEY_COUNT];
+    sorted_keys(sorted);
+    struct config *defaults = malloc(sizeof *defaults);
+    if (!defaults) BUG("out of memory for the defaults of the canonical text");
+    config_defaults(defaults);
+    size_t n = 0;
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        if (results_only && !(sorted[i]->flags & KEY_RESULTS)) continue;
+        if ((sorted[i]->flags & KEY_ADDED) && same_value(cfg, defaults, sorted[i])) continue;
+        out[n++] = sorted[i];
+    }
+    free(defaults);
+    return n;
+}
+
+int config_canonical(const struct config *cfg, char *buf, size_t size)
+{
+    const struct config_key *keys_used[KEY_COUNT];
     struct text t = {buf, size, 0};
     if (buf && size) buf[0] = '\0';
-    sorted_keys(sorted);
-    for (size_t i = 0; i < KEY_COUNT; i++) {
-        text_add(&t, "%s: ", sorted[i]->name);
-        add_value(&t, cfg, sorted[i]);
+    size_t n = canonical_keys(cfg, 0, keys_used);
+    for (size_t i = 0; i < n; i++) {
+        text_add(&t, "%s: ", keys_used[i]->name);
+        add_value(&t, cfg, keys_used[i]);
         text_add(&t, "\n");
     }
     return (int)t.len;
 }
 
-// 1 when the canonical line of key (line, len long) is that of its default.
-static int at_default(const struct config *defaults, const struct config_key *key, const char *line, size_t len)
-{
-    char def[LINE_CAPACITY];
-    struct text t = {def, sizeof def, 0};
-    text_add(&t, "%s: ", key->name);
-    add_value(&t, defaults, key);
-    text_add(&t, "\n");
-    return t.len == len && memcmp(def, line, len) == 0;
-}
-
 void config_run_id(const struct config *cfg, char out[17])
 {
-    const struct config_key *sorted[KEY_COUNT];
+    const struct config_key *keys_used[KEY_COUNT];
     char line[LINE_CAPACITY], digest_hex[SHA256_HEX_CAPACITY];
     struct sha256_stream digest;
     sha256_begin(&digest);
-    sorted_keys(sorted);
-    struct config *defaults = malloc(sizeof *defaults);
-    if (!defaults) BUG("out of memory for the defaults of the run id");
-    config_defaults(defaults);
-    for (size_t i = 0; i < KEY_COUNT; i++) {
-        if (!(sorted[i]->flags & KEY_RESULTS)) continue;
+    size_t n = canonical_keys(cfg, 1, keys_used);
+    for (size_t i = 0; i < n; i++) {
         struct text t = {line, sizeof line, 0};
-        text_add(&t, "%s: ", sorted[i]->name);
-        add_value(&t, cfg, sorted[i]);
+        text_add(&t, "%s: ", keys_used[i]->name);
+        add_value(&t, cfg, keys_used[i]);
         text_add(&t, "\n");
-        if (t.len >= sizeof line) BUG("canonical line of '%s' is too long", sorted[i]->name);
-        if ((sorted[i]->flags & KEY_ADDED) && at_default(defaults, sorted[i], line, t.len)) continue;
+        if (t.len >= sizeof line) BUG("canonical line of '%s' is too long", keys_used[i]->name);
         sha256_add(&digest, line, t.len);
     }
-    free(defaults);
     sha256_end_hex(&digest, digest_hex);
     memcpy(out, digest_hex, 16);
     out[16] = '\0';

@@ -158,14 +158,15 @@ const char *config_key_name(size_t i);
 // Cross-key checks: heads divide hidden, patch divides image_size, hidden % 4 == 0, ...
 int config_validate(const struct config *cfg);
 
-// Canonical text: every key, sorted by name, one "key: value" line, values in a fixed format
-// (doubles with %.17g); keys added after the first runs (train.precision) only when away from
-// their default. Returns the number of bytes written (as snprintf).
+// Canonical text: every key (a key added after runs were recorded only when away from its default),
+// sorted by name, one "key: value" line, values in a fixed format
+// (doubles with %.17g). Returns the number of bytes written (as snprintf).
 int config_canonical(const struct config *cfg, char *buf, size_t size);
 
 // Run id: the first 16 hex digits of SHA-256 over the canonical text restricted to the keys that
 // affect results (threads, log.*, ckpt.*, sample.* excluded). Keys added to the table after run ids
-// were fixed count only when away from their default, so earlier runs keep their ids. out must
+// were fixed count only when away from their default, as in the canonical text, so earlier runs
+// keep their ids. out must
 // hold 17 bytes.
 void config_run_id(const struct config *cfg, char out[17]);
 
