@@ -282,7 +282,7 @@ static const struct option_case option_cases[] = {
      "--set loss.rcl.weight=2", "loss.rcl.weight is 2 but the model is dense"},
     {"train --set a key the router does not read",
      "train tiny.yaml --db {db} --set model.moe.experts=E4A1S0U0 model.moe.router=token_choice model.moe.alpha=3",
-     "--set model.moe.alpha=3", "model.moe.router 'token_choice' does not read it (read by: prototype)"},
+     "--set model.moe.alpha=3", "model.moe.router 'token_choice' does not read it (read by: prototype, prototype_ec)"},
     {"sweep --jobs 0", "sweep sw.yaml --db {db} --jobs 0", "option '--jobs'", "0 is out of range [1, 256]"},
     {"sweep --jobs huge", "sweep sw.yaml --db {db} --jobs 100000", "option '--jobs'", "100000 is out of range [1, 256]"},
     {"sweep --index negative", "sweep sw.yaml --db {db} --index -1", "option '--index'", "-1 is out of range [0, "},

@@ -60,6 +60,7 @@ static void layer_open(struct layer *f, const char *const *sets, const char *ext
     if (arena_allocate(&f->arena) < 0) exit(1);
     moe_layout(&f->L, &f->arena, B, T);
     const struct param_entry *gate = params_find(&f->table, "blocks.1.mlp.gate.weight");
+    if (!gate) gate = params_find(&f->table, "blocks.1.mlp.gate_weight");   // EC-DiT's and DiffMoE's name
     struct rng r;
     rng_init(&r, 11, 0, RNG_TEST, 1);
     for (size_t i = 0; gate && i < gate->count; i++) f->w[gate->offset + i] = (real)(GATE_STD * rng_normal(&r));
@@ -239,7 +240,7 @@ static const struct pool_case cases[] = {
      AUX_BALANCE, NULL, NULL},
     {"diffmoe",
      {"model.moe.router=diffmoe", "model.moe.experts=E4A1S0U0", "loss.capacity.weight=1", NULL},
-     AUX_CAPACITY, "blocks.1.mlp.capacity_thresholds", NULL},
+     AUX_CAPACITY, "blocks.1.mlp.expert_threshold", NULL},
     {"expert race",
      {"model.moe.router=expert_race", "model.moe.experts=E4A2S0U0", "loss.router_sim.weight=0.01", NULL},
      AUX_ROUTER_SIM, "blocks.1.mlp.race_threshold", NULL},

@@ -46,37 +46,33 @@ struct sweep_options {
 
 static int parse_options(int argc, char **argv, struct sweep_options *o)
 {
-    *o = (struct sweep_options){.jobs = 1};
+    *o = (struct sweep_options){0};
     sweep_cluster_defaults(&o->cluster);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        long long n;
-        int cluster = sweep_cluster_option(argc, argv, &i, &o->cluster);
-        if (cluster < 0) return EXIT_FAILED;
-        if (cluster) {
-            continue;
-        } else if (!strcmp(a, "--jobs") && i + 1 < argc) {
-            if (cli_int_in(a, argv[++i], 1, MAX_JOBS_OPTION, &n) < 0) return EXIT_FAILED;
-            o->jobs = (int)n;
-        } else if (!strcmp(a, "--db") && i + 1 < argc) {
-            o->db_path = argv[++i];
-        } else if (!strcmp(a, "--dry-run")) {
-            o->dry_run = 1;
-        } else if (!strcmp(a, "--record-only")) {
-            o->record_only = 1;
-        } else if (!strcmp(a, "--retry-failed")) {
-            o->retry_failed = 1;
-        } else if (!strcmp(a, "--update")) {
-            o->update = 1;
-        } else if (a[0] != '-' && !o->path) {
-            o->path = a;
-        } else {
-            fprintf(stderr, "promoe sweep: unknown or incomplete option '%s'\n", a);
-            return cli_usage(sweep_usage);
-        }
-    }
-    if (!o->db_path && o->cluster.index < 0) o->db_path = CLI_DEFAULT_DB;  // else the shard, once loaded
-    return o->path ? 0 : cli_usage(sweep_usage);
+    struct sweep_cluster_options *c = &o->cluster;
+    long long jobs = 1, cpus = 0, parallel = 0;
+    const char *index = NULL;
+    const struct cli_option options[] = {
+        CLI_OPT_INT("--jobs", &jobs, 1, MAX_JOBS_OPTION),
+        CLI_OPT_STRING("--db", &o->db_path),
+        CLI_OPT_FLAG("--dry-run", &o->dry_run),
+        CLI_OPT_FLAG("--record-only", &o->record_only),
+        CLI_OPT_FLAG("--retry-failed", &o->retry_failed),
+        CLI_OPT_FLAG("--update", &o->update),
+        CLI_OPT_STRING("--index", &index),
+        CLI_OPT_FLAG("--slurm", &c->slurm),
+        CLI_OPT_STRING("--partition", &c->partition),
+        CLI_OPT_STRING("--time", &c->time),
+        CLI_OPT_STRING("--out", &c->out_dir),
+        CLI_OPT_INT("--cpus", &cpus, 1, SWEEP_MAX_CPUS),
+        CLI_OPT_INT("--array-parallel", &parallel, 1, SWEEP_MAX_INDEX),
+    };
+    const struct cli_command_line line = {sweep_usage, CLI_TABLE(options), &o->path, 1, 1, NULL};
+    int parsed = cli_parse(argc, argv, &line);
+    if (parsed) return parsed < 0 ? -1 : parsed;
+    o->jobs = (int)jobs, c->cpus = (int)cpus, c->parallel = (int)parallel;
+    if (index && sweep_cluster_parse_index(index, &c->index) < 0) return EXIT_FAILED;
+    if (!o->db_path && c->index < 0) o->db_path = CLI_DEFAULT_DB;  // else the shard, once loaded
+    return 0;
 }
 
 // ---- --dry-run -----------------------------------------------------------------------------------
@@ -304,12 +300,8 @@ static int check_models(const struct sweep *sw, const char *path)
 int cmd_sweep(int argc, char **argv)
 {
     struct sweep_options o;
-    if (argc == 2 && !strcmp(argv[1], "--help")) {
-        printf("usage: %s\n", sweep_usage);
-        return 0;
-    }
     int status = parse_options(argc, argv, &o);
-    if (status) return status;
+    if (status) return status < 0 ? 0 : status;   // -1: --help printed
     struct sweep sw;
     if (sweep_load(&sw, o.path) < 0) return EXIT_FAILED;
     if (check_models(&sw, o.path) < 0) {

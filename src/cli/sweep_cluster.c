@@ -11,8 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { MAX_INDEX = 1 << 30, MAX_CPUS = 1 << 16 };
-
 #define INDEX_FROM_ENV "env"
 #define TASK_ID_VARIABLE "SLURM_ARRAY_TASK_ID"
 #define CPUS_VARIABLE "SLURM_CPUS_PER_TASK"
@@ -31,37 +29,16 @@ static int parse_count(const char *option, const char *text, int min, int max, i
     return 0;
 }
 
-static int parse_index(const char *text, int *index)
+int sweep_cluster_parse_index(const char *text, int *index)
 {
-    if (strcmp(text, INDEX_FROM_ENV) != 0) return parse_count("--index", text, 0, MAX_INDEX, index);
+    if (strcmp(text, INDEX_FROM_ENV) != 0) return parse_count("--index", text, 0, SWEEP_MAX_INDEX, index);
     const char *value = getenv(TASK_ID_VARIABLE);
     if (!value || !value[0])
         return err("option '--index env': %s is not set (it is set in each task of a Slurm job array)",
                    TASK_ID_VARIABLE);
-    if (parse_count(TASK_ID_VARIABLE, value, 0, MAX_INDEX, index) < 0)
+    if (parse_count(TASK_ID_VARIABLE, value, 0, SWEEP_MAX_INDEX, index) < 0)
         return err_context("option '--index env'");
     return 0;
-}
-
-int sweep_cluster_option(int argc, char **argv, int *i, struct sweep_cluster_options *c)
-{
-    const char *a = argv[*i];
-    if (!strcmp(a, "--slurm")) return c->slurm = 1;
-    static const char *const with_value[] = {"--index", "--partition", "--time", "--out", "--cpus",
-                                             "--array-parallel"};
-    int known = 0;
-    for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++) known |= !strcmp(a, with_value[k]);
-    if (!known) return 0;
-    if (*i + 1 >= argc) return err("option '%s' needs a value", a);
-    const char *value = argv[++*i];
-    if (!strcmp(a, "--index")) return parse_index(value, &c->index) < 0 ? -1 : 1;
-    if (!strcmp(a, "--cpus")) return parse_count(a, value, 1, MAX_CPUS, &c->cpus) < 0 ? -1 : 1;
-    if (!strcmp(a, "--array-parallel")) return parse_count(a, value, 1, MAX_INDEX, &c->parallel) < 0 ? -1 : 1;
-    if (!value[0]) return err("option '%s': empty value", a);
-    if (!strcmp(a, "--partition")) c->partition = value;
-    else if (!strcmp(a, "--time")) c->time = value;
-    else c->out_dir = value;
-    return 1;
 }
 
 int sweep_cluster_check_index(const struct sweep_cluster_options *c, const struct sweep *sw)

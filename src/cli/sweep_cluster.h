@@ -26,9 +26,12 @@ struct sweep_cluster_options {
 
 void sweep_cluster_defaults(struct sweep_cluster_options *c);
 
-// 1 when argv[*i] is one of the options above (*i then points at its value, if it has one),
-// 0 when it is not, -1 with a message naming the option for a bad or missing value.
-int sweep_cluster_option(int argc, char **argv, int *i, struct sweep_cluster_options *c);
+// Ranges of --index and --array-parallel, and of --cpus.
+enum { SWEEP_MAX_INDEX = 1 << 30, SWEEP_MAX_CPUS = 1 << 16 };
+
+// --index: an integer in [0, SWEEP_MAX_INDEX], or "env" for $SLURM_ARRAY_TASK_ID; errors name the
+// option (or the variable), the value and the range.
+int sweep_cluster_parse_index(const char *text, int *index);
 
 // Checks that c->index names a run of sw (message names the sweep and its range).
 int sweep_cluster_check_index(const struct sweep_cluster_options *c, const struct sweep *sw);
