@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/model_load.h"
 #include "cli/options.h"
 #include "core/error.h"
 #include "io/path.h"
@@ -26,14 +27,7 @@ static int parse_weights(const char *text, enum checkpoint_weights *which)
 // The model that the checkpoint's stored config describes (its parameter table only).
 static int model_of(const char *path, struct config *cfg, struct dit *m)
 {
-    char *text = NULL, origin[IO_PATH_MAX + 64];
-    if (checkpoint_read_config(path, &text) < 0) return -1;
-    snprintf(origin, sizeof origin, "config stored in checkpoint '%s'", path);
-    config_defaults(cfg);
-    int rc = config_load_text(cfg, text, origin);
-    free(text);
-    if (rc < 0 || config_validate(cfg) < 0) return -1;
-    return dit_create(m, cfg, 0);
+    return cli_checkpoint_config(path, cfg) < 0 ? -1 : dit_create(m, cfg, 0);
 }
 
 int cmd_export(int argc, char **argv)

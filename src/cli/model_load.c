@@ -7,17 +7,23 @@
 
 #include "core/blas.h"
 #include "core/error.h"
+#include "io/path.h"
 #include "model/checkpoint.h"
 
-int cli_load_model(const char *path, int max_batch, const char *precision, struct config *cfg, struct dit *m, real **weights)
+int cli_checkpoint_config(const char *path, struct config *cfg)
 {
-    char *text = NULL, origin[1100];
+    char *text = NULL, origin[IO_PATH_MAX + 64];
     if (checkpoint_read_config(path, &text) < 0) return -1;
     snprintf(origin, sizeof origin, "config stored in checkpoint '%s'", path);
     config_defaults(cfg);
     int rc = config_load_text(cfg, text, origin);
     free(text);
-    if (rc < 0 || config_validate(cfg) < 0) return -1;
+    return rc < 0 || config_validate(cfg) < 0 ? -1 : 0;
+}
+
+int cli_load_model(const char *path, int max_batch, const char *precision, struct config *cfg, struct dit *m, real **weights)
+{
+    if (cli_checkpoint_config(path, cfg) < 0) return -1;
     if (precision && config_set_key(cfg, "train.precision", precision) < 0) return err_context("--precision");
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     blas_set_threads(omp_get_max_threads());

@@ -7,6 +7,9 @@
 #include "config/config.h"
 #include "model/dit.h"
 
+// Reads the config stored in a checkpoint (defaults under it) and validates it; errors name the file.
+int cli_checkpoint_config(const char *path, struct config *cfg);
+
 int cli_load_model(const char *path, int max_batch, const char *precision, struct config *cfg, struct dit *m, real **weights);
 
 #endif
