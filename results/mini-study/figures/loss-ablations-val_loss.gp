@@ -1,0 +1,9 @@
+set terminal pngcairo size 1200,800 font 'DejaVu Sans,11' noenhanced
+set output 'loss-ablations-val_loss.png'
+set title 'Validation loss, sweep study-mini (held-out images, fixed noise and timesteps; mean over seeds)'
+set xlabel 'training step'
+set ylabel 'validation loss'
+set grid
+set key outside right top
+plot \
+  'loss-ablations-val_loss.dat' index 0 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#1f77b4' title 'promoe'

@@ -1,0 +1,10 @@
+set terminal pngcairo size 1200,800 font 'DejaVu Sans,11' noenhanced
+set output 'loss-ablations.png'
+set title 'Training loss, sweep study-mini (mean over seeds; bold: centred mean over 200 steps; faint: raw)'
+set xlabel 'training step'
+set ylabel 'training loss'
+set grid
+set key outside right top
+plot \
+  'loss-ablations.dat' index 0 using 1:2 with lines lw 1 lc rgb '#b01f77b4' notitle, \
+  'loss-ablations.dat' index 0 using 1:3 with lines lw 2.5 lc rgb '#1f77b4' title 'promoe'
