@@ -1,6 +1,7 @@
 // promoe eval RUN [--cfg 1.0,1.5] [--n N] [--steps N] [--seed S] [--db PATH] [--batch B] [--precision P]
 // Samples from the latest checkpoint of a run (EMA weights) and stores the mini-scale sample
 // quality (fd, is, precision, recall, class_acc per cfg scale) in the `evals` table; prints a small table.
+// --batch B: images per sampler pass (default: the run's sample.batch, else 64).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@ static const char *const eval_usage =
     "promoe eval RUN [--cfg 1.0,1.5] [--n N] [--steps N] [--seed S] [--db PATH] [--batch B]\n"
     "                   [--precision fp32|bf16]";
 
-enum { DEFAULT_EVAL_BATCH = 64 };
+enum { DEFAULT_EVAL_PASS = 64 };
 
 struct eval_args {
     const char *run, *cfg_list, *db_path, *precision;   // precision: NULL = the run's
@@ -63,7 +64,8 @@ static int evaluate(struct store *db, const struct eval_args *a)
     struct config cfg;
     struct dit m;
     real *weights = NULL;
-    if (cli_load_model(path, (int)a->batch, a->precision, &cfg, &m, &weights) < 0) return free(weights), -1;
+    if (cli_load_sampler(path, (int)a->batch, DEFAULT_EVAL_PASS, a->precision, &cfg, &m, &weights) < 0)
+        return free(weights), -1;
     struct eval_request r = {.run_id = run_id, .step = step, .seed = a->seed >= 0 ? (uint64_t)a->seed : cfg.seed};
     r.n = a->n > 0 ? (int)a->n : cfg.eval_n;
     r.steps = a->steps > 0 ? (int)a->steps : cfg.eval_steps;
@@ -81,7 +83,7 @@ static int evaluate(struct store *db, const struct eval_args *a)
 
 int cmd_eval(int argc, char **argv)
 {
-    struct eval_args a = {.db_path = CLI_DEFAULT_DB, .seed = -1, .batch = DEFAULT_EVAL_BATCH};   // seed -1: the run's own
+    struct eval_args a = {.db_path = CLI_DEFAULT_DB, .seed = -1};   // seed -1: the run's own; batch 0: sample.batch
     int status = parse(argc, argv, &a);
     if (status) return status < 0 ? 0 : status;
     struct store *db;

@@ -1,6 +1,7 @@
 // promoe sample CHECKPOINT [--n N] [--cfg S] [--steps N] [--seed S] [--batch B] [--precision P] --out FILE
 // FILE.png: a grid with one row per class; FILE.npy: float32 [n, C, S, S] in [-1, 1];
 // FILE.npz: the guided-diffusion evaluator's layout (arr_0 uint8 [n, S, S, C], arr_1 labels).
+// --batch B: images per sampler pass (default: the run's sample.batch, else 64).
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@ static const char *const sample_usage =
     "promoe sample CHECKPOINT [--n N] [--cfg S] [--steps N] [--seed S] [--batch B] [--precision fp32|bf16]\n"
     "              --out FILE.{png,npy,npz}";
 
-enum { DEFAULT_SAMPLE_BATCH = 64 };
+enum { DEFAULT_SAMPLE_PASS = 64 };
 
 static int has_suffix(const char *s, const char *suffix)
 {
@@ -70,7 +71,7 @@ enum { SAMPLE_N_MAX = 1000000, SAMPLE_BATCH_MAX = 65536, SAMPLE_STEPS_MAX = 1000
 int cmd_sample(int argc, char **argv)
 {
     const char *checkpoint = NULL, *out = NULL, *precision = NULL;
-    long long n = 100, steps = -1, seed = 0, batch = DEFAULT_SAMPLE_BATCH;
+    long long n = 100, steps = -1, seed = 0, batch = 0;   // 0: the run's sample.batch
     double cfg_scale = -1;
     const struct cli_option options[] = {
         CLI_OPT_INT("--n", &n, 1, SAMPLE_N_MAX),
@@ -88,7 +89,8 @@ int cmd_sample(int argc, char **argv)
     struct config cfg;
     struct dit m;
     real *weights = NULL;
-    if (cli_load_model(checkpoint, (int)batch, precision, &cfg, &m, &weights) < 0) return EXIT_FAILED;
+    if (cli_load_sampler(checkpoint, (int)batch, DEFAULT_SAMPLE_PASS, precision, &cfg, &m, &weights) < 0)
+        return EXIT_FAILED;
     struct sample_options o = {(int)n, steps > 0 ? (int)steps : cfg.sample_steps,
                                cfg_scale >= 0 ? cfg_scale : cfg.sample_cfg, cfg.sample_cfg_channels,
                                (uint64_t)seed, NULL};

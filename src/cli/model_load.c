@@ -7,6 +7,7 @@
 
 #include "core/blas.h"
 #include "core/error.h"
+#include "diffusion/sampler.h"
 #include "io/path.h"
 #include "model/checkpoint.h"
 
@@ -21,9 +22,10 @@ int cli_checkpoint_config(const char *path, struct config *cfg)
     return rc < 0 || config_validate(cfg) < 0 ? -1 : 0;
 }
 
-int cli_load_model(const char *path, int max_batch, const char *precision, struct config *cfg, struct dit *m, real **weights)
+// The network of a loaded config for max_batch samples, with the checkpoint's EMA weights bound.
+static int build(const char *path, int max_batch, const char *precision, struct config *cfg, struct dit *m,
+                 real **weights)
 {
-    if (cli_checkpoint_config(path, cfg) < 0) return -1;
     if (precision && config_set_key(cfg, "train.precision", precision) < 0) return err_context("--precision");
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     blas_set_threads(omp_get_max_threads());
@@ -33,4 +35,18 @@ int cli_load_model(const char *path, int max_batch, const char *precision, struc
     if (checkpoint_load_ema(path, &m->table, *weights) < 0) return -1;
     dit_bind_weights(m, *weights);
     return 0;
+}
+
+int cli_load_model(const char *path, int max_batch, const char *precision, struct config *cfg, struct dit *m, real **weights)
+{
+    if (cli_checkpoint_config(path, cfg) < 0) return -1;
+    return build(path, max_batch, precision, cfg, m, weights);
+}
+
+int cli_load_sampler(const char *path, int pass, int default_pass, const char *precision, struct config *cfg,
+                     struct dit *m, real **weights)
+{
+    if (cli_checkpoint_config(path, cfg) < 0) return -1;
+    cfg->sample_batch = pass > 0 ? pass : cfg->sample_batch > 0 ? cfg->sample_batch : default_pass;
+    return build(path, sample_forward_batch(cfg, cfg->sample_batch), precision, cfg, m, weights);
 }

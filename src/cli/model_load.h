@@ -11,5 +11,9 @@
 int cli_checkpoint_config(const char *path, struct config *cfg);
 
 int cli_load_model(const char *path, int max_batch, const char *precision, struct config *cfg, struct dit *m, real **weights);
+// As cli_load_model for sampling: passes of `pass` images (--batch; 0 = the run's sample.batch, else
+// default_pass), set as cfg->sample_batch; the network holds one guided pass (sample_forward_batch).
+int cli_load_sampler(const char *path, int pass, int default_pass, const char *precision, struct config *cfg,
+                     struct dit *m, real **weights);
 
 #endif

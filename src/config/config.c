@@ -27,8 +27,9 @@ enum key_flag {
     KEY_RESULTS = 1,  // part of the run id: changing it changes what training computes
     KEY_MIN_OPEN = 2, // the lower bound itself is excluded
     KEY_MAX_OPEN = 4, // the upper bound itself is excluded
-    KEY_ADDED = 8,    // a results key added after run ids were fixed: in the canonical text and the id
-                      // only when away from its default, so every earlier run keeps its id and checkpoint
+    KEY_ADDED = 8,    // a key added after run ids were fixed: in the canonical text (and the id, for a
+                      // results key) only when away from its default, so every earlier run keeps its
+                      // id, its stored config and its checkpoint bytes
 };
 
 struct config_key {
@@ -89,6 +90,7 @@ enum {
     ADDED = KEY_RESULTS | KEY_ADDED,
     ADDED_MIN_OPEN = KEY_RESULTS | KEY_ADDED | KEY_MIN_OPEN,
     OPERATIONAL = 0,
+    OPERATIONAL_ADDED = KEY_ADDED,
 };
 
 static const struct config_key keys[] = {
@@ -221,6 +223,9 @@ static const struct config_key keys[] = {
                "classifier-free guidance scale (1 = no guidance)"),
     INT_KEY("sample.cfg_channels", sample_cfg_channels, "0", 0, 64, OPERATIONAL,
             "number of channels guided (0 = all)"),
+    INT_KEY("sample.batch", sample_batch, "0", 0, 65536, OPERATIONAL_ADDED,
+            "images per sampler pass, each of the cond and null passes (0 = as many as the model's batch "
+            "holds); DiffMoE's inference depends on it (official: 128 for rf, DiT's 32 for ddpm)"),
     INT_KEY("sample.n", sample_n, "100", 0, 100000, OPERATIONAL,
             "images in the end-of-run grid (0 = none)"),
     INT_KEY("eval.every", eval_every, "0", 0, INT_MAX, OPERATIONAL,

@@ -120,6 +120,7 @@ struct config {
     double sample_cfg;     // sample.cfg
     int sample_cfg_channels; // sample.cfg_channels: number of channels guided, 0 = all
     int sample_n;          // sample.n: images in the end-of-run grid (0 = none)
+    int sample_batch;      // sample.batch: images per sampler pass (0 = the model's batch)
 
     // eval.* (sample quality during training; do not affect training)
     int eval_every;        // eval.every: steps between evaluations (0 = off; also at the final step)

@@ -107,8 +107,10 @@ int sample_images(struct dit *m, const struct config *cfg, const struct sample_o
                          .C_out = m->shape.out_channels};
     s.image = (size_t)s.C * s.S * s.S;
     s.out_image = (size_t)s.C_out * s.S * s.S;
-    s.chunk = o->cfg == 1.0 || cfg->objective == OBJECTIVE_RF ? m->max_batch : m->max_batch / 2;
+    int doubled = o->cfg != 1.0 && cfg->objective == OBJECTIVE_DDPM;
+    s.chunk = sample_pass(m, cfg, o->cfg);
     if (s.chunk < 1) return err("the model's batch %d is too small to sample with guidance", m->max_batch);
+    if ((doubled ? 2 * s.chunk : s.chunk) > m->max_batch) return sample_check_batch(cfg, m->max_batch);
     s.x = malloc(sizeof(real) * 2 * s.chunk * s.image);
     s.t = malloc(sizeof(real) * 2 * s.chunk);
     s.guided = malloc(sizeof(real) * s.chunk * s.out_image);
@@ -126,6 +128,25 @@ int sample_images(struct dit *m, const struct config *cfg, const struct sample_o
     }
     free(s.x); free(s.t); free(s.guided); free(s.noise); free(s.labels);
     return rc;
+}
+
+int sample_pass(const struct dit *m, const struct config *cfg, double cfg_scale)
+{
+    if (cfg->sample_batch > 0) return cfg->sample_batch;
+    return cfg_scale != 1.0 && cfg->objective == OBJECTIVE_DDPM ? m->max_batch / 2 : m->max_batch;
+}
+
+int sample_forward_batch(const struct config *cfg, int pass)
+{
+    return cfg->objective == OBJECTIVE_DDPM ? 2 * pass : pass;
+}
+
+int sample_check_batch(const struct config *cfg, int max_batch)
+{
+    if (cfg->sample_batch <= 0 || sample_forward_batch(cfg, cfg->sample_batch) <= max_batch) return 0;
+    return err("sample.batch %d: a guided pass runs %d samples in one forward, and this model holds %d; "
+               "lower sample.batch, or sample with 'promoe sample' / 'promoe eval', which hold a whole pass",
+               cfg->sample_batch, sample_forward_batch(cfg, cfg->sample_batch), max_batch);
 }
 
 int grid_labels(int *labels, int n, int num_classes)

@@ -19,9 +19,18 @@ struct sample_options {
 };
 
 // out [n, C, S, S]. The model's weights must be bound (normally the EMA weights); images are
-// generated in chunks that fit the model's arena. Each image's noise is keyed by its index, so
-// the result does not depend on the chunk size.
+// generated in passes of sample.batch images (0: as many as the model's arena holds). Each
+// image's noise is keyed by its index, so the result does not depend on the pass size, except
+// for DiffMoE, whose inference ranks tokens over the whole forward batch (ROUTERS.md 3.3): its
+// samples follow the official ones only with the official pass (sample.batch).
 int sample_images(struct dit *m, const struct config *cfg, const struct sample_options *o, real *out);
+// Images per pass at guidance scale cfg_scale: sample.batch, else what the model's batch holds.
+int sample_pass(const struct dit *m, const struct config *cfg, double cfg_scale);
+// Samples in one forward of a guided pass of `pass` images: doubled for DDPM, whose sampler runs
+// the conditional and null halves as one batch [x; x]; rectified flow runs them separately.
+int sample_forward_batch(const struct config *cfg, int pass);
+// Checks that passes of sample.batch fit a model holding max_batch samples; errors name the key.
+int sample_check_batch(const struct config *cfg, int max_batch);
 
 // Labels for a grid with one row per class: n / num_classes images per row (all of them in one
 // row when n < num_classes), so image i has class i / per_row. Returns per_row.

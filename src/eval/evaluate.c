@@ -16,12 +16,13 @@
 #include "eval/frechet.h"
 #include "eval/sample_scores.h"
 #include "io/path.h"
+#include "moe/registry.h"
 #include "store/evals.h"
 
 // Seed of the permutation that picks the real reference images of precision / recall.
 static const uint64_t REFERENCE_SEED = 7;
 static const char REFERENCE[] = "fmnist-train";
-enum { METRICS_PER_CFG = 5 };
+enum { METRICS_PER_CFG = 5, SAMPLER_NAME_MAX = 32 };
 
 int eval_supported(const struct config *cfg)
 {
@@ -120,18 +121,27 @@ static int score_one(struct dit *m, const struct config *cfg, const struct eval_
     return 0;
 }
 
-static int write_rows(struct store *db, const struct config *cfg, const struct eval_request *r,
-                      const struct eval_figures *figures)
+void eval_sampler_name(const struct dit *m, const struct config *cfg, double scale, char *out, size_t size)
+{
+    const char *base = cfg->objective == OBJECTIVE_RF ? "euler" : "ddpm";
+    const struct router_ops *router = cfg->moe_experts[0] ? router_lookup(cfg->moe_router) : NULL;
+    if (router && router->pass_dependent) snprintf(out, size, "%s-pass%d", base, sample_pass(m, cfg, scale));
+    else snprintf(out, size, "%s", base);
+}
+
+static int write_rows(struct store *db, const struct dit *m, const struct config *cfg,
+                      const struct eval_request *r, const struct eval_figures *figures)
 {
     struct eval_row rows[EVAL_MAX_CFG * METRICS_PER_CFG];
+    char samplers[EVAL_MAX_CFG][SAMPLER_NAME_MAX];
     const char *names[METRICS_PER_CFG] = {"fd", "is", "precision", "recall", "class_acc"};
     int n = 0;
     for (int c = 0; c < r->n_cfg; c++) {
         const struct eval_figures *f = &figures[c];
         double values[METRICS_PER_CFG] = {f->fd, f->is, f->precision, f->recall, f->class_acc};
+        eval_sampler_name(m, cfg, f->cfg, samplers[c], sizeof samplers[c]);
         for (int k = 0; k < METRICS_PER_CFG; k++)
-            rows[n++] = (struct eval_row){r->run_id, r->step, "ema", f->cfg,
-                                          cfg->objective == OBJECTIVE_RF ? "euler" : "ddpm", r->steps, r->n,
+            rows[n++] = (struct eval_row){r->run_id, r->step, "ema", f->cfg, samplers[c], r->steps, r->n,
                                           REFERENCE, names[k], values[k], "harness", (int64_t)r->seed, f->wall_s};
     }
     return store_evals(db, rows, n);
@@ -159,7 +169,7 @@ int eval_model(struct dit *m, const struct config *cfg, const struct eval_reques
     if (!rc) rc = reference_features(&fm, cfg->data_path, r->n, b.real_features);
     for (int c = 0; !rc && c < r->n_cfg; c++) rc = score_one(m, cfg, r, r->cfg_scales[c], &fm, &b, &local[c]);
     m->training = training;
-    if (!rc) rc = write_rows(db, cfg, r, local);
+    if (!rc) rc = write_rows(db, m, cfg, r, local);
     if (!rc && figures) memcpy(figures, local, sizeof(struct eval_figures) * r->n_cfg);
     free(b.samples); free(b.cropped); free(b.features); free(b.probs); free(b.real_features);
     free(b.mean); free(b.cov);

@@ -39,6 +39,9 @@ int eval_supported(const struct config *cfg);
 int eval_parse_cfg_list(const char *text, const char *what, struct eval_request *r);
 // The feature network folder beside a database: dirname(db_path)/featnet (out: 1024 bytes).
 void eval_featnet_dir(const char *db_path, char *out);   // out: IO_PATH_MAX bytes (io/path.h)
+// The sampler's name in `evals` at guidance `scale`: "euler" (rf) or "ddpm", with "-pass<P>" appended
+// when the router's inference depends on the pass (DiffMoE), so evaluations with other passes stay apart.
+void eval_sampler_name(const struct dit *m, const struct config *cfg, double scale, char *out, size_t size);
 // Evaluates and writes the rows; figures [r->n_cfg] (may be NULL). The test accuracy of the
 // feature network goes to *featnet_accuracy (may be NULL).
 int eval_model(struct dit *m, const struct config *cfg, const struct eval_request *r, struct store *db,

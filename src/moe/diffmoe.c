@@ -404,6 +404,7 @@ static int dm_check(const struct moe_spec *spec, const struct config *cfg)
 
 const struct router_ops router_diffmoe = {
     .expert_names = EXPERT_NAMES_FC,   // experts are timm Mlps in the official class
+    .pass_dependent = 1,               // inference capacity over the forward batch
     .default_activation = ACTIVATION_SOFTMAX,
     .check = dm_check,
     .aux = AUX_BIT(AUX_CAPACITY),

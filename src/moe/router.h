@@ -105,6 +105,9 @@ struct router_ops {
     unsigned reads;
     // The tensor names of its routed and unconditional experts (enum expert_naming).
     int expert_names;
+    // 1 when its inference ranks tokens over the whole forward batch (DiffMoE's capacity, ROUTERS.md
+    // 3.3), so samples depend on the sampler's pass size (sample.batch); 0 when per token or sample.
+    int pass_dependent;
     // Registers the router's tensors under prefix ("blocks.3.mlp"): trainable ones and buffers
     // (trainable = 0: saved in checkpoints, copied into the EMA weights). Allocates router_state.
     int (*add_params)(struct router_context *L, struct param_table *t, const char *prefix);

@@ -13,7 +13,7 @@ struct eval_row {
     int64_t step;
     const char *weights;       // "ema"
     double cfg_scale;
-    const char *sampler;       // "euler" (rf), "ddpm"
+    const char *sampler;       // "euler" (rf), "ddpm"; "-pass<P>" appended for DiffMoE (sample.batch)
     int sampler_steps;
     int64_t n_samples;
     const char *reference;     // "fmnist-train", "VIRTUAL_imagenet256_labeled"

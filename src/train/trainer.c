@@ -335,6 +335,10 @@ static int start_run(struct run *r)
         if (eval_supported(r->cfg) < 0 || eval_parse_cfg_list(r->cfg->eval_cfg, "eval.cfg", &check) < 0)
             return err_context("eval.every is set");
     }
+    if (r->cfg->eval_every > 0 || r->cfg->sample_n > 0) {
+        struct dist_slice slice;   // the training model's batch holds the end-of-run sampler's passes
+        if (dist_slice_of(r->cfg, &slice) < 0 || sample_check_batch(r->cfg, slice.count) < 0) return -1;
+    }
     int opened = dist_is_writer() ? store_open(&r->db, r->o->db_path) : 0;
     if (dist_broadcast_int(opened) < 0) return opened < 0 ? -1 : err("rank 0 could not open '%s'", r->o->db_path);
     int mine = dist_is_writer() ? claim_run(r) : 0, claim = dist_broadcast_int(mine);
