@@ -4,11 +4,13 @@
 // mkdtemp folder that is removed at the end.
 #include "check.h"
 #include "core/error.h"
+#include "core/processors.h"
 #include "core/sha256.h"
 #include "io/gnuplot.h"
 #include "io/path.h"
 #include "scratch.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -85,12 +87,32 @@ static void test_gnuplot_missing(void)
     if (copy) setenv("PATH", copy, 1), free(copy);
 }
 
+// The processor count follows the affinity mask (taskset), so a sweep pinned to one core runs
+// its trainers on one thread each.
+static void test_processors(void)
+{
+    cpu_set_t all, one;
+    int read = sched_getaffinity(0, sizeof all, &all) == 0;
+    CHECK(read, "sched_getaffinity");
+    if (!read) return;
+    CHECK(processors_available() == CPU_COUNT(&all), "%d processors, mask of %d", processors_available(),
+          CPU_COUNT(&all));
+    int first = 0;
+    while (!CPU_ISSET(first, &all)) first++;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    CHECK(sched_setaffinity(0, sizeof one, &one) == 0, "pin to processor %d", first);
+    CHECK(processors_available() == 1, "%d processors when pinned to one", processors_available());
+    sched_setaffinity(0, sizeof all, &all);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return perror("mkdtemp"), 1;
     test_make_folders();
     test_sha256();
     test_gnuplot_missing();
+    test_processors();
     char command[128];
     snprintf(command, sizeof command, "rm -rf %s", dir);
     if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "core/error.h"
+#include "core/processors.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -72,5 +73,5 @@ long sweep_cores(void)
 {
     const char *slurm_cpus = getenv(CPUS_VARIABLE);
     long cpus = slurm_cpus ? strtol(slurm_cpus, NULL, 10) : 0;
-    return cpus > 0 ? cpus : sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus > 0 ? cpus : processors_available();
 }

@@ -40,7 +40,7 @@ int sweep_cluster_check_index(const struct sweep_cluster_options *c, const struc
 // for the sweep when pattern is NULL.
 int sweep_shard_path(const char *pattern, const char *sweep, int index, char *out, size_t size);
 
-// Cores this process may use: $SLURM_CPUS_PER_TASK when set, else the online cores.
+// Cores this process may use: $SLURM_CPUS_PER_TASK when set, else its affinity mask (taskset).
 long sweep_cores(void);
 
 #endif

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include "core/blas.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/processors.h"
 #include "core/progress.h"
 #include "core/rng.h"
 #include "core/sha256.h"
@@ -565,20 +565,11 @@ static void restore_signals(const struct sigaction *old)
     for (int i = 0; i < STOP_SIGNALS; i++) sigaction(stop_signals[i], &old[i], NULL);
 }
 
-// Processors this process may run on (its affinity mask, as taskset and cgroups set it).
-static int available_processors(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 // train.threads, capped at the processors available: more threads than cores only wait on each
 // other (results do not depend on the thread count).
 static void set_threads(const struct config *cfg)
 {
-    int threads = cfg->threads, available = available_processors();
+    int threads = cfg->threads, available = processors_available();
     if (threads > available) {
         note("train.threads %d exceeds the %d processors available: using %d", threads, available, available);
         threads = available;
