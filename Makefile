@@ -23,7 +23,7 @@ TEST_SRC = $(wildcard tests/test_*.c)
 F64_SRC  = $(wildcard tests/f64_*.c)
 TESTS    = $(TEST_SRC:tests/%.c=build/tests/%) $(F64_SRC:tests/%.c=build/tests/%)
 
-.PHONY: all test deps bench bench-deps bench-check bench-official clean main plots mpi test-mpi study study-report
+.PHONY: all test deps bench bench-gemm bench-deps bench-check bench-official clean main plots mpi test-mpi study study-report
 all: build/promoe
 
 # Debian packages, installed when missing (scripts/install-deps.sh); checked once per build tree.
@@ -97,6 +97,14 @@ build/bench: tests/bench/bench.c tests/bench/peak.h build/libpromoe.a
 
 bench: build/.deps build/bench
 	@bash tests/bench/run.sh
+
+# The step's matrix products on our bf16 kernels, oneDNN (bf16 and fp32) and BLIS side by side
+# (tests/bench/gemm_libs.c; needs libdnnl-dev: make bench-deps). BENCH_GEMM_THREADS: default 2.
+build/bench-gemm: tests/bench/gemm_libs.c build/libpromoe.a
+	$(CC) $(CFLAGS) -o $@ $< build/libpromoe.a $(LDLIBS) -ldnnl
+
+bench-gemm: build/.deps build/bench-gemm
+	OMP_NUM_THREADS=$${BENCH_GEMM_THREADS:-2} BLIS_NUM_THREADS=$${BENCH_GEMM_THREADS:-2} build/bench-gemm
 
 # Optional data-parallel build over MPI (Open MPI from Debian): build-mpi/promoe, compiled by
 # mpicc with -DPROMOE_MPI in its own object folder; run it with mpirun (README, "Running on a

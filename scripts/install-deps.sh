@@ -3,7 +3,7 @@
 # Without root, lists the missing packages and fails. Optional groups, named as arguments: `mpi`
 # adds Open MPI (mpicc, mpirun) for `make mpi` / `make test-mpi`; `bench` adds the PyTorch side of
 # `make bench` (Debian's torch, which multiplies through BLIS; tcmalloc, preloaded by
-# tests/bench/run.sh; Python runs as /usr/bin/python3).
+# tests/bench/run.sh; Python runs as /usr/bin/python3) and oneDNN for `make bench-gemm`.
 set -euo pipefail
 
 packages=(
@@ -24,7 +24,8 @@ packages=(
 for group in "$@"; do
   case "$group" in
     mpi) packages+=(openmpi-bin libopenmpi-dev) ;;                          # data-parallel training
-    bench) packages+=(python3-torch python3-numpy libtcmalloc-minimal4) ;;  # the PyTorch reference
+    bench) packages+=(python3-torch python3-numpy libtcmalloc-minimal4   # the PyTorch reference
+                      libdnnl-dev) ;;                                      # oneDNN (make bench-gemm)
     *) echo "promoe: install-deps.sh: unknown group '$group' (mpi, bench)" >&2; exit 129 ;;
   esac
 done
