@@ -118,38 +118,30 @@ static void test_pass_limits(void)
     free(out);
 }
 
-// The sampler's name in `evals` carries the pass only where samples depend on it.
-static void test_sampler_names(void)
+// The sampler's name in `evals` for a model of MAX_BATCH with sample.batch `pass` at guidance `scale`.
+static void expect_name(const char *experts, const char *router, const char *objective, int pass, double scale,
+                        const char *expected)
 {
     struct config cfg;
     struct dit m;
     char name[32];
-    tiny(&cfg, "E4A1S0U0", "diffmoe", "rf");
-    dit_create(&m, &cfg, MAX_BATCH);
-    cfg.sample_batch = 4;
-    eval_sampler_name(&m, &cfg, 1.5, name, sizeof name);
-    CHECK(!strcmp(name, "euler-pass4"), "diffmoe rf sampler '%s'", name);
-    cfg.sample_batch = 0;
-    eval_sampler_name(&m, &cfg, 1.5, name, sizeof name);
-    CHECK(!strcmp(name, "euler-pass8"), "diffmoe rf, sample.batch 0 on a model of 8: '%s'", name);
+    if (tiny(&cfg, experts, router, objective) < 0 || dit_create(&m, &cfg, MAX_BATCH) < 0) return;
+    cfg.sample_batch = pass;
+    eval_sampler_name(&m, &cfg, scale, name, sizeof name);
+    CHECK(!strcmp(name, expected), "%s %s %s pass %d cfg %g: sampler '%s', expected '%s'", experts, router,
+          objective, pass, scale, name, expected);
     dit_destroy(&m);
-    tiny(&cfg, "E4A1S0U0", "diffmoe", "ddpm");
-    dit_create(&m, &cfg, MAX_BATCH);
-    eval_sampler_name(&m, &cfg, 1.5, name, sizeof name);
-    CHECK(!strcmp(name, "ddpm-pass4"), "diffmoe ddpm guided, model of 8: '%s'", name);
-    eval_sampler_name(&m, &cfg, 1.0, name, sizeof name);
-    CHECK(!strcmp(name, "ddpm-pass8"), "diffmoe ddpm unguided, model of 8: '%s'", name);
-    dit_destroy(&m);
-    tiny(&cfg, "E4A1S0U0", "token_choice", "rf");
-    dit_create(&m, &cfg, MAX_BATCH);
-    eval_sampler_name(&m, &cfg, 1.5, name, sizeof name);
-    CHECK(!strcmp(name, "euler"), "token choice sampler '%s'", name);
-    dit_destroy(&m);
-    tiny(&cfg, "", "token_choice", "ddpm");
-    dit_create(&m, &cfg, MAX_BATCH);
-    eval_sampler_name(&m, &cfg, 1.5, name, sizeof name);
-    CHECK(!strcmp(name, "ddpm"), "dense ddpm sampler '%s'", name);
-    dit_destroy(&m);
+}
+
+// The sampler's name carries the pass only where samples depend on it.
+static void test_sampler_names(void)
+{
+    expect_name("E4A1S0U0", "diffmoe", "rf", 4, 1.5, "euler-pass4");
+    expect_name("E4A1S0U0", "diffmoe", "rf", 0, 1.5, "euler-pass8");   // 0: what the model holds
+    expect_name("E4A1S0U0", "diffmoe", "ddpm", 0, 1.5, "ddpm-pass4");  // guided: [x; x] in one forward
+    expect_name("E4A1S0U0", "diffmoe", "ddpm", 0, 1.0, "ddpm-pass8");
+    expect_name("E4A1S0U0", "token_choice", "rf", 4, 1.5, "euler");
+    expect_name("", "token_choice", "ddpm", 4, 1.5, "ddpm");
 }
 
 int main(void)
