@@ -13,7 +13,6 @@
 #include "moe/rcl.h"
 #include "moe/scores.h"
 
-#define PROTOTYPE_INIT_STD 0.02
 
 struct prototype {
     real *p, *g;                 // prototypes and their gradient [E, D]
@@ -28,17 +27,13 @@ struct prototype {
 
 static int proto_add_params(struct router_context *L, struct param_table *t, const char *prefix)
 {
-    if (!(L->router_state = calloc(1, sizeof(struct prototype)))) return err("out of memory");
-    return router_add_tensor(t, prefix, "cluster_centers", 2, L->spec.routed, L->D, INIT_NORMAL,
-                             PROTOTYPE_INIT_STD, 1);
+    return router_add_prototypes(L, t, prefix, sizeof(struct prototype));
 }
 
 static void proto_bind(struct router_context *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct prototype *r = L->router_state;
-    real *p = router_tensor(t, base, prefix, "cluster_centers");
-    if (grads) r->g = p;
-    else r->p = p;
+    router_bind_prototypes(t, prefix, base, grads, &r->p, &r->g);
 }
 
 static int proto_max_slots(const struct router_context *L, int B, int T) { return B * T * L->spec.active; }

@@ -32,7 +32,6 @@
 #include "moe/router.h"
 #include "moe/scores.h"
 
-#define PROTOTYPE_INIT_STD 0.02
 
 struct prototype_ec {
     real *p, *g;                 // prototypes and their gradient [E, D]
@@ -49,17 +48,13 @@ struct prototype_ec {
 
 static int pec_add_params(struct router_context *L, struct param_table *t, const char *prefix)
 {
-    if (!(L->router_state = calloc(1, sizeof(struct prototype_ec)))) return err("out of memory");
-    return router_add_tensor(t, prefix, "cluster_centers", 2, L->spec.routed, L->D, INIT_NORMAL,
-                             PROTOTYPE_INIT_STD, 1);
+    return router_add_prototypes(L, t, prefix, sizeof(struct prototype_ec));
 }
 
 static void pec_bind(struct router_context *L, const struct param_table *t, const char *prefix, real *base, int grads)
 {
     struct prototype_ec *r = L->router_state;
-    real *p = router_tensor(t, base, prefix, "cluster_centers");
-    if (grads) r->g = p;
-    else r->p = p;
+    router_bind_prototypes(t, prefix, base, grads, &r->p, &r->g);
 }
 
 // Tokens each expert takes per sample: floor(T / E_r * capacity), at least 1, at most T.

@@ -40,6 +40,23 @@ real *router_tensor(const struct param_table *t, real *base, const char *prefix,
     return base + e->offset;
 }
 
+#define PROTOTYPE_INIT_STD 0.02
+
+int router_add_prototypes(struct router_context *L, struct param_table *t, const char *prefix, size_t state_size)
+{
+    if (!(L->router_state = calloc(1, state_size))) return err("out of memory");
+    return router_add_tensor(t, prefix, "cluster_centers", 2, L->spec.routed, L->D, INIT_NORMAL,
+                             PROTOTYPE_INIT_STD, 1);
+}
+
+void router_bind_prototypes(const struct param_table *t, const char *prefix, real *base, int grads, real **weights,
+                            real **gradients)
+{
+    real *p = router_tensor(t, base, prefix, "cluster_centers");
+    if (grads) *gradients = p;
+    else *weights = p;
+}
+
 void plan_gate_gradients(const struct routing_plan *p, real *d_s, int N, int E)
 {
     memset(d_s, 0, sizeof(real) * N * E);

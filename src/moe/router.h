@@ -134,6 +134,12 @@ int router_add_tensor(struct param_table *t, const char *prefix, const char *suf
                       int64_t d1, enum param_init init, double std, int trainable);
 // The tensor "<prefix>.<suffix>" in a buffer of the table's layout (absent: a bug).
 real *router_tensor(const struct param_table *t, real *base, const char *prefix, const char *suffix);
+// The prototypes of the prototype routers (ProMoE's token- and expert-choice forms): a zeroed
+// router_state of state_size bytes and "<prefix>.cluster_centers" [E_r, D], N(0, 0.02^2) [C].
+int router_add_prototypes(struct router_context *L, struct param_table *t, const char *prefix, size_t state_size);
+// Points *weights (grads = 0) or *gradients (grads = 1) at the prototypes in base.
+void router_bind_prototypes(const struct param_table *t, const char *prefix, real *base, int grads, real **weights,
+                            real **gradients);
 // d_s [N, E] = dLoss/dgate of each routed slot at (token, expert), zero elsewhere.
 void plan_gate_gradients(const struct routing_plan *p, real *d_s, int N, int E);
 // destroy for a router whose state is one allocation.
