@@ -26,10 +26,13 @@ static const char *path_in(const char *name) { return scratch_path(dir, name); }
 static const char DATA_SQL[] =
     "INSERT INTO sweeps VALUES ('study-mini','','x',0);"
     "INSERT INTO runs (run_id, config_sha256, config_yaml, label, seed, status, params_total, params_active, train_s,"
-    " img_per_s, created_ms) VALUES"
-    " ('d0','h0','','dense',0,'done',1000000,1000000,600,200,0), ('d1','h1','','dense',1,'done',1000000,1000000,600,200,0),"
-    " ('p0','h2','','promoe',0,'done',3000000,1000000,660,190,0), ('p1','h3','','promoe',1,'done',3000000,1000000,660,190,0),"
-    " ('d2','h4','','dense',2,'running',1000000,1000000,NULL,200,0);"
+    " img_per_s, created_ms, threads, heartbeat_ms) VALUES"
+    " ('d0','h0','','dense',0,'done',1000000,1000000,600,200,0,1,0), ('d1','h1','','dense',1,'done',1000000,1000000,600,200,0,2,0),"
+    " ('p0','h2','','promoe',0,'done',3000000,1000000,660,190,0,1,0), ('p1','h3','','promoe',1,'done',3000000,1000000,660,190,0,1,660000),"
+    " ('d2','h4','','dense',2,'running',1000000,1000000,NULL,200,0,1,0);"
+    // Wall time per run: dense 10 min (d1 in two attempts), ProMoE 11 min (p1's attempt ends at its heartbeat).
+    "INSERT INTO attempts (run_id, attempt, from_step, started_ms, ended_ms) VALUES ('d0',1,0,0,600000),"
+    " ('d1',1,0,0,240000), ('d1',2,10,1000000,1360000), ('p0',1,0,0,660000), ('p1',1,0,0,NULL), ('d2',1,0,0,999999);"
     "INSERT INTO sweep_runs VALUES ('study-mini',0,'d0'), ('study-mini',1,'p0'), ('study-mini',2,'d1'), ('study-mini',3,'p1'),"
     " ('study-mini',4,'d2');"
     "INSERT INTO params SELECT run_id, 'train.seed', CAST(seed AS TEXT) FROM runs;"
@@ -64,13 +67,13 @@ int main(void)
     const char *md = slurp(path_in("out/REPORT.md"));
     CHECK(strstr(md, "4 of 5 runs done"), "header:\n%.400s", md);
     CHECK(strstr(md, "```yaml\n# The mini study's protocol"), "protocol verbatim");
-    CHECK(strstr(md, "| promoe | 2 / 2 | 3.00M | 1.00M | 190.0 | 11.0 min |"), "parameters row");
+    CHECK(strstr(md, "| promoe | 2 / 2 | 3.00M | 1.00M | 190.0 | 11.0 min | 1 |"), "parameters row");
     CHECK(strstr(md, "### Protocol search") && strstr(md, "| batch 128, lr 1e-3 (the first protocol) | 30.00 |"),
           "protocol search table with d0's FD:\n%.600s", strstr(md, "### Protocol search") ? strstr(md, "### Protocol search") : md);
     CHECK(strstr(md, "| batch 64, lr 2e-3 | no run | - | no run | no run |"),
           "a candidate without runs");
     CHECK(access(path_in("out/tables/protocol.csv"), F_OK) == 0, "protocol search CSV");
-    CHECK(strstr(md, "| dense | 2 / 3 | 1.00M | 1.00M | 200.0 | 10.0 min |"), "parameters row with a run going");
+    CHECK(strstr(md, "| dense | 2 / 3 | 1.00M | 1.00M | 200.0 | 10.0 min | 1-2 |"), "parameters row with a run going");
     // Pilot: SD of dense's val_loss sqrt(2) * 0.01; pooled over both rows sqrt((2e-4 + 5e-5) / 2).
     double pooled = sqrt((2e-4 + 5e-5) / 2), smallest = stats_t975(2) * sqrt(2.0 / 3) * pooled;
     snprintf(expected, sizeof expected, "| val_loss | %.4g (n=2) | %.4g (n=2) | %.4g (df=2) | %.4g |", sqrt(2) * 0.01,

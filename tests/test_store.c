@@ -289,6 +289,25 @@ static void test_run_end(struct store *db)
     CHECK(strstr(err_message(), "ffffffffffffffff") != NULL, "message: %s", err_message());
 }
 
+// train_s adds up over the attempts of a run: a resume adds to it, a start from step 0 clears it.
+static void test_training_time_over_attempts(struct store *db)
+{
+    const char *run = "00000000000000c3";
+    const char *sql = "SELECT train_s FROM runs WHERE run_id = '00000000000000c3'";
+    struct run_info info = run_info_of(run, 0);
+    CHECK(store_run_begin(db, &info) == 0 && store_run_end(db, run, "interrupted", NULL, 12.5, 1) == 0, "first");
+    info.from_step = 40;
+    CHECK(store_run_begin(db, &info) == 0, "resume: %s", err_message());
+    CHECK(query_real(db, sql) == 12.5, "a resume keeps the earlier attempts' %.3g s", query_real(db, sql));
+    CHECK(store_run_end(db, run, "done", NULL, 2.5, 1) == 0 && query_real(db, sql) == 15, "12.5 + 2.5 s: %.3g",
+          query_real(db, sql));
+    CHECK(store_run_end(db, run, "failed", "x", NAN, NAN) == 0 && query_real(db, sql) == 15, "NaN adds nothing");
+    info.from_step = 0;
+    CHECK(store_run_begin(db, &info) == 0, "again from step 0: %s", err_message());
+    CHECK(query_int(db, "SELECT count(*) FROM runs WHERE run_id = '00000000000000c3' AND train_s IS NULL") == 1,
+          "a start from step 0 clears the training time");
+}
+
 static void test_views(struct store *db)
 {
     sqlite3_exec(store_handle(db),
@@ -579,6 +598,7 @@ int main(void)
         test_resume(db);
         test_checkpoints(db);
         test_run_end(db);
+        test_training_time_over_attempts(db);
         test_views(db);
         CHECK(strcmp(query_text(db, "PRAGMA integrity_check"), "ok") == 0, "integrity");
         CHECK(query_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0, "foreign keys");

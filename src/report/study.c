@@ -127,19 +127,23 @@ static int write_protocol(struct study *s)
     fclose(p);
     fprintf(s->f, "```\n\nFor a given seed every method sees the same data order, flips, label dropout, noise and "
             "timesteps, so rows are compared seed by seed (paired). The validation loss uses the same 500 "
-            "test images, noise and 10 timestep bins for every run. Parameters and speed per method (one "
-            "thread per run, two runs at once):\n\n| Method | Runs done | Parameters | Activated | img/s | "
-            "Training time per run |\n|---|---:|---:|---:|---:|---:|\n");
+            "test images, noise and 10 timestep bins for every run. Parameters and speed per method: "
+            "training images per second of each run's last attempt (averaged over runs), and the wall time of "
+            "a done run, all its attempts from start to end, validation and evaluation included; runs train "
+            "two at a time on the 2 cores, with the threads per run recorded in the last column:\n\n"
+            "| Method | Runs done | Parameters | Activated | img/s | Wall time per run | Threads |\n"
+            "|---|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < s->n_labels; i++) {
         const struct store_label_summary *r = &s->labels[i];
         if (!(r->params_total > 0)) {
-            fprintf(s->f, "| %s | %d / %d | - | - | - | - |\n", r->label, r->done, r->runs);
+            fprintf(s->f, "| %s | %d / %d | - | - | - | - | - |\n", r->label, r->done, r->runs);
             continue;
         }
         fprintf(s->f, "| %s | %d / %d | %.2fM | %.2fM | %.1f | ", r->label, r->done, r->runs, r->params_total / 1e6,
                 r->params_active / 1e6, r->img_per_s);
-        if (r->done) fprintf(s->f, "%.1f min |\n", r->train_s / r->done / 60);
-        else fprintf(s->f, "- |\n");
+        if (!r->done) fprintf(s->f, "- | - |\n");
+        else if (r->min_threads == r->max_threads) fprintf(s->f, "%.1f min | %d |\n", r->wall_s / r->done / 60, r->min_threads);
+        else fprintf(s->f, "%.1f min | %d-%d |\n", r->wall_s / r->done / 60, r->min_threads, r->max_threads);
     }
     fputc('\n', s->f);
     return 0;
@@ -476,15 +480,15 @@ static void write_token_figures(struct study *s)
 
 static int write_compute(struct study *s)
 {
-    double train_s = 0;
+    double wall_s = 0;
     int done = 0;
-    for (int i = 0; i < s->n_labels; i++) train_s += s->labels[i].train_s, done += s->labels[i].done;
+    for (int i = 0; i < s->n_labels; i++) wall_s += s->labels[i].wall_s, done += s->labels[i].done;
     int evals;
     double eval_s;
     if (store_sweep_eval_time(s->db, s->l->sweep, &evals, &eval_s) < 0) return -1;
-    fprintf(s->f, "## Compute used\n\n%d runs done: %.1f hours of training (one thread per run, two runs at once on "
-            "the 2-core machine, so about half that in wall time), %d sample evaluations taking %.1f hours.\n",
-            done, train_s / 3600, evals, eval_s / 3600);
+    fprintf(s->f, "## Compute used\n\n%d runs done: %.1f run-hours from the start to the end of their attempts "
+            "(training, validation and evaluation; two runs at a time on the 2-core machine, so about half that "
+            "elapsed), of which %d sample evaluations took %.1f hours.\n", done, wall_s / 3600, evals, eval_s / 3600);
     return 0;
 }
 

@@ -49,7 +49,8 @@ static const char RUN_UPSERT[] =
     "  threads = excluded.threads, world_size = excluded.world_size, "
     "  params_total = excluded.params_total, params_active = excluded.params_active, "
     "  step_done = excluded.step_done, started_ms = excluded.started_ms, "
-    "  heartbeat_ms = excluded.heartbeat_ms, ended_ms = NULL, train_s = NULL, img_per_s = NULL";
+    "  heartbeat_ms = excluded.heartbeat_ms, ended_ms = NULL, img_per_s = NULL, "
+    "  train_s = CASE WHEN excluded.step_done > 0 THEN train_s END";   // a resume adds to earlier attempts
 
 static const char PARAMS_DELETE[] = "DELETE FROM params WHERE run_id = ?1";
 static const char PARAM_INSERT[] =
@@ -219,7 +220,8 @@ int store_run_begin(struct store *db, const struct run_info *info)
 // ---- store_run_end ---------------------------------------------------------------------------
 
 static const char RUN_END[] =
-    "UPDATE runs SET status = ?2, error = ?3, ended_ms = ?4, heartbeat_ms = ?4, train_s = ?5, "
+    "UPDATE runs SET status = ?2, error = ?3, ended_ms = ?4, heartbeat_ms = ?4, "
+    "train_s = CASE WHEN ?5 IS NULL THEN train_s ELSE coalesce(train_s, 0) + ?5 END, "
     "img_per_s = ?6 WHERE run_id = ?1";
 
 static const char ATTEMPT_END[] =

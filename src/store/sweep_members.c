@@ -17,7 +17,11 @@ static const char LABELS_SQL[] =
     "WHERE s.sweep = ?1 GROUP BY label ORDER BY min(s.idx)";
 static const char SUMMARIES_SQL[] =
     "SELECT coalesce(r.label, r.run_id) AS label, count(*), sum(r.status = 'done'), avg(r.params_total), "
-    "avg(r.params_active), avg(r.img_per_s), sum(coalesce(r.train_s, 0)) FROM sweep_runs s "
+    "avg(r.params_active), avg(r.img_per_s), sum(coalesce(r.train_s, 0)), "
+    "  coalesce(sum(CASE WHEN r.status = 'done' THEN (SELECT sum(coalesce(a.ended_ms, r.heartbeat_ms, a.started_ms) "
+    "    - a.started_ms) FROM attempts a WHERE a.run_id = r.run_id) END), 0) / 1000.0, "
+    "  coalesce(min(CASE WHEN r.status = 'done' THEN r.threads END), 0), "
+    "  coalesce(max(CASE WHEN r.status = 'done' THEN r.threads END), 0) FROM sweep_runs s "
     "JOIN runs r ON r.run_id = s.run_id WHERE s.sweep = ?1 GROUP BY label ORDER BY min(s.idx)";
 static const char DONE_RUNS_SQL[] =
     "SELECT r.run_id, r.seed FROM sweep_runs s JOIN runs r ON r.run_id = s.run_id WHERE s.sweep = ?1 "
@@ -108,6 +112,8 @@ int store_sweep_label_summaries(struct store *db, const char *sweep, struct stor
         r->runs = sqlite3_column_int(st, 1), r->done = sqlite3_column_int(st, 2);
         r->params_total = sqlite3_column_double(st, 3), r->params_active = sqlite3_column_double(st, 4);
         r->img_per_s = sqlite3_column_double(st, 5), r->train_s = sqlite3_column_double(st, 6);
+        r->wall_s = sqlite3_column_double(st, 7);
+        r->min_threads = sqlite3_column_int(st, 8), r->max_threads = sqlite3_column_int(st, 9);
     }
     sqlite3_finalize(st);
     return 0;

@@ -24,10 +24,12 @@ void store_labels_free(struct store_labels *labels);
 
 // One label of a sweep: its runs, how many are done, the means of their parameter counts and
 // images per second, and their training seconds summed (NULL counted as 0).
+// train_s: training seconds summed over the runs (each over its attempts); wall_s: the done runs'
+// attempts from start to end, validation and evaluation included; threads: the done runs' range.
 struct store_label_summary {
     char label[STORE_TEXT_CAPACITY];
-    int runs, done;
-    double params_total, params_active, img_per_s, train_s;
+    int runs, done, min_threads, max_threads;
+    double params_total, params_active, img_per_s, train_s, wall_s;
 };
 // The first `capacity` labels of a sweep in first-run order, into rows [*n].
 int store_sweep_label_summaries(struct store *db, const char *sweep, struct store_label_summary *rows,
