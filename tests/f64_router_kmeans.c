@@ -39,7 +39,7 @@ static void test_update_is_mean(double momentum)
     for (int step = 0; step < 3; step++) {
         fill_normal(x, B * T * D, 1);
         L.step = step;
-        memcpy(before, c, sizeof before);
+        memcpy(before, c, sizeof(real) * E * D);   // the E_r routed experts' centroids [E_r, D]
         int drawn = step == 0;   // the first forward draws the centroids before it assigns
         moe_forward(&L, y, x, labels, B, T);
         if (drawn && momentum != 0) continue;   // its prior, the draw, is not seen from here
