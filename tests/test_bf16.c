@@ -1,9 +1,9 @@
-// The bf16 products (core/gemm_bf16.h): rounding to bf16; every transpose case and ragged shapes
-// (odd k, k across oneDNN's k blocks, m and k between the grains of core/gemm_bf16.c, so rows of C
-// through its staging block) against a reference in double over the bf16-rounded operands (only the
-// fp32 accumulation may differ) and against the fp32 operands (within bf16 rounding); alpha and
-// beta; for the model's shapes, the bits the same on 1 and 2 threads, serially and inside a parallel
-// region. Skipped, with a line saying so, on a processor without AVX512-BF16.
+// The bf16 products (core/gemm_bf16.h): rounding to bf16 and packing; every transpose case and
+// ragged shapes (odd k, k across oneDNN's k blocks, m and k between the grains of core/gemm_bf16.c,
+// so rows of C through its staging block) against a reference in double over the bf16-rounded
+// operands (only the fp32 accumulation may differ) and against the fp32 operands (within bf16
+// rounding); alpha and beta; for the model's shapes, the bits the same on 1 and 2 threads, serially
+// and inside a parallel region. Skipped, with a line saying so, on a processor without AVX512-BF16.
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -34,6 +34,34 @@ static void test_rounding(void)
     CHECK(isnan(float_from_bf16(bf16_from_float(NAN))), "NaN stays NaN");
     CHECK(float_from_bf16(bf16_from_float(INFINITY)) == INFINITY, "infinity stays infinite");
     CHECK(float_from_bf16(0x4049) == 3.140625f, "0x4049 -> %.9g", float_from_bf16(0x4049));
+}
+
+// bf16_pack_rows, plain and transposed (16 x 16 tiles in registers, edges one by one), against
+// bf16_from_float element by element, special values included; padding columns zero.
+static void test_packing(void)
+{
+    enum { ROWS = 37, COLS = 53, LD_DST = 64 };   // op(X) [ROWS, COLS]: full tiles and both edges
+    const float specials[] = {NAN, -NAN, INFINITY, -INFINITY, -0.0f, 0x1p-130f, -0x1p-149f, 1.0f + 0x1p-8f,
+                              1.0f + 0x3p-8f, 0x1.fffffep127f};
+    const uint32_t signaling_nan = 0x7f800001u;   // would round to infinity were it not quieted
+    float *x = malloc(sizeof *x * ROWS * COLS);
+    fill(x, (size_t)ROWS * COLS, 7);
+    for (size_t i = 0; i < sizeof specials / sizeof *specials; i++) x[i * 97 % (ROWS * COLS)] = specials[i];
+    memcpy(&x[5], &signaling_nan, sizeof signaling_nan);
+    uint16_t *dst = malloc(sizeof *dst * ROWS * LD_DST);
+    for (int trans = 0; trans < 2; trans++) {
+        memset(dst, 0xff, sizeof *dst * ROWS * LD_DST);
+        bf16_pack_rows(dst, LD_DST, x, trans ? ROWS : COLS, trans, 0, ROWS, COLS);
+        int wrong = 0;
+        for (int i = 0; i < ROWS; i++)
+            for (int j = 0; j < LD_DST; j++) {
+                uint16_t want = j < COLS ? bf16_from_float(trans ? x[j * ROWS + i] : x[i * COLS + j]) : 0;
+                wrong += dst[i * LD_DST + j] != want;
+            }
+        CHECK(wrong == 0, "packing (trans %d): %d of %d elements wrong", trans, wrong, ROWS * LD_DST);
+    }
+    free(x);
+    free(dst);
 }
 
 static double op_at(const float *x, int trans, int ld, int row, int col, int rounded)
@@ -207,6 +235,7 @@ static void test_thread_independence(void)
 int main(void)
 {
     test_rounding();
+    test_packing();
     if (!gemm_bf16_supported()) {
         printf("test_bf16: products skipped: this processor has no AVX512-BF16\n");
         CHECK(gemm_bf16_reserve(1) < 0, "reserve must refuse without AVX512-BF16");
