@@ -95,7 +95,8 @@ static void pack_one(uint16_t *dst, int ld_dst, const float *x, int ld, int i, i
 
 // op(X)[i][j] = X[j][i], in blocks of BLOCK_I x BLOCK_J (a block's rows of X and of op(X) few
 // enough pages to stay in the TLB) of 16 x 16 tiles; the ragged edges element by element.
-AVX512_TARGET static void pack_transposed(uint16_t *dst, int ld_dst, const float *x, int ld, int row0, int row1, int cols)
+AVX512_TARGET static void pack_transposed(uint16_t *dst, int ld_dst, const float *x, int ld, int row0, int row1,
+                                          int cols)
 {
     int rows_16 = row0 + (row1 - row0) / 16 * 16, cols_16 = cols / 16 * 16;
     for (int i0 = row0; i0 < rows_16; i0 += BLOCK_I)
@@ -117,6 +118,6 @@ void bf16_pack_rows(uint16_t *dst, int ld_dst, const float *x, int ld, int trans
     else   // only where bf16 products cannot run (they need AVX512-BF16), for completeness
         for (int i = row0; i < row1; i++)
             for (int j = 0; j < cols; j++) pack_one(dst, ld_dst, x, ld, i, j);
-    if (ld_dst > cols)
-        for (int i = row0; i < row1; i++) memset(dst + (size_t)i * ld_dst + cols, 0, sizeof(uint16_t) * (ld_dst - cols));
+    for (int i = row0; i < row1 && ld_dst > cols; i++)
+        memset(dst + (size_t)i * ld_dst + cols, 0, sizeof(uint16_t) * (ld_dst - cols));
 }

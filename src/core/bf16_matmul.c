@@ -121,9 +121,10 @@ static int create_primitive(struct bf16_matmul *mm, const struct bf16_matmul_key
     dnnl_primitive_desc_t pd;
     if (create_descriptor(&pd, key) < 0) return -1;
     mm->key = *key;
-    const dnnl_memory_desc_t *md[N_ARGS] = {
-        dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
-        dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0)};
+    static const dnnl_query_t queries[N_ARGS] = {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_dst_md,
+                                                  dnnl_query_scratchpad_md};
+    const dnnl_memory_desc_t *md[N_ARGS];
+    for (int i = 0; i < N_ARGS; i++) md[i] = dnnl_primitive_desc_query_md(pd, queries[i], 0);
     mm->scratch_size = dnnl_memory_desc_get_size(md[ARG_SCRATCH]);
     int n_args = mm->scratch_size ? N_ARGS : ARG_SCRATCH;
     mm->memory = calloc((size_t)slots, sizeof *mm->memory);

@@ -153,14 +153,14 @@ static void pack_operands(const struct product *p, const struct plan *plan, uint
     int a_tasks = ceil_div(p->m, PACK_ROWS), b_tasks = ceil_div(p->k, PACK_ROWS);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (int t = 0; t < a_tasks + b_tasks; t++) {
+        int row0 = (t < a_tasks ? t : t - a_tasks) * PACK_ROWS;
         if (t < a_tasks)
-            bf16_pack_rows(a, plan->k_pad, p->a, p->lda, p->trans_a, t * PACK_ROWS, min_int((t + 1) * PACK_ROWS, p->m), p->k);
-        else {
-            int row0 = (t - a_tasks) * PACK_ROWS;
+            bf16_pack_rows(a, plan->k_pad, p->a, p->lda, p->trans_a, row0, min_int(row0 + PACK_ROWS, p->m), p->k);
+        else
             bf16_pack_rows(b, p->n, p->b, p->ldb, p->trans_b, row0, min_int(row0 + PACK_ROWS, p->k), p->n);
-        }
     }
-    if (plan->rest) memset(a + (size_t)p->m * plan->k_pad, 0, sizeof(uint16_t) * (plan->grain - plan->rest) * plan->k_pad);
+    size_t a_padding = (size_t)(plan->rest ? plan->grain - plan->rest : 0) * plan->k_pad;
+    memset(a + (size_t)p->m * plan->k_pad, 0, sizeof(uint16_t) * a_padding);
     memset(b + (size_t)p->k * p->n, 0, sizeof(uint16_t) * (plan->k_pad - p->k) * p->n);
 }
 
@@ -198,7 +198,8 @@ static void run_dense(const struct product *p, const struct plan *plan, int thre
     if (body) bf16_matmul_run(body, slot, a, b, p->c, scratch);
     if (rest) {
         float *stage = buffer_of(w, BUF_STAGE, sizeof(float) * plan->grain * p->n, threads);
-        run_staged(p, plan->body, plan->rest, plan->grain, rest, slot, a + (size_t)plan->body * plan->k_pad, b, stage, scratch);
+        const uint16_t *a_rest = a + (size_t)plan->body * plan->k_pad;
+        run_staged(p, plan->body, plan->rest, plan->grain, rest, slot, a_rest, b, stage, scratch);
         bf16_matmul_release(rest);
     }
     if (body) bf16_matmul_release(body);
@@ -207,7 +208,8 @@ static void run_dense(const struct product *p, const struct plan *plan, int thre
 // All of C through the staging block: where its rows are wider than n (attention writes each head
 // into rows of all heads), since oneDNN 2.6's brgemm matmul takes a dense C only, and where C is
 // small and ragged.
-static void run_staged_whole(const struct product *p, const struct plan *plan, int threads, int slot, struct workspace *w)
+static void run_staged_whole(const struct product *p, const struct plan *plan, int threads, int slot,
+                             struct workspace *w)
 {
     int rows_pad = plan->body + (plan->rest ? plan->grain : 0);
     struct bf16_matmul *mm = primitive_of(p, rows_pad, plan->k_pad, threads);
