@@ -14,8 +14,9 @@
 int gemm_bf16_supported(void);
 
 // Starts oneDNN for calls from up to `threads` OpenMP threads (at model set-up, outside parallel
-// regions). The primitives of a shape and the threads' buffers for its packed operands are made by
-// its first product and kept until the process ends: later products of that shape allocate nothing.
+// regions). The first product of a shape creates its oneDNN primitive (the 1024 most recently used
+// are kept) and grows the threads' buffers for packed operands (kept until the process ends): later
+// products of that shape allocate nothing in promoe.
 // Returns -1 with a message when the processor lacks AVX512-BF16 or oneDNN would not use it.
 int gemm_bf16_reserve(int threads);
 
