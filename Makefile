@@ -11,7 +11,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -fopenmp -ffp-contract=off -fno-math-errno -Wa
 ifeq ($(CI),true)
 CFLAGS  += -Werror
 endif
-LDLIBS   = $(BLIS_LIB)/libblis.a -llapack -lsqlite3 -lyaml -lz -lpng -lcjson -lcrypto -lmicrohttpd -lm -lpthread
+LDLIBS   = $(BLIS_LIB)/libblis.a -ldnnl -llapack -lsqlite3 -lyaml -lz -lpng -lcjson -lcrypto -lmicrohttpd -lm -lpthread
 LDFLAGS += -fopenmp
 
 LIB_SRC  = $(filter-out src/cli/%,$(wildcard src/*/*.c))
@@ -98,10 +98,10 @@ build/bench: tests/bench/bench.c tests/bench/peak.h build/libpromoe.a
 bench: build/.deps build/bench
 	@bash tests/bench/run.sh
 
-# The step's matrix products on our bf16 kernels, oneDNN (bf16 and fp32) and BLIS side by side
-# (tests/bench/gemm_libs.c; needs libdnnl-dev: make bench-deps). BENCH_GEMM_THREADS: default 2.
+# The step's matrix products through gemm_bf16, on oneDNN called directly (bf16 and fp32) and on
+# BLIS side by side (tests/bench/gemm_libs.c). BENCH_GEMM_THREADS: default 2.
 build/bench-gemm: tests/bench/gemm_libs.c build/libpromoe.a
-	$(CC) $(CFLAGS) -o $@ $< build/libpromoe.a $(LDLIBS) -ldnnl
+	$(CC) $(CFLAGS) -o $@ $< build/libpromoe.a $(LDLIBS)
 
 bench-gemm: build/.deps build/bench-gemm
 	OMP_NUM_THREADS=$${BENCH_GEMM_THREADS:-2} BLIS_NUM_THREADS=$${BENCH_GEMM_THREADS:-2} build/bench-gemm

@@ -3,12 +3,13 @@
 # Without root, lists the missing packages and fails. Optional groups, named as arguments: `mpi`
 # adds Open MPI (mpicc, mpirun) for `make mpi` / `make test-mpi`; `bench` adds the PyTorch side of
 # `make bench` (Debian's torch, which multiplies through BLIS; tcmalloc, preloaded by
-# tests/bench/run.sh; Python runs as /usr/bin/python3) and oneDNN for `make bench-gemm`.
+# tests/bench/run.sh; Python runs as /usr/bin/python3).
 set -euo pipefail
 
 packages=(
   gcc make binutils
-  libblis-openmp-dev            # BLIS with OpenMP threading: every matrix product
+  libblis-openmp-dev            # BLIS with OpenMP threading: every fp32 matrix product
+  libdnnl-dev                   # oneDNN (OpenMP build): the bf16 products of train.precision bf16
   libsqlite3-dev sqlite3        # results database (and the sqlite3 shell for queries)
   libyaml-dev                   # experiment and sweep files
   zlib1g-dev                    # gzip-compressed IDX data, npz checksums
@@ -24,8 +25,7 @@ packages=(
 for group in "$@"; do
   case "$group" in
     mpi) packages+=(openmpi-bin libopenmpi-dev) ;;                          # data-parallel training
-    bench) packages+=(python3-torch python3-numpy libtcmalloc-minimal4   # the PyTorch reference
-                      libdnnl-dev) ;;                                      # oneDNN (make bench-gemm)
+    bench) packages+=(python3-torch python3-numpy libtcmalloc-minimal4) ;;   # the PyTorch reference
     *) echo "promoe: install-deps.sh: unknown group '$group' (mpi, bench)" >&2; exit 129 ;;
   esac
 done

@@ -93,8 +93,8 @@ struct dit {
 // (0: no activations, for counting parameters). Per-thread scratch is sized for max_threads: the
 // larger of omp_get_max_threads() at this call and the processors available, so that a run may
 // take more threads later (up to max_threads) without a new model. A bf16 model (train.precision)
-// reserves the packing buffers of its products here; on a processor without AVX512-BF16 it fails
-// with a message saying so.
+// starts its products (core/gemm_bf16.h) here; on a processor without AVX512-BF16 it fails with a
+// message saying so.
 int dit_create(struct dit *m, const struct config *cfg, int max_batch);
 void dit_destroy(struct dit *m);
 void dit_bind_weights(struct dit *m, real *weights);

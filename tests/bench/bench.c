@@ -9,7 +9,7 @@
 // Each case prints a line for people and a `bench impl=promoe key=value ...` line for run.sh.
 // `--save DIR` writes each case's initial weights as DIR/<case>.safetensors (the PyTorch bench
 // loads them, so both sides route the same tokens to the same experts). `--precision bf16` runs the
-// model's products in bf16 (train.precision), and the per-product rates on our bf16 kernels.
+// model's products in bf16 (train.precision), and the per-product rates of gemm_bf16 (oneDNN).
 // `--peak` prints the machine's fp32 FMA and bf16 dot-product peaks from a probe (peak.h);
 // `--blis-arch` the BLIS_ARCH_TYPE our BLIS runs with, so PyTorch can be given the same kernels.
 #include <omp.h>

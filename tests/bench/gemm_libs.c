@@ -1,14 +1,15 @@
 // make bench-gemm: the matrix products of a DiT-S/2 training step (batch 32, 8192 tokens of width
-// 384) on the libraries that could run them, side by side in one process: bf16 on our AVX512-BF16
-// kernels (core/gemm_bf16.c, fp32 operands rounded while packed) and on oneDNN's matmul (bf16
-// operands, fp32 result), once on operands already in bf16 and once counting their conversion from
-// fp32 (a oneDNN reorder each; the model keeps fp32 activations and weights), and on fp32 operands
-// with oneDNN's bf16 math mode (fpmath_mode bf16: it converts internally); fp32 on BLIS (what the
-// model runs) and on oneDNN. Each product in its three forms of a training step: the forward
-// C = A B^T, the input gradient dA = dC B and the weight gradient dB = dC^T A. For each it prints
-// GFLOP/s, and whether oneDNN's bf16 result is bit-identical between 1 and all threads and between
-// two calls (ours is by construction: core/gemm_bf16.h). Decides "own kernels or oneDNN" (README,
-// "Mixed precision"). Needs libdnnl-dev (make bench-deps).
+// 384) on the libraries that could run them, side by side in one process: bf16 through gemm_bf16
+// (core/gemm_bf16.c: fp32 operands packed to bf16, then oneDNN's matmul, what the model runs) and
+// on oneDNN's matmul called directly (bf16 operands, fp32 result), once on operands already in bf16
+// and once counting their conversion from fp32 (a oneDNN reorder each), and on fp32 operands with
+// oneDNN's bf16 math mode (fpmath_mode bf16: it converts internally); fp32 on BLIS (what the model
+// runs) and on oneDNN. Each product in its three forms of a training step: the forward C = A B^T,
+// the input gradient dA = dC B and the weight gradient dB = dC^T A. For each it prints GFLOP/s, and
+// whether the direct oneDNN bf16 result (the weight gradient's A handed over transposed) is
+// bit-identical between 1 and all threads and between two calls; gemm_bf16's is (core/gemm_bf16.c,
+// tests/test_bf16.c). It chose oneDNN over promoe's own AVX512-BF16 kernels (README, "Mixed
+// precision").
 #include <dnnl.h>
 #include <omp.h>
 #include <stdio.h>
@@ -119,8 +120,8 @@ static void matmul_destroy(struct matmul *mm)
     dnnl_memory_destroy(mm->c);
 }
 
-enum impl { OURS_BF16, ONEDNN_BF16, ONEDNN_BF16_CONVERT, ONEDNN_FP32_BF16_MATH, BLIS_FP32, ONEDNN_FP32, N_IMPLS };
-static const char *const impl_names[N_IMPLS] = {"ours-bf16", "onednn-bf16", "onednn-bf16+cvt", "onednn-f32math16",
+enum impl { GEMM_BF16, ONEDNN_BF16, ONEDNN_BF16_CONVERT, ONEDNN_FP32_BF16_MATH, BLIS_FP32, ONEDNN_FP32, N_IMPLS };
+static const char *const impl_names[N_IMPLS] = {"gemm_bf16", "onednn-bf16", "onednn-bf16+cvt", "onednn-f32math16",
                                                 "blis-fp32", "onednn-fp32"};
 
 struct operands {
@@ -133,7 +134,7 @@ static void run_once(struct onednn *d, enum impl which, const struct product *p,
 {
     int lda = p->trans_a ? p->m : p->k, ldb = p->trans_b ? p->k : p->n;
     switch (which) {
-    case OURS_BF16: gemm_bf16(p->trans_a, p->trans_b, p->m, p->n, p->k, 1, o->a, lda, o->b, ldb, 0, o->c, p->n); break;
+    case GEMM_BF16: gemm_bf16(p->trans_a, p->trans_b, p->m, p->n, p->k, 1, o->a, lda, o->b, ldb, 0, o->c, p->n); break;
     case BLIS_FP32: gemm(p->trans_a, p->trans_b, p->m, p->n, p->k, 1, o->a, lda, o->b, ldb, 0, o->c, p->n); break;
     case ONEDNN_BF16: matmul_run(d, bf, 0); break;
     case ONEDNN_BF16_CONVERT: matmul_run(d, bf, 1); break;

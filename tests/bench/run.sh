@@ -78,7 +78,7 @@ fi
 echo
 echo "Summary (FLOPs = 2 x multiply-adds of every matrix product; training step = 3 forwards, sampling"
 echo "step with CFG = 2 forwards; %peak = our GFLOP/s over the fp32 FMA peak of the probe at that thread"
-echo "count; %kern = over the rate of our own kernels (BLIS fp32, or the bf16 kernels) on the blocks'"
+echo "count; %kern = over the rate of BLIS (fp32) or gemm_bf16 (bf16, on oneDNN) alone on the blocks'"
 echo "products; x = ours / PyTorch at the same precision (bf16: autocast), x fp32 = ours / PyTorch fp32;"
 echo "RSS = peak resident MB of the process)"
 awk '
