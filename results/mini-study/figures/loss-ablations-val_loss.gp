@@ -6,4 +6,5 @@ set ylabel 'validation loss'
 set grid
 set key outside right top
 plot \
-  'loss-ablations-val_loss.dat' index 0 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#1f77b4' title 'promoe'
+  'loss-ablations-val_loss.dat' index 0 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#1f77b4' title 'kmeans', \
+  'loss-ablations-val_loss.dat' index 1 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#ff7f0e' title 'promoe'

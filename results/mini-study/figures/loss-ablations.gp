@@ -7,4 +7,6 @@ set grid
 set key outside right top
 plot \
   'loss-ablations.dat' index 0 using 1:2 with lines lw 1 lc rgb '#b01f77b4' notitle, \
-  'loss-ablations.dat' index 0 using 1:3 with lines lw 2.5 lc rgb '#1f77b4' title 'promoe'
+  'loss-ablations.dat' index 1 using 1:2 with lines lw 1 lc rgb '#b0ff7f0e' notitle, \
+  'loss-ablations.dat' index 0 using 1:3 with lines lw 2.5 lc rgb '#1f77b4' title 'kmeans', \
+  'loss-ablations.dat' index 1 using 1:3 with lines lw 2.5 lc rgb '#ff7f0e' title 'promoe'

@@ -7,4 +7,10 @@ set grid
 set key outside right top
 plot \
   'loss-table1-val_loss.dat' index 0 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#1f77b4' title 'dense', \
-  'loss-table1-val_loss.dat' index 1 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#ff7f0e' title 'promoe'
+  'loss-table1-val_loss.dat' index 1 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#ff7f0e' title 'dit-moe', \
+  'loss-table1-val_loss.dat' index 2 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#2ca02c' title 'ec-dit', \
+  'loss-table1-val_loss.dat' index 3 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#d62728' title 'diffmoe', \
+  'loss-table1-val_loss.dat' index 4 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#9467bd' title 'expert-race', \
+  'loss-table1-val_loss.dat' index 5 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#8c564b' title 'kmeans', \
+  'loss-table1-val_loss.dat' index 6 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#e377c2' title 'classification', \
+  'loss-table1-val_loss.dat' index 7 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#7f7f7f' title 'promoe'

@@ -8,5 +8,17 @@ set key outside right top
 plot \
   'loss-table1.dat' index 0 using 1:2 with lines lw 1 lc rgb '#b01f77b4' notitle, \
   'loss-table1.dat' index 1 using 1:2 with lines lw 1 lc rgb '#b0ff7f0e' notitle, \
+  'loss-table1.dat' index 2 using 1:2 with lines lw 1 lc rgb '#b02ca02c' notitle, \
+  'loss-table1.dat' index 3 using 1:2 with lines lw 1 lc rgb '#b0d62728' notitle, \
+  'loss-table1.dat' index 4 using 1:2 with lines lw 1 lc rgb '#b09467bd' notitle, \
+  'loss-table1.dat' index 5 using 1:2 with lines lw 1 lc rgb '#b08c564b' notitle, \
+  'loss-table1.dat' index 6 using 1:2 with lines lw 1 lc rgb '#b0e377c2' notitle, \
+  'loss-table1.dat' index 7 using 1:2 with lines lw 1 lc rgb '#b07f7f7f' notitle, \
   'loss-table1.dat' index 0 using 1:3 with lines lw 2.5 lc rgb '#1f77b4' title 'dense', \
-  'loss-table1.dat' index 1 using 1:3 with lines lw 2.5 lc rgb '#ff7f0e' title 'promoe'
+  'loss-table1.dat' index 1 using 1:3 with lines lw 2.5 lc rgb '#ff7f0e' title 'dit-moe', \
+  'loss-table1.dat' index 2 using 1:3 with lines lw 2.5 lc rgb '#2ca02c' title 'ec-dit', \
+  'loss-table1.dat' index 3 using 1:3 with lines lw 2.5 lc rgb '#d62728' title 'diffmoe', \
+  'loss-table1.dat' index 4 using 1:3 with lines lw 2.5 lc rgb '#9467bd' title 'expert-race', \
+  'loss-table1.dat' index 5 using 1:3 with lines lw 2.5 lc rgb '#8c564b' title 'kmeans', \
+  'loss-table1.dat' index 6 using 1:3 with lines lw 2.5 lc rgb '#e377c2' title 'classification', \
+  'loss-table1.dat' index 7 using 1:3 with lines lw 2.5 lc rgb '#7f7f7f' title 'promoe'
