@@ -226,24 +226,30 @@ static int save_weights(const char *dir, const struct bench_case *bc, const stru
     return rc;
 }
 
-static double train_seconds(struct dit *m, struct buffers *b, int B, size_t image, int steps)
+// One training step (the step index picks the batch's noise and AdamW's bias correction).
+static void train_step(struct dit *m, struct buffers *b, int B, size_t image, int step)
 {
     size_t total = m->table.total;
     struct adamw_hparams h = {1e-4, 0.9, 0.999, 1e-8, 0};
-    double start = 0;
     m->training = 1;
     m->update_buffers = 1;
+    rf_make_batch(b->xt, b->target, b->t, b->x0, B, (int)image, 1, step, 0, 1);
+    const real *out = dit_forward(m, b->xt, b->t, b->labels, B);
+    rf_loss(b->d_out, out, b->target, B, m->shape.channels, m->shape.out_channels,
+            m->shape.size * m->shape.size);
+    memset(b->g, 0, sizeof(real) * total);
+    dit_backward(m, b->d_out, B);
+    grad_global_norm(b->g, total);
+    adamw_update(&m->table, b->w, b->g, b->am, b->av, &h, step + 1);
+    ema_update(&m->table, b->ema, b->w, 0.9999);
+}
+
+static double train_seconds(struct dit *m, struct buffers *b, int B, size_t image, int steps)
+{
+    double start = 0;
     for (int step = 0; step <= steps; step++) {
         if (step == 1) start = clock_seconds();   // step 0 warms up caches and page tables
-        rf_make_batch(b->xt, b->target, b->t, b->x0, B, (int)image, 1, step, 0, 1);
-        const real *out = dit_forward(m, b->xt, b->t, b->labels, B);
-        rf_loss(b->d_out, out, b->target, B, m->shape.channels, m->shape.out_channels,
-                m->shape.size * m->shape.size);
-        memset(b->g, 0, sizeof(real) * total);
-        dit_backward(m, b->d_out, B);
-        grad_global_norm(b->g, total);
-        adamw_update(&m->table, b->w, b->g, b->am, b->av, &h, step + 1);
-        ema_update(&m->table, b->ema, b->w, 0.9999);
+        train_step(m, b, B, image, step);
     }
     return (clock_seconds() - start) / steps;
 }
@@ -269,46 +275,74 @@ static double sample_seconds(struct dit *m, struct buffers *b, int B, size_t ima
     return (clock_seconds() - start) / steps;
 }
 
-static int run_case(const struct bench_case *bc, int steps, const char *save_dir)
-{
+// A case's model, its weights, optimizer state and batch.
+struct bench_model {
     struct config cfg;
-    config_defaults(&cfg);
-    for (int i = 0; bc->overrides[i]; i++)
-        if (config_set(&cfg, bc->overrides[i]) < 0) return -1;
-    cfg.precision = product_precision == MATMUL_BF16 ? PRECISION_BF16 : PRECISION_FP32;
-    if (config_validate(&cfg) < 0) return -1;
     struct dit m;
-    int B = cfg.batch_size;
-    if (dit_create(&m, &cfg, B) < 0) return -1;
-    size_t total = m.table.total, image = (size_t)m.shape.channels * m.shape.size * m.shape.size;
-    size_t out_n = (size_t)B * m.shape.out_channels * m.shape.size * m.shape.size;
-    struct buffers b = {
+    struct buffers b;
+    int B;
+    size_t image;
+};
+
+static void model_free(struct bench_model *bm)
+{
+    struct buffers *b = &bm->b;
+    free(b->w); free(b->g); free(b->am); free(b->av); free(b->ema); free(b->x0); free(b->xt); free(b->target);
+    free(b->t); free(b->d_out); free(b->guided); free(b->labels); free(b->class_labels); free(b->null_labels);
+    dit_destroy(&bm->m);
+}
+
+static int model_setup(struct bench_model *bm, const struct bench_case *bc)
+{
+    struct config *cfg = &bm->cfg;
+    config_defaults(cfg);
+    for (int i = 0; bc->overrides[i]; i++)
+        if (config_set(cfg, bc->overrides[i]) < 0) return -1;
+    cfg->precision = product_precision == MATMUL_BF16 ? PRECISION_BF16 : PRECISION_FP32;
+    if (config_validate(cfg) < 0) return -1;
+    struct dit *m = &bm->m;
+    int B = bm->B = cfg->batch_size;
+    if (dit_create(m, cfg, B) < 0) return -1;
+    size_t total = m->table.total, image = bm->image = (size_t)m->shape.channels * m->shape.size * m->shape.size;
+    size_t out_n = (size_t)B * m->shape.out_channels * m->shape.size * m->shape.size;
+    bm->b = (struct buffers){
         .w = calloc(total, sizeof(real)), .g = calloc(total, sizeof(real)), .am = calloc(total, sizeof(real)),
         .av = calloc(total, sizeof(real)), .ema = calloc(total, sizeof(real)), .x0 = malloc(sizeof(real) * B * image),
         .xt = malloc(sizeof(real) * B * image), .target = malloc(sizeof(real) * B * image),
         .t = malloc(sizeof(real) * B), .d_out = malloc(sizeof(real) * out_n), .guided = malloc(sizeof(real) * out_n),
         .labels = malloc(sizeof(int) * B), .class_labels = malloc(sizeof(int) * B),
         .null_labels = malloc(sizeof(int) * B)};
-    params_init(&m.table, b.w, 0);
-    memcpy(b.ema, b.w, sizeof(real) * total);
-    dit_bind_weights(&m, b.w);
-    dit_bind_grads(&m, b.g);
+    struct buffers *b = &bm->b;
+    params_init(&m->table, b->w, 0);
+    memcpy(b->ema, b->w, sizeof(real) * total);
+    dit_bind_weights(m, b->w);
+    dit_bind_grads(m, b->g);
     struct rng r;
     rng_init(&r, 1, 0, RNG_TEST, 0);
-    for (size_t i = 0; i < B * image; i++) b.x0[i] = (real)rng_normal(&r);
+    for (size_t i = 0; i < B * image; i++) b->x0[i] = (real)rng_normal(&r);
     for (int i = 0; i < B; i++) {
-        b.labels[i] = i % 11 == 10 ? cfg.num_classes : i % cfg.num_classes;   // ~10% label dropout
-        b.class_labels[i] = i % cfg.num_classes;
-        b.null_labels[i] = cfg.num_classes;
+        b->labels[i] = i % 11 == 10 ? cfg->num_classes : i % cfg->num_classes;   // ~10% label dropout
+        b->class_labels[i] = i % cfg->num_classes;
+        b->null_labels[i] = cfg->num_classes;
     }
-    int rc = save_dir ? save_weights(save_dir, bc, &cfg, &m, &b) : 0;
+    return 0;
+}
+
+static int run_case(const struct bench_case *bc, int steps, const char *save_dir)
+{
+    struct bench_model bm;
+    if (model_setup(&bm, bc) < 0) return -1;
+    struct dit *m = &bm.m;
+    struct buffers *b = &bm.b;
+    int B = bm.B;
+    int rc = save_dir ? save_weights(save_dir, bc, &bm.cfg, m, b) : 0;
     if (!rc) {
-        double train_s = train_seconds(&m, &b, B, image, steps);
-        double sample_s = sample_seconds(&m, &b, B, image, steps);
-        double flops = forward_flops(&m, B), train_gf = 3 * flops / train_s / 1e9;
+        double train_s = train_seconds(m, b, B, bm.image, steps);
+        double sample_s = sample_seconds(m, b, B, bm.image, steps);
+        double flops = forward_flops(m, B), train_gf = 3 * flops / train_s / 1e9;
         double sample_gf = 2 * flops / sample_s / 1e9, rss = peak_rss_mb();
         double blis[2];
-        blis_rates(&m, B, blis);
+        blis_rates(m, B, blis);
         int threads = omp_get_max_threads();
         printf("%-44s train %7.1f img/s %6.1f GFLOP/s (%3.0f%% of BLIS %5.1f)  sample+cfg %7.1f img/s "
                "%6.1f GFLOP/s (%3.0f%% of BLIS %5.1f)  peak RSS %.0f MB\n", bc->name, B / train_s, train_gf,
@@ -322,16 +356,70 @@ static int run_case(const struct bench_case *bc, int steps, const char *save_dir
                sample_gf / blis[0], rss);
         fflush(stdout);
     }
-    free(b.w); free(b.g); free(b.am); free(b.av); free(b.ema); free(b.x0); free(b.xt); free(b.target);
-    free(b.t); free(b.d_out); free(b.guided); free(b.labels); free(b.class_labels); free(b.null_labels);
-    dit_destroy(&m);
+    model_free(&bm);
     return rc;
+}
+
+static int compare_doubles(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+// --pair DENSE,MOE: the two models in one process, their training steps interleaved (dense, MoE,
+// dense, MoE, ...) for `rounds` rounds after a warm-up step each, so that both meet the same state
+// of the machine; each round gives the ratio of its MoE step to its dense step. On a shared or
+// virtual machine the speed drifts by 10-20% between runs minutes apart, which a ratio of two
+// processes' averages takes for a difference between the models; the median of paired ratios does not.
+static int run_pair(const struct bench_case *dense, const struct bench_case *moe, int rounds)
+{
+    struct bench_model d, e;
+    if (model_setup(&d, dense) < 0) return -1;
+    if (model_setup(&e, moe) < 0) {
+        model_free(&d);
+        return -1;
+    }
+    double ratio[rounds], dense_sum = 0, moe_sum = 0;
+    train_step(&d.m, &d.b, d.B, d.image, 0);
+    train_step(&e.m, &e.b, e.B, e.image, 0);
+    for (int r = 0; r < rounds; r++) {
+        double t0 = clock_seconds();
+        train_step(&d.m, &d.b, d.B, d.image, r + 1);
+        double t1 = clock_seconds();
+        train_step(&e.m, &e.b, e.B, e.image, r + 1);
+        double t2 = clock_seconds();
+        ratio[r] = (t2 - t1) / (t1 - t0);
+        dense_sum += t1 - t0;
+        moe_sum += t2 - t1;
+    }
+    qsort(ratio, rounds, sizeof *ratio, compare_doubles);
+    double median = rounds % 2 ? ratio[rounds / 2] : 0.5 * (ratio[rounds / 2 - 1] + ratio[rounds / 2]);
+    const char *precision = product_precision == MATMUL_BF16 ? "bf16" : "fp32";
+    printf("%s step / %s step, %s, %d interleaved rounds: median %.3fx (min %.3fx, max %.3fx); mean steps "
+           "%.3f s / %.3f s\n", moe->id, dense->id, precision, rounds, median, ratio[0], ratio[rounds - 1],
+           moe_sum / rounds, dense_sum / rounds);
+    printf("bench impl=pair dense=%s moe=%s precision=%s threads=%d rounds=%d ratio_median=%.4f ratio_min=%.4f "
+           "ratio_max=%.4f dense_s=%.4f moe_s=%.4f\n", dense->id, moe->id, precision, omp_get_max_threads(),
+           rounds, median, ratio[0], ratio[rounds - 1], dense_sum / rounds, moe_sum / rounds);
+    fflush(stdout);
+    model_free(&e);
+    model_free(&d);
+    return 0;
+}
+
+static const struct bench_case *case_named(const char *id)
+{
+    for (int c = 0; c < N_CASES; c++)
+        if (!strcmp(cases[c].id, id)) return &cases[c];
+    return NULL;
 }
 
 static const char *const usage =
     "usage: bench [--steps N] [--case ID] [--save DIR] [--precision fp32|bf16] [--list] [--peak] [--blis-arch]\n"
+    "       bench --pair DENSE,MOE [--rounds N] [--precision fp32|bf16]\n"
     "  cases: mini-dense mini-promoe dit-s2 promoe-s tiny (default: all, in one process; run.sh runs one\n"
-    "  per process so that the peak RSS is the case's own)";
+    "  per process so that the peak RSS is the case's own); --pair interleaves the two cases' training\n"
+    "  steps for N rounds (default 7) and prints the median ratio of the MoE step to the dense step";
 
 // --peak: one line for people, one `bench impl=probe` line for run.sh.
 static int print_peaks(void)
@@ -344,14 +432,38 @@ static int print_peaks(void)
     return 0;
 }
 
+static int pair_main(const char *pair, int rounds)
+{
+    char dense_id[64];
+    const char *comma = strchr(pair, ',');
+    const struct bench_case *dense = NULL, *moe = comma ? case_named(comma + 1) : NULL;
+    if (comma && (size_t)(comma - pair) < sizeof dense_id) {
+        memcpy(dense_id, pair, comma - pair);
+        dense_id[comma - pair] = 0;
+        dense = case_named(dense_id);
+    }
+    if (!dense || !moe || rounds < 1 || rounds > 1000) {
+        fprintf(stderr, "bench: --pair wants two case ids as DENSE,MOE (bench --list) and --rounds 1 to 1000, "
+                        "got '%s' and %d\n", pair, rounds);
+        return 129;
+    }
+    if (run_pair(dense, moe, rounds) < 0) {
+        fprintf(stderr, "bench: --pair %s: %s\n", pair, err_message());
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    int steps = 5;
-    const char *only = NULL, *save_dir = NULL;
+    int steps = 5, rounds = 7;
+    const char *only = NULL, *save_dir = NULL, *pair = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--case") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--save") && i + 1 < argc) save_dir = argv[++i];
+        else if (!strcmp(argv[i], "--pair") && i + 1 < argc) pair = argv[++i];
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc && !strcmp(argv[i + 1], "fp32")) i++;
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc && !strcmp(argv[i + 1], "bf16"))
             i++, product_precision = MATMUL_BF16;
@@ -374,6 +486,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: --precision bf16: %s\n", err_message());
         return 1;
     }
+    if (pair) return pair_main(pair, rounds);
     printf("promoe bench: %s products, %d threads, %d timed steps per case; FLOPs = 2 x multiply-adds of every matrix "
            "product, training step = 3 forwards, sampling step = 2 forwards (CFG)\n",
            product_precision == MATMUL_BF16 ? "bf16" : "fp32", omp_get_max_threads(), steps);
