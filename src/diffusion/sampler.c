@@ -144,9 +144,10 @@ int sample_forward_batch(const struct config *cfg, int pass)
 int sample_check_batch(const struct config *cfg, int max_batch)
 {
     if (cfg->sample_batch <= 0 || sample_forward_batch(cfg, cfg->sample_batch) <= max_batch) return 0;
-    return err("sample.batch %d: a guided pass runs %d samples in one forward, and this model holds %d; "
+    const char *why = cfg->objective == OBJECTIVE_DDPM ? " (ddpm: the pass and its null-label twin)" : "";
+    return err("sample.batch %d: a pass runs %d samples in one forward%s, and this model holds %d; "
                "lower sample.batch, or sample with 'promoe sample' / 'promoe eval', which hold a whole pass",
-               cfg->sample_batch, sample_forward_batch(cfg, cfg->sample_batch), max_batch);
+               cfg->sample_batch, sample_forward_batch(cfg, cfg->sample_batch), why, max_batch);
 }
 
 int grid_labels(int *labels, int n, int num_classes)
