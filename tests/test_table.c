@@ -190,6 +190,44 @@ static void test_spec_errors(void)
     expect_spec_error("table: [1\n", ":2:1: malformed YAML");
 }
 
+// A where value at a key's default that the canonical config leaves out (train.precision fp32):
+// the fp32 row matches runs without the key and no bf16 run; the bf16 row only the bf16 run.
+static const char PRECISION_SQL[] =
+    "INSERT INTO sweeps VALUES ('prec', '', 'x', 0);"
+    "INSERT INTO runs (run_id, config_sha256, config_yaml, seed, status, step_done, created_ms) VALUES"
+    " ('f0','h0','',0,'done',400,0), ('f1','h1','',1,'done',400,0), ('b0','h2','',0,'done',400,0);"
+    "INSERT INTO sweep_runs VALUES ('prec',0,'f0'),('prec',1,'f1'),('prec',2,'b0');"
+    "INSERT INTO params SELECT run_id, 'train.steps', '400' FROM runs;"
+    "INSERT INTO params SELECT run_id, 'train.seed', CAST(seed AS TEXT) FROM runs;"
+    "INSERT INTO params VALUES ('b0','train.precision','bf16');"
+    "INSERT INTO evals (run_id, step, cfg_scale, sampler, sampler_steps, n_samples, reference, metric,"
+    " value, created_ms) VALUES ('f0',400,1.0,'euler',50,1000,'fmnist-train','fd',10.0,0),"
+    " ('f1',400,1.0,'euler',50,1000,'fmnist-train','fd',12.0,0), ('b0',400,1.0,'euler',50,1000,'fmnist-train','fd',20.0,0);";
+
+static void test_default_left_out(void)
+{
+    static struct table_spec spec;
+    static struct table_result result;
+    struct store *db;
+    CHECK(scratch_database(path_in("prec.db"), PRECISION_SQL) == 0, "precision database");
+    write_file(path_in("prec.yaml"), "table: 0\nsweeps: {mini: prec}\ncolumns: [{metric: fid, cfg: 1.0}]\nrows:\n"
+                                     "  - {label: fp32, where: {train.precision: fp32}}\n"
+                                     "  - {label: bf16, where: {train.precision: bf16}}\n"
+                                     "  - {label: pass0, where: {sample.batch: 0, train.precision: bf16}}\n");
+    CHECK(table_spec_load(&spec, path_in("prec.yaml")) == 0, "%s", err_message());
+    CHECK(spec.rows[0].where[0].default_left_out[SCALE_MINI] && !spec.rows[1].where[0].default_left_out[SCALE_MINI],
+          "fp32 is the default left out, bf16 is not");
+    CHECK(store_open(&db, path_in("prec.db")) == 0, "%s", err_message());
+    CHECK(table_build(&spec, db, SCALE_MINI, &result) == 0, "%s", err_message());
+    CHECK(result.cells[0][0].n == 2 && result.cells[0][0].mean == 11, "fp32 row: n %d mean %g", result.cells[0][0].n,
+          result.cells[0][0].mean);
+    CHECK(result.cells[1][0].n == 1 && result.cells[1][0].mean == 20, "bf16 row: n %d mean %g", result.cells[1][0].n,
+          result.cells[1][0].mean);
+    CHECK(result.cells[2][0].n == 1 && result.cells[2][0].mean == 20, "sample.batch 0 and bf16: n %d mean %g",
+          result.cells[2][0].n, result.cells[2][0].mean);
+    store_close(db);
+}
+
 // ---- shipped specs and sweeps --------------------------------------------------------------
 
 // Every shipped sweep file loads and expands through the sweep runner's own parser (keys, types,
@@ -236,6 +274,9 @@ static void test_shipped(void)
         }
     }
     CHECK(table_spec_load(&spec, "analysis/tables/main.yaml") == 0, "main job spec: %s", err_message());
+    CHECK(table_spec_load(&spec, "analysis/tables/precision.yaml") == 0 && spec.n_rows == 4 &&
+              !strcmp(spec.sweep[SCALE_MINI], "precision-mini"),
+          "precision spec: %s", err_message());
     char search[256];
     CHECK(table_spec_load(&spec, "analysis/tables/protocol.yaml") == 0, "protocol search spec: %s", err_message());
     sweep_name("sweeps/mini/protocol-search.yaml", search, sizeof search);
@@ -257,6 +298,7 @@ int main(void)
     test_cells();
     test_cli();
     test_spec_errors();
+    test_default_left_out();
     test_shipped();
     char command[600];
     snprintf(command, sizeof command, "rm -rf %s", dir);

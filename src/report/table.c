@@ -32,8 +32,14 @@ static int match_runs(struct store *db, const struct spec_row *row, enum table_s
                       const char *sweep, struct store_row_run *runs, int *n_runs)
 {
     const char *keys[SPEC_WHERE_MAX], *values[SPEC_WHERE_MAX];
-    for (int w = 0; w < row->n_where; w++) keys[w] = row->where[w].key, values[w] = row->where[w].value[scale];
-    int more = store_sweep_matching_runs(db, sweep, keys, values, row->n_where, runs, RUNS_PER_ROW_MAX, n_runs);
+    int or_absent[SPEC_WHERE_MAX];
+    for (int w = 0; w < row->n_where; w++) {
+        keys[w] = row->where[w].key;
+        values[w] = row->where[w].value[scale];
+        or_absent[w] = row->where[w].default_left_out[scale];
+    }
+    int more = store_sweep_matching_runs(db, sweep, keys, values, or_absent, row->n_where, runs, RUNS_PER_ROW_MAX,
+                                         n_runs);
     if (more < 0) return -1;
     // Checked run by run in sweep order, as they match: the first repeated seed is the one named.
     for (int n = 2; n <= *n_runs; n++)

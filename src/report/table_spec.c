@@ -122,9 +122,11 @@ static int parse_number(const struct reader *rd, const yaml_node_t *n, const cha
 // ---- where: values in the params table's canonical text ----------------------------------------
 
 // The canonical text of key after setting it to value on a default config, e.g. "1" for 1.0,
-// "\"E14A1S1U1\"" for a string key.
-static int canonical_value(const char *key, const char *value, char *out, size_t size)
+// "\"E14A1S1U1\"" for a string key. A key the canonical config leaves out at its default
+// (train.precision fp32, sample.batch 0) gets its value's text and *left_out = 1.
+static int canonical_value(const char *key, const char *value, char *out, size_t size, int *left_out)
 {
+    *left_out = 0;
     struct config cfg;
     config_defaults(&cfg);
     size_t n = strlen(key) + strlen(value) + 2;
@@ -151,7 +153,10 @@ static int canonical_value(const char *key, const char *value, char *out, size_t
         rc = 0;
         goto done;
     }
-    BUG("key '%s' missing from the canonical config", key);
+    // Not in the canonical text: a key left out at its default value.
+    if (config_value_text(&cfg, key, out, size) < 0) BUG("key '%s' missing from the canonical config", key);
+    *left_out = 1;
+    rc = 0;
 done:
     free(assignment);
     free(canonical);
@@ -161,7 +166,7 @@ done:
 static int where_value(struct reader *rd, const yaml_node_t *n, struct spec_where *w, int scale)
 {
     if (expect(rd, n, YAML_SCALAR_NODE, "a where value") < 0) return -1;
-    if (canonical_value(w->key, text(n), w->value[scale], sizeof w->value[scale]) < 0)
+    if (canonical_value(w->key, text(n), w->value[scale], sizeof w->value[scale], &w->default_left_out[scale]) < 0)
         return err_context("%s:%zu:%zu", rd->spec->path, n->start_mark.line + 1,
                            n->start_mark.column + 1);
     return 0;

@@ -24,6 +24,8 @@ enum {
 struct spec_where {
     char key[SPEC_KEY_MAX];
     char value[SCALE_COUNT][SPEC_VALUE_MAX];
+    int default_left_out[SCALE_COUNT];   // value is the key's default, which the canonical config (and so
+                                         // a run's params) leaves out: runs without the key match too
 };
 
 // A paper_tables.csv column that must hold this value for the paper's row (e.g. train_steps 1M).

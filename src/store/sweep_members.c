@@ -37,6 +37,10 @@ static const char MATCHING_RUNS_SQL[] =
     "FROM sweep_runs s JOIN runs r ON r.run_id = s.run_id WHERE s.sweep = ?1";
 static const char MATCH_WHERE_SQL[] =
     " AND EXISTS (SELECT 1 FROM params p WHERE p.run_id = r.run_id AND p.key = ?%d AND p.value = ?%d)";
+// For a key's default value where runs at the default leave the key out of their params.
+static const char MATCH_WHERE_OR_ABSENT_SQL[] =
+    " AND (EXISTS (SELECT 1 FROM params p WHERE p.run_id = r.run_id AND p.key = ?%d AND p.value = ?%d)"
+    " OR NOT EXISTS (SELECT 1 FROM params p WHERE p.run_id = r.run_id AND p.key = ?%d))";
 
 // Text of a column into a buffer of capacity bytes ("" for NULL).
 static void copy_text(sqlite3_stmt *stmt, int column, char *out, size_t capacity)
@@ -168,12 +172,17 @@ int store_sweep_scaling_runs(struct store *db, const char *sweep, struct store_s
 
 // The matching-runs statement: the base query and one EXISTS clause per where pair, bound.
 static int prepare_matching(struct store *db, const char *sweep, const char *const *keys,
-                            const char *const *values, int n_where, sqlite3_stmt **stmt)
+                            const char *const *values, const int *or_absent, int n_where, sqlite3_stmt **stmt)
 {
     char sql[MATCH_SQL_MAX];
     int used = snprintf(sql, sizeof sql, "%s", MATCHING_RUNS_SQL);
-    for (int w = 0; w < n_where; w++)
-        used += snprintf(sql + used, sizeof sql - (size_t)used, MATCH_WHERE_SQL, 2 + 2 * w, 3 + 2 * w);
+    for (int w = 0; w < n_where; w++) {
+        int key = 2 + 2 * w, value = 3 + 2 * w;
+        if (or_absent && or_absent[w])
+            used += snprintf(sql + used, sizeof sql - (size_t)used, MATCH_WHERE_OR_ABSENT_SQL, key, value, key);
+        else
+            used += snprintf(sql + used, sizeof sql - (size_t)used, MATCH_WHERE_SQL, key, value);
+    }
     snprintf(sql + used, sizeof sql - (size_t)used, " ORDER BY s.idx");
     if (prepare_for_sweep(db, sql, sweep, "row query", stmt) < 0) return -1;
     for (int w = 0; w < n_where; w++) {
@@ -184,12 +193,12 @@ static int prepare_matching(struct store *db, const char *sweep, const char *con
 }
 
 int store_sweep_matching_runs(struct store *db, const char *sweep, const char *const *keys,
-                              const char *const *values, int n_where, struct store_row_run *rows,
-                              int capacity, int *n)
+                              const char *const *values, const int *or_absent, int n_where,
+                              struct store_row_run *rows, int capacity, int *n)
 {
     sqlite3_stmt *stmt;
     *n = 0;
-    if (prepare_matching(db, sweep, keys, values, n_where, &stmt) < 0) return -1;
+    if (prepare_matching(db, sweep, keys, values, or_absent, n_where, &stmt) < 0) return -1;
     int more = 0, step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
         if (*n == capacity) {

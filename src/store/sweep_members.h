@@ -56,11 +56,12 @@ struct store_row_run {
         steps[STORE_TEXT_CAPACITY];
     long long step_done;
 };
-// The runs of a sweep, in sweep order, whose params hold every (keys[w], values[w]) pair, w < n_where:
-// at most capacity into rows [*n]. Returns 1 when more runs matched than capacity, 0, or -1 on error
-// ("row query: <reason>").
+// The runs of a sweep, in sweep order, whose params hold every (keys[w], values[w]) pair, w < n_where,
+// or, where or_absent[w] is set (or_absent may be NULL), have no params row for keys[w] at all (a key
+// left out of a run's params at its default value): at most capacity into rows [*n]. Returns 1 when
+// more runs matched than capacity, 0, or -1 on error ("row query: <reason>").
 int store_sweep_matching_runs(struct store *db, const char *sweep, const char *const *keys,
-                              const char *const *values, int n_where, struct store_row_run *rows,
-                              int capacity, int *n);
+                              const char *const *values, const int *or_absent, int n_where,
+                              struct store_row_run *rows, int capacity, int *n);
 
 #endif
