@@ -8,5 +8,9 @@ set key outside right top
 plot \
   'loss-ablations.dat' index 0 using 1:2 with lines lw 1 lc rgb '#b01f77b4' notitle, \
   'loss-ablations.dat' index 1 using 1:2 with lines lw 1 lc rgb '#b0ff7f0e' notitle, \
+  'loss-ablations.dat' index 2 using 1:2 with lines lw 1 lc rgb '#b02ca02c' notitle, \
+  'loss-ablations.dat' index 3 using 1:2 with lines lw 1 lc rgb '#b0d62728' notitle, \
   'loss-ablations.dat' index 0 using 1:3 with lines lw 2.5 lc rgb '#1f77b4' title 'kmeans', \
-  'loss-ablations.dat' index 1 using 1:3 with lines lw 2.5 lc rgb '#ff7f0e' title 'promoe'
+  'loss-ablations.dat' index 1 using 1:3 with lines lw 2.5 lc rgb '#ff7f0e' title 'promoe', \
+  'loss-ablations.dat' index 2 using 1:3 with lines lw 2.5 lc rgb '#2ca02c' title 'promoe-softmax', \
+  'loss-ablations.dat' index 3 using 1:3 with lines lw 2.5 lc rgb '#d62728' title 'promoe-sigmoid'

@@ -7,4 +7,6 @@ set grid
 set key outside right top
 plot \
   'loss-table6-val_loss.dat' index 0 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#1f77b4' title 'dense', \
-  'loss-table6-val_loss.dat' index 1 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#ff7f0e' title 'promoe'
+  'loss-table6-val_loss.dat' index 1 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#ff7f0e' title 'promoe', \
+  'loss-table6-val_loss.dat' index 2 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#2ca02c' title 'prototypes', \
+  'loss-table6-val_loss.dat' index 3 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#d62728' title 'prototypes-rcl'

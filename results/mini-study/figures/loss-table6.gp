@@ -8,5 +8,9 @@ set key outside right top
 plot \
   'loss-table6.dat' index 0 using 1:2 with lines lw 1 lc rgb '#b01f77b4' notitle, \
   'loss-table6.dat' index 1 using 1:2 with lines lw 1 lc rgb '#b0ff7f0e' notitle, \
+  'loss-table6.dat' index 2 using 1:2 with lines lw 1 lc rgb '#b02ca02c' notitle, \
+  'loss-table6.dat' index 3 using 1:2 with lines lw 1 lc rgb '#b0d62728' notitle, \
   'loss-table6.dat' index 0 using 1:3 with lines lw 2.5 lc rgb '#1f77b4' title 'dense', \
-  'loss-table6.dat' index 1 using 1:3 with lines lw 2.5 lc rgb '#ff7f0e' title 'promoe'
+  'loss-table6.dat' index 1 using 1:3 with lines lw 2.5 lc rgb '#ff7f0e' title 'promoe', \
+  'loss-table6.dat' index 2 using 1:3 with lines lw 2.5 lc rgb '#2ca02c' title 'prototypes', \
+  'loss-table6.dat' index 3 using 1:3 with lines lw 2.5 lc rgb '#d62728' title 'prototypes-rcl'
