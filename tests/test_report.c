@@ -38,6 +38,8 @@ static const char DATA_SQL[] =
     "INSERT INTO params SELECT run_id, 'train.seed', CAST(seed AS TEXT) FROM runs;"
     "INSERT INTO sweeps VALUES ('protocol-search-mini','','y',0); INSERT INTO sweep_runs VALUES ('protocol-search-mini',0,'d0');"
     "INSERT INTO params VALUES ('d0','train.batch_size','128'), ('d0','train.lr','0.001');"
+    "INSERT INTO params SELECT run_id, 'train.steps', '4000' FROM runs;"
+    "INSERT INTO params SELECT run_id, 'eval.val_every', '400' FROM runs;"
     "INSERT INTO params VALUES ('d0','model.moe.experts','\"\"'), ('d1','model.moe.experts','\"\"'), ('d2','model.moe.experts','\"\"');"
     "INSERT INTO params SELECT run_id, 'model.moe.experts', '\"E14A1S1U1\"' FROM runs WHERE label = 'promoe';"
     "INSERT INTO params SELECT run_id, 'model.moe.router', 'prototype' FROM runs WHERE label = 'promoe';"
@@ -95,6 +97,9 @@ int main(void)
     CHECK(strstr(slurp(path_in("out/tables/claims.csv")), "t1-promoe-vs-dense-val,\"Table 3\",val_loss,,mini,2,"),
           "claims csv");
     CHECK(strstr(slurp(path_in("out/REPORT.md")), "![training loss](figures/loss-table1.png)"), "loss figure");
+    CHECK(strstr(slurp(path_in("out/REPORT.md")), "1/20 of the run: 200 steps of 4000) and the held-out validation "
+                                                   "loss (points, every 400 steps)"),
+          "the loss curves' smoothing span and validation interval from the runs' params");
     CHECK(strstr(slurp(path_in("out/figures/loss-table1.dat")), "# label dense\n10 0.5 0.5 1\n"), "loss data");
     snprintf(command, sizeof command, "rm -rf %s", dir);
     if (check_failed == 0 && system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -16,6 +16,7 @@
 #include "report/claims.h"
 #include "report/plot.h"
 #include "report/plot_gnuplot.h"
+#include "report/smooth.h"
 #include "report/stats.h"
 #include "report/table.h"
 #include "store/study_queries.h"
@@ -349,9 +350,12 @@ static int write_curves(struct study *s)
 {
     char dir[IO_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/figures", s->l->out_dir);
+    // The protocol's numbers, from the runs' params: training steps and the validation interval.
+    long long steps = store_sweep_int_param(s->db, s->l->sweep, "train.steps");
+    long long val_every = store_sweep_int_param(s->db, s->l->sweep, "eval.val_every");
     fprintf(s->f, "## Loss curves\n\nTraining loss (mean over seeds; raw faint, and bold its centred moving average over "
-            "1/20 of the run: 100 steps of 2000) and the held-out validation loss "
-            "(points, every 200 steps). Data and gnuplot scripts beside each PNG in `figures/`.\n\n");
+            "1/20 of the run: %g steps of %lld) and the held-out validation loss (points, every %lld steps). Data and "
+            "gnuplot scripts beside each PNG in `figures/`.\n\n", smooth_default_span((double)steps), steps, val_every);
     for (int i = 0; i < s->l->n_figures; i++) {
         const struct study_figure *fig = &s->l->figures[i];
         struct plot_options o = {.out_dir = dir, .run_gnuplot = 1, .name = fig->name, .n_labels = fig->n_labels};
@@ -432,7 +436,7 @@ static int write_diversity_figure(struct study *s)
     char dir[IO_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/figures", s->l->out_dir);
     FILE *dat, *gp;
-    int points[2], D = store_sweep_hidden(s->db, s->l->sweep);
+    int points[2], D = (int)store_sweep_int_param(s->db, s->l->sweep, "model.hidden");
     if (io_make_folders(dir) < 0 || plot_open(&dat, dir, name, "dat") < 0) return -1;
     int rc = 0;
     for (int i = 0; i < 2 && !rc; i++) rc = write_diversity_block(s, dat, labels[i], &points[i]);

@@ -29,9 +29,9 @@ static const char DIVERSITY_SQL[] =
     "JOIN sweep_runs s ON s.run_id = d.run_id AND s.sweep = ?1 WHERE coalesce(r.label, r.run_id) = ?2 "
     "AND d.layer = -1 AND d.variant = 'out' AND d.step = (SELECT max(step) FROM diversity WHERE run_id = d.run_id) "
     "GROUP BY d.k ORDER BY d.k";
-static const char HIDDEN_SQL[] =
-    "SELECT CAST(p.value AS INTEGER) FROM params p JOIN sweep_runs s ON s.run_id = p.run_id AND s.sweep = ?1 "
-    "WHERE p.key = 'model.hidden' LIMIT 1";
+static const char INT_PARAM_SQL[] =
+    "SELECT max(CAST(p.value AS INTEGER)) FROM params p JOIN sweep_runs s ON s.run_id = p.run_id AND s.sweep = ?1 "
+    "WHERE p.key = ?2";
 static const char EVAL_TIME_SQL[] =
     "SELECT count(*), coalesce(sum(e.wall_s), 0) FROM (SELECT DISTINCT run_id, step, cfg_scale, sample_seed, "
     "wall_s FROM evals WHERE source = 'harness') e JOIN sweep_runs s ON s.run_id = e.run_id AND s.sweep = ?1";
@@ -121,15 +121,16 @@ int store_label_diversity(struct store *db, const char *sweep, const char *label
     return rc;
 }
 
-int store_sweep_hidden(struct store *db, const char *sweep)
+long long store_sweep_int_param(struct store *db, const char *sweep, const char *key)
 {
     sqlite3_stmt *st;
-    int hidden = 0;
-    if (sqlite3_prepare_v2(db->handle, HIDDEN_SQL, -1, &st, NULL) != SQLITE_OK) return 0;
+    long long value = 0;
+    if (sqlite3_prepare_v2(db->handle, INT_PARAM_SQL, -1, &st, NULL) != SQLITE_OK) return 0;
     sqlite3_bind_text(st, 1, sweep, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) hidden = sqlite3_column_int(st, 0);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) value = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    return hidden;
+    return value;
 }
 
 int store_sweep_eval_time(struct store *db, const char *sweep, int *evals, double *seconds)

@@ -30,8 +30,9 @@ struct store_diversity_point {
 int store_label_diversity(struct store *db, const char *sweep, const char *label,
                           struct store_diversity_point **rows, int *n);
 
-// model.hidden of a run of the sweep; 0 when none records it or the database cannot say.
-int store_sweep_hidden(struct store *db, const char *sweep);
+// The largest value of an integer param (model.hidden, train.steps) over the sweep's runs; 0 when
+// none records it or the database cannot say.
+long long store_sweep_int_param(struct store *db, const char *sweep, const char *key);
 
 // The harness's distinct sample evaluations of the sweep's runs and their seconds in all.
 int store_sweep_eval_time(struct store *db, const char *sweep, int *evals, double *seconds);
