@@ -40,6 +40,8 @@ static const char DATA_SQL[] =
     "INSERT INTO params VALUES ('d0','train.batch_size','128'), ('d0','train.lr','0.001');"
     "INSERT INTO params SELECT run_id, 'train.steps', '4000' FROM runs;"
     "INSERT INTO params SELECT run_id, 'eval.val_every', '400' FROM runs;"
+    "INSERT INTO params SELECT run_id, 'eval.val_n', '300' FROM runs;"
+    "INSERT INTO params SELECT run_id, 'eval.val_bins', '8' FROM runs;"
     "INSERT INTO params VALUES ('d0','model.moe.experts','\"\"'), ('d1','model.moe.experts','\"\"'), ('d2','model.moe.experts','\"\"');"
     "INSERT INTO params SELECT run_id, 'model.moe.experts', '\"E14A1S1U1\"' FROM runs WHERE label = 'promoe';"
     "INSERT INTO params SELECT run_id, 'model.moe.router', 'prototype' FROM runs WHERE label = 'promoe';"
@@ -69,6 +71,7 @@ int main(void)
     const char *md = slurp(path_in("out/REPORT.md"));
     CHECK(strstr(md, "4 of 5 runs done"), "header:\n%.400s", md);
     CHECK(strstr(md, "```yaml\n# The mini study's protocol"), "protocol verbatim");
+    CHECK(strstr(md, "uses the same 300 test images, noise and 8 timestep bins"), "validation set from the runs' params");
     CHECK(strstr(md, "| promoe | 2 / 2 | 3.00M | 1.00M | 190.0 | 11.0 min | 1 |"), "parameters row");
     CHECK(strstr(md, "### Protocol search") && strstr(md, "| batch 128, lr 1e-3 (the first protocol) | 30.00 |"),
           "protocol search table with d0's FD:\n%.600s", strstr(md, "### Protocol search") ? strstr(md, "### Protocol search") : md);

@@ -126,14 +126,16 @@ static int write_protocol(struct study *s)
     char line[512];
     while (fgets(line, sizeof line, p)) fputs(line, s->f);
     fclose(p);
+    long long val_n = store_sweep_int_param(s->db, s->l->sweep, "eval.val_n");
+    long long val_bins = store_sweep_int_param(s->db, s->l->sweep, "eval.val_bins");
     fprintf(s->f, "```\n\nFor a given seed every method sees the same data order, flips, label dropout, noise and "
-            "timesteps, so rows are compared seed by seed (paired). The validation loss uses the same 500 "
-            "test images, noise and 10 timestep bins for every run. Parameters and speed per method: "
+            "timesteps, so rows are compared seed by seed (paired). The validation loss uses the same %lld "
+            "test images, noise and %lld timestep bins for every run. Parameters and speed per method: "
             "training images per second of each run's last attempt (averaged over runs), and the wall time of "
             "a done run, all its attempts from start to end, validation and evaluation included; runs train "
             "two at a time on the 2 cores, with the threads per run recorded in the last column:\n\n"
             "| Method | Runs done | Parameters | Activated | img/s | Wall time per run | Threads |\n"
-            "|---|---:|---:|---:|---:|---:|---:|\n");
+            "|---|---:|---:|---:|---:|---:|---:|\n", val_n, val_bins);
     for (int i = 0; i < s->n_labels; i++) {
         const struct store_label_summary *r = &s->labels[i];
         if (!(r->params_total > 0)) {
