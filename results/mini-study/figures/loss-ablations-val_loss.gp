@@ -9,4 +9,6 @@ plot \
   'loss-ablations-val_loss.dat' index 0 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#1f77b4' title 'kmeans', \
   'loss-ablations-val_loss.dat' index 1 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#ff7f0e' title 'promoe', \
   'loss-ablations-val_loss.dat' index 2 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#2ca02c' title 'promoe-softmax', \
-  'loss-ablations-val_loss.dat' index 3 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#d62728' title 'promoe-sigmoid'
+  'loss-ablations-val_loss.dat' index 3 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#d62728' title 'promoe-sigmoid', \
+  'loss-ablations-val_loss.dat' index 4 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#9467bd' title 'kmeans-nocond', \
+  'loss-ablations-val_loss.dat' index 5 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#8c564b' title 'promoe-top3'
