@@ -182,6 +182,7 @@ static int prepare_matching(struct store *db, const char *sweep, const char *con
             used += snprintf(sql + used, sizeof sql - (size_t)used, MATCH_WHERE_OR_ABSENT_SQL, key, value, key);
         else
             used += snprintf(sql + used, sizeof sql - (size_t)used, MATCH_WHERE_SQL, key, value);
+        if (used >= (int)sizeof sql) return err("row query: %d where keys are more than one statement holds", n_where);
     }
     snprintf(sql + used, sizeof sql - (size_t)used, " ORDER BY s.idx");
     if (prepare_for_sweep(db, sql, sweep, "row query", stmt) < 0) return -1;
