@@ -11,4 +11,5 @@ plot \
   'loss-ablations-val_loss.dat' index 2 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#2ca02c' title 'promoe-softmax', \
   'loss-ablations-val_loss.dat' index 3 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#d62728' title 'promoe-sigmoid', \
   'loss-ablations-val_loss.dat' index 4 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#9467bd' title 'kmeans-nocond', \
-  'loss-ablations-val_loss.dat' index 5 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#8c564b' title 'promoe-top3'
+  'loss-ablations-val_loss.dat' index 5 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#8c564b' title 'promoe-top3', \
+  'loss-ablations-val_loss.dat' index 6 using 1:2 with linespoints lw 2.5 pt 7 ps 1.2 lc rgb '#e377c2' title 'promoe-lb'
